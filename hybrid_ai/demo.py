@@ -1,0 +1,103 @@
+"""``make demo``: an offline ``freqtrade backtesting`` of HybridAIStrategy.
+
+1. Uses the candles in ``user_data/data/binance``; when that holds none, writes a seeded
+   synthetic market there and says so loudly (before and after the report).
+2. Checks that every whitelisted pair has the 5m and 1h files the strategy needs.
+3. Starts the local exchange on the port of ``user_data/config.offline.json`` and runs
+   freqtrade's own backtesting against it; freqtrade prints its normal report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from local_exchange.market_data import MarketData, MarketDataError
+from local_exchange.overlay import DEFAULT_HOST, DEFAULT_PORT
+from local_exchange.server import BinanceApi, LocalExchangeServer, PortInUseError
+from local_exchange.synthetic import SYNTHETIC_MARKER, has_candles, is_synthetic, write_market
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = REPO / "config.json"
+OVERLAY = REPO / "user_data" / "config.offline.json"
+DEFAULT_DATADIR = REPO / "user_data" / "data" / "binance"
+TIMEFRAMES = ("5m", "1h")  # the strategy's timeframe and its informative timeframe
+
+
+class DemoError(RuntimeError):
+    """Something the user must fix before the demo can run."""
+
+
+def whitelist(config_path: Path = CONFIG) -> list[str]:
+    return list(json.loads(config_path.read_text())["exchange"]["pair_whitelist"])
+
+
+def missing_files(datadir: Path, pairs: list[str]) -> list[str]:
+    return [
+        f"{pair.replace('/', '_')}-{tf}.feather"
+        for pair in pairs
+        for tf in TIMEFRAMES
+        if not (datadir / f"{pair.replace('/', '_')}-{tf}.feather").exists()
+    ]
+
+
+def prepare_data(datadir: Path, pairs: list[str], days: int, seed: int) -> bool:
+    """Make sure ``datadir`` holds candles for ``pairs``; returns True if they are synthetic."""
+    if not has_candles(datadir):
+        print(f"demo: {datadir} holds no candles, generating a synthetic market "
+              f"({days} days, seed {seed})...", flush=True)
+        write_market(datadir, days=days, seed=seed)
+    missing = missing_files(datadir, pairs)
+    if missing:
+        raise DemoError(
+            f"{datadir} lacks {len(missing)} candle file(s) for the whitelist: "
+            f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}. Download them with "
+            f"`freqtrade download-data -c config.json --datadir {datadir} -t 5m 1h` (online), "
+            f"or empty the directory to use the synthetic market."
+        )
+    return is_synthetic(datadir)
+
+
+def run_backtest(datadir: Path, timerange: str | None, extra: list[str]) -> int:
+    data = MarketData.load(datadir)
+    server = LocalExchangeServer(BinanceApi(data), host=DEFAULT_HOST, port=DEFAULT_PORT)
+    server.start_in_thread()
+    cmd = [
+        sys.executable, "-m", "freqtrade", "backtesting",
+        "-c", str(CONFIG), "-c", str(OVERLAY),
+        "--datadir", str(datadir), "--cache", "none", "--export", "trades",
+    ]
+    if timerange:
+        cmd += ["--timerange", timerange]
+    try:
+        return subprocess.call([*cmd, *extra], cwd=REPO)
+    finally:
+        server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m hybrid_ai.demo", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datadir", type=Path, default=DEFAULT_DATADIR)
+    parser.add_argument("--timerange", help="freqtrade timerange, e.g. 20240301-20240601")
+    parser.add_argument("--days", type=int, default=180, help="length of a synthetic market")
+    parser.add_argument("--seed", type=int, default=42, help="seed of a synthetic market")
+    parser.add_argument("freqtrade_args", nargs="*", help="passed on to freqtrade backtesting")
+    args = parser.parse_args(argv)
+    try:
+        synthetic = prepare_data(args.datadir, whitelist(), args.days, args.seed)
+        banner = f"*** {(args.datadir / SYNTHETIC_MARKER).read_text().strip()} ***" if synthetic else ""
+        print(banner, flush=True)
+        code = run_backtest(args.datadir, args.timerange, args.freqtrade_args)
+    except (DemoError, MarketDataError, PortInUseError) as exc:
+        print(f"demo: error: {exc}", file=sys.stderr)
+        return 2
+    print(banner, flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,34 @@
+"""The approval gate: a technical entry signal trades only if every layer approves.
+
+The technical signal proposes; each upper layer (ML, oracle) adds one boolean column
+named ``gate_<layer>`` in ``populate_indicators``. The gate is the AND of all such
+columns present (none yet: always open), so adding a layer is adding a column, never a
+rewrite of the entry logic. The entry tag names the layers that decided, e.g.
+``ta+ml+oracle``.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+GATE_PREFIX = "gate_"
+APPROVED = "gate_approved"
+
+
+def gate_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c.startswith(GATE_PREFIX) and c != APPROVED]
+
+
+def approve(df: pd.DataFrame) -> pd.DataFrame:
+    """Set ``gate_approved`` = AND of all gate columns (missing values count as "no")."""
+    cols = gate_columns(df)
+    approved = pd.Series(True, index=df.index)
+    for col in cols:
+        approved &= df[col].fillna(False).astype(bool)
+    df[APPROVED] = approved
+    return df
+
+
+def entry_tag(df: pd.DataFrame) -> str:
+    """Which layers decided, in gate order: ``ta``, ``ta+ml``, ``ta+ml+oracle``."""
+    return "+".join(["ta", *(c.removeprefix(GATE_PREFIX) for c in gate_columns(df))])

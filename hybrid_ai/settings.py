@@ -1,0 +1,84 @@
+"""The pack's section of the freqtrade config (``"hybrid_ai"``): one place for its keys.
+
+Hard risk limits live here and in freqtrade's own keys (``stoploss``, ``max_open_trades``);
+the strategy's callbacks enforce them and no upper layer (ML, oracle) can raise them.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+CONFIG_SECTION = "hybrid_ai"
+
+
+class RiskLevel(StrEnum):
+    """How boldly to trade; set by config now, by the LLM oracle later."""
+
+    CONSERVATIVE = "conservative"
+    MODERATE = "moderate"
+    AGGRESSIVE = "aggressive"
+
+    @property
+    def rank(self) -> int:
+        """0, 1, 2: a number FreqUI can plot."""
+        return list(RiskLevel).index(self)
+
+
+class HardLimits(BaseModel):
+    """Caps no layer above the execution layer can exceed (fractions of total equity)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_stake_per_trade: float = Field(0.25, gt=0, le=1,
+                                       description="largest stake of one trade")
+    max_total_exposure: float = Field(0.90, gt=0, le=1,
+                                      description="all open trades' stakes together")
+
+
+class PackSettings(BaseModel):
+    """Validated ``hybrid_ai`` config section."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    risk_level: RiskLevel = RiskLevel.MODERATE
+    # Stake = freqtrade's proposed stake x this multiplier, then capped by the hard limits.
+    stake_multipliers: dict[RiskLevel, float] = Field(
+        default_factory=lambda: {
+            RiskLevel.CONSERVATIVE: 0.5,
+            RiskLevel.MODERATE: 1.0,
+            RiskLevel.AGGRESSIVE: 1.5,
+        }
+    )
+    limits: HardLimits = Field(default_factory=HardLimits)
+
+    @model_validator(mode="after")
+    def _all_levels_priced(self) -> PackSettings:
+        missing = [lvl.value for lvl in RiskLevel if lvl not in self.stake_multipliers]
+        if missing:
+            raise ValueError(f"stake_multipliers lacks risk levels {missing}")
+        if any(m < 0 for m in self.stake_multipliers.values()):
+            raise ValueError("stake_multipliers must be >= 0")
+        return self
+
+    def multiplier(self, level: RiskLevel) -> float:
+        return self.stake_multipliers[level]
+
+
+class SettingsError(ValueError):
+    """The ``hybrid_ai`` config section is invalid; the message names the key to fix."""
+
+
+def load_settings(config: dict[str, Any]) -> PackSettings:
+    """Parse ``config["hybrid_ai"]`` (absent: defaults) with a message that says what to fix."""
+    section = config.get(CONFIG_SECTION, {}) or {}
+    try:
+        return PackSettings.model_validate(section)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{CONFIG_SECTION}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise SettingsError(f"Invalid '{CONFIG_SECTION}' config section: {problems}") from exc

@@ -1,0 +1,1 @@
+"""Loopback Binance-compatible exchange serving a freqtrade data directory."""

@@ -1,0 +1,220 @@
+# pragma pylint: disable=missing-docstring, invalid-name, too-many-arguments
+"""HybridAIStrategy: the execution layer of the hybrid-AI pack.
+
+Every candle, in well under a millisecond per pair:
+  1. TA-Lib indicators on 5m candles, plus a 1h trend (informative timeframe).
+  2. A technical entry signal (RSI oversold and recovering, MACD golden cross, price back
+     above the Bollinger middle band, enough volume, 1h trend up).
+  3. The approval gate: upper layers (ML, LLM oracle) add ``gate_*`` columns; the signal
+     trades only where all of them approve (see ``hybrid_ai.gates``).
+  4. Capital protection that no upper layer can loosen: hard stoploss -10 %, trailing
+     stop 5 % off the trade's high, partial take-profit (half the position, once),
+     stakes scaled by the risk level and capped by the config's hard limits.
+
+Thresholds are hyperopt parameters (``buy`` / ``sell`` spaces); the risk level and the
+hard limits come from the config's ``hybrid_ai`` section (``hybrid_ai.settings``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import talib.abstract as ta
+from pandas import DataFrame
+
+from freqtrade.persistence import Trade
+from freqtrade.strategy import (
+    BooleanParameter,
+    DecimalParameter,
+    IntParameter,
+    IStrategy,
+    informative,
+)
+from hybrid_ai import gates
+from hybrid_ai.indicators import add_ta_indicators
+from hybrid_ai.risk import capped_stake
+from hybrid_ai.settings import PackSettings, RiskLevel, load_settings
+
+logger = logging.getLogger(__name__)
+
+
+class HybridAIStrategy(IStrategy):
+    INTERFACE_VERSION = 3
+
+    timeframe = "5m"
+    can_short = False
+
+    # No ROI table: exits come from the stops, the partial take-profit and TA reversal.
+    minimal_roi = {"0": 100.0}
+
+    # Hard stop: -10 % from the entry price.
+    stoploss = -0.10
+    # Trailing stop 5 % below the trade's highest price, armed as soon as the trade is in
+    # profit. Freqtrade's built-in trailing (not custom_stoploss) so backtests evaluate it
+    # with freqtrade's own candle-high/low rules, identical for dry-run and live.
+    trailing_stop = True
+    trailing_stop_positive = 0.05
+    trailing_stop_positive_offset = 0.0
+    trailing_only_offset_is_reached = False
+
+    use_exit_signal = True
+    exit_profit_only = False
+    ignore_roi_if_entry_signal = False
+
+    # Partial take-profit uses freqtrade's position adjustment; no DCA entries.
+    position_adjustment_enable = True
+    max_entry_position_adjustment = 0
+    partial_tp_fraction = 0.5
+
+    process_only_new_candles = True
+    # Long enough that RSI/MACD/ATR (recursive formulas) and the 1h SMA50 have converged:
+    # freqtrade's recursive-analysis finds no variance at this startup.
+    startup_candle_count: int = 400
+
+    order_types = {
+        "entry": "limit",
+        "exit": "limit",
+        "stoploss": "market",
+        "stoploss_on_exchange": False,
+    }
+    order_time_in_force = {"entry": "GTC", "exit": "GTC"}
+
+    # --- hyperopt parameters ------------------------------------------------------------
+    buy_rsi = IntParameter(20, 45, default=35, space="buy")
+    buy_rsi_lookback = IntParameter(3, 24, default=12, space="buy")
+    buy_macd_window = IntParameter(1, 6, default=3, space="buy")
+    buy_volume_ratio = DecimalParameter(0.5, 2.0, default=0.8, decimals=1, space="buy")
+    buy_trend_filter = BooleanParameter(default=True, space="buy")
+
+    sell_rsi = IntParameter(55, 85, default=68, space="sell")
+    sell_partial_tp = DecimalParameter(0.02, 0.10, default=0.04, decimals=3, space="sell")
+
+    @property
+    def protections(self) -> list[dict]:
+        # Active in backtests with --enable-protections, always in dry-run/live.
+        return [
+            {"method": "CooldownPeriod", "stop_duration_candles": 3},
+            {
+                "method": "StoplossGuard",
+                "lookback_period_candles": 288,
+                "trade_limit": 3,
+                "stop_duration_candles": 72,
+                "only_per_pair": False,
+            },
+        ]
+
+    plot_config = {
+        "main_plot": {
+            "bb_upperband": {"color": "rgba(100,149,237,0.6)"},
+            "bb_middleband": {"color": "cornflowerblue"},
+            "bb_lowerband": {"color": "rgba(100,149,237,0.6)",
+                             "fill_to": "bb_upperband", "fill_color": "rgba(100,149,237,0.08)"},
+            "sma20": {"color": "orange"},
+            "sma50": {"color": "purple"},
+            "sma50_1h": {"color": "black"},
+        },
+        "subplots": {
+            "RSI": {"rsi": {"color": "red"}, "rsi_1h": {"color": "darkred"}},
+            "MACD": {
+                "macd": {"color": "blue"},
+                "macdsignal": {"color": "orange"},
+                "macdhist": {"type": "bar", "color": "grey"},
+            },
+            "Gate": {"gate_approved": {"color": "green"}},
+        },
+    }
+
+    # --- lifecycle ----------------------------------------------------------------------
+    def bot_start(self, **kwargs) -> None:
+        """Validate the pack's config section once; a bad value stops the bot with a clear error."""
+        self.settings: PackSettings = load_settings(self.config)
+        self.risk_level: RiskLevel = self.settings.risk_level
+
+    # --- indicators ---------------------------------------------------------------------
+    @informative("1h")
+    def populate_indicators_1h(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        # Merged as rsi_1h / sma50_1h / close_1h, shifted so a 5m candle only sees the
+        # last *closed* 1h candle.
+        dataframe["rsi"] = ta.RSI(dataframe, timeperiod=14)
+        dataframe["sma50"] = ta.SMA(dataframe, timeperiod=50)
+        return dataframe
+
+    def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        dataframe = add_ta_indicators(dataframe)
+        # Upper layers add their gate_* columns here (ML, oracle); then the gate combines them.
+        return gates.approve(dataframe)
+
+    # --- signals ------------------------------------------------------------------------
+    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        rsi = dataframe["rsi"]
+        ta_signal = (
+            (rsi.rolling(self.buy_rsi_lookback.value).min() < self.buy_rsi.value)  # was oversold
+            & (rsi > rsi.shift(1))  # ... and is recovering
+            & (dataframe["macd_cross_up"].rolling(self.buy_macd_window.value).max() > 0)
+            & (dataframe["close"] > dataframe["bb_middleband"])  # back above the BB mid
+            & (dataframe["volume_ratio"] > self.buy_volume_ratio.value)
+            & (dataframe["volume"] > 0)
+        )
+        if self.buy_trend_filter.value:
+            ta_signal &= dataframe["close_1h"] > dataframe["sma50_1h"]
+        dataframe["ta_signal"] = ta_signal.astype(int)
+        entries = ta_signal & dataframe[gates.APPROVED]
+        dataframe.loc[entries, ["enter_long", "enter_tag"]] = (1, gates.entry_tag(dataframe))
+        return dataframe
+
+    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        # Technical reversal: MACD crosses down while RSI is stretched.
+        reversal = dataframe["macd_cross_down"] & (dataframe["rsi"] > self.sell_rsi.value)
+        dataframe.loc[reversal, ["exit_long", "exit_tag"]] = (1, "ta_reversal")
+        return dataframe
+
+    # --- sizing and protection ----------------------------------------------------------
+    def custom_stake_amount(
+        self,
+        pair: str,
+        current_time: datetime,
+        current_rate: float,
+        proposed_stake: float,
+        min_stake: float | None,
+        max_stake: float,
+        leverage: float,
+        entry_tag: str | None,
+        side: str,
+        **kwargs,
+    ) -> float:
+        """Freqtrade's stake x risk-level multiplier, within the hard caps (0 = skip)."""
+        open_exposure = sum(t.stake_amount for t in Trade.get_open_trades())
+        stake = capped_stake(
+            proposed=proposed_stake,
+            multiplier=self.settings.multiplier(self.risk_level),
+            equity=self.wallets.get_total_stake_amount() if self.wallets else proposed_stake,
+            open_exposure=open_exposure,
+            limits=self.settings.limits,
+            min_stake=min_stake,
+            max_stake=max_stake,
+        )
+        if stake == 0.0:
+            logger.info("%s: no entry, no stake fits under the hard limits", pair)
+        return stake
+
+    def adjust_trade_position(
+        self,
+        trade: Trade,
+        current_time: datetime,
+        current_rate: float,
+        current_profit: float,
+        min_stake: float | None,
+        max_stake: float,
+        current_entry_rate: float,
+        current_exit_rate: float,
+        current_entry_profit: float,
+        current_exit_profit: float,
+        **kwargs,
+    ) -> float | None | tuple[float | None, str | None]:
+        """Partial take-profit: sell half the position once, at the configured gain."""
+        if trade.has_open_orders or trade.nr_of_successful_exits > 0:
+            return None
+        if current_exit_profit >= self.sell_partial_tp.value:
+            return -(trade.stake_amount * self.partial_tp_fraction), "partial_tp"
+        return None
