@@ -44,10 +44,10 @@ DEFAULT_PAIRS = (
 
 # Regime: (drift per 5m, volatility per 5m, mean duration in 5m candles)
 REGIMES = {
-    "uptrend": (0.00003, 0.0020, 2_000),
+    "uptrend": (0.00005, 0.0018, 2_000),
     "range": (0.0, 0.0016, 2_500),
-    "crash": (-0.0004, 0.0040, 300),
-    "recovery": (0.00008, 0.0028, 700),
+    "crash": (-0.0003, 0.0035, 300),
+    "recovery": (0.0001, 0.0025, 700),
 }
 TRANSITIONS = {
     "uptrend": (("range", 0.6), ("crash", 0.25), ("uptrend", 0.15)),

@@ -48,15 +48,18 @@ class HybridAIStrategy(IStrategy):
     # No ROI table: exits come from the stops, the partial take-profit and TA reversal.
     minimal_roi = {"0": 100.0}
 
-    # Hard stop: -10 % from the entry price.
+    # Hard stop: -10 % from the entry price, until the trailing stop takes over.
     stoploss = -0.10
-    # Trailing stop 5 % below the trade's highest price, armed as soon as the trade is in
-    # profit. Freqtrade's built-in trailing (not custom_stoploss) so backtests evaluate it
-    # with freqtrade's own candle-high/low rules, identical for dry-run and live.
+    # Trailing stop 5 % below the trade's highest price, armed once the trade has gained
+    # 6 % (from then on the stop locks in at least +0.7 %). Armed at once, a 5 % trail
+    # would make the -10 % hard stop unreachable after the first up-tick. Freqtrade's
+    # built-in trailing (not custom_stoploss): backtests evaluate it with freqtrade's own
+    # candle high/low rules, the same logic dry-run and live use; hyperopt's `trailing`
+    # space can tune it.
     trailing_stop = True
     trailing_stop_positive = 0.05
-    trailing_stop_positive_offset = 0.0
-    trailing_only_offset_is_reached = False
+    trailing_stop_positive_offset = 0.06
+    trailing_only_offset_is_reached = True
 
     use_exit_signal = True
     exit_profit_only = False

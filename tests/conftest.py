@@ -1,0 +1,99 @@
+"""Shared fixtures: data directories, a real local exchange, and freqtrade as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from local_exchange.clock import Clock
+from local_exchange.market_data import MarketData
+from local_exchange.overlay import write_overlay
+from local_exchange.server import BinanceApi, LocalExchangeServer
+from local_exchange.synthetic import write_market
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = REPO / "config.json"
+
+
+def shared_data_dir() -> Path | None:
+    """Real candles from ../shared (or $HYBRID_AI_SHARED_DATA), None when absent."""
+    path = Path(os.environ.get("HYBRID_AI_SHARED_DATA", REPO.parent / "shared/data/binance"))
+    return path if any(path.glob("*-5m.feather")) else None
+
+
+@pytest.fixture(scope="session")
+def real_datadir() -> Path:
+    path = shared_data_dir()
+    if path is None:
+        pytest.skip("real candles absent: set HYBRID_AI_SHARED_DATA or provide ../shared/data/binance")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_datadir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small synthetic market (30 days, 9 pairs, 5m + 1h)."""
+    path = tmp_path_factory.mktemp("synthetic") / "binance"
+    write_market(path, days=30, seed=7)
+    return path
+
+
+@pytest.fixture
+def start_exchange() -> Iterator[Callable[..., LocalExchangeServer]]:
+    """Factory: start a local exchange on a free loopback port; all are stopped afterwards."""
+    servers: list[LocalExchangeServer] = []
+
+    def _start(datadir: Path, clock: Clock | None = None, port: int = 0) -> LocalExchangeServer:
+        server = LocalExchangeServer(BinanceApi(MarketData.load(datadir), clock), port=port)
+        server.start_in_thread()
+        servers.append(server)
+        return server
+
+    yield _start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def module_exchange(request: pytest.FixtureRequest) -> Iterator[Callable[[Path], LocalExchangeServer]]:
+    """Like ``start_exchange`` but lives for a whole test module (one server per datadir)."""
+    servers: dict[Path, LocalExchangeServer] = {}
+
+    def _start(datadir: Path) -> LocalExchangeServer:
+        if datadir not in servers:
+            servers[datadir] = LocalExchangeServer(BinanceApi(MarketData.load(datadir)), port=0)
+            servers[datadir].start_in_thread()
+        return servers[datadir]
+
+    yield _start
+    for server in servers.values():
+        server.stop()
+
+
+def run_freqtrade(
+    args: list[str],
+    exchange_url: str,
+    userdir: Path,
+    extra_config: dict | None = None,
+    timeout: float = 600,
+) -> subprocess.CompletedProcess[str]:
+    """``freqtrade <args> -c config.json -c <overlay for exchange_url> [-c extra]`` in REPO."""
+    overlay = write_overlay(userdir / "config.offline.json", exchange_url)
+    configs = ["-c", str(CONFIG), "-c", str(overlay)]
+    if extra_config:
+        extra = userdir / "config.extra.json"
+        extra.write_text(json.dumps(extra_config))
+        configs += ["-c", str(extra)]
+    cmd = [sys.executable, "-m", "freqtrade", *args[:1], *configs, "--userdir", str(userdir),
+           *args[1:]]
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def freqtrade() -> Callable[..., subprocess.CompletedProcess[str]]:
+    return run_freqtrade

@@ -1,0 +1,156 @@
+"""Protection rules on hand-built candles, through freqtrade's own backtesting engine.
+
+Three pairs, each a scripted price path after a forced entry at 100 (see
+tests/strategies/ProtectionProbe.py); the local exchange serves their markets.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from freqtrade.configuration import setup_utils_configuration
+from freqtrade.enums import RunMode
+from freqtrade.optimize.backtesting import Backtesting
+from local_exchange.overlay import write_overlay
+from local_exchange.synthetic import resample
+
+REPO = Path(__file__).resolve().parent.parent
+ENTRY_SIGNAL = pd.Timestamp("2024-01-03 00:00", tz="UTC")
+FLAT = (100.0, 100.05, 99.95, 100.0)
+
+# Candles from the entry candle on: (open, high, low, close).
+SCENARIOS: dict[str, list[tuple[float, float, float, float]]] = {
+    # A -12 % candle: the hard stop sells at exactly -10 % (90).
+    "HARD/USDT": [FLAT, FLAT, (100.0, 100.05, 88.0, 89.0)],
+    # Up to a high of 110 (trailing armed past +6 %), then a pull-back below 110 * 0.95.
+    "TRAIL/USDT": [
+        FLAT,
+        (100.0, 102.0, 99.9, 102.0),
+        (102.0, 104.0, 101.9, 104.0),
+        (104.0, 106.0, 103.9, 106.0),
+        (106.0, 108.0, 105.9, 108.0),
+        (108.0, 110.0, 107.9, 109.5),
+        (109.5, 109.6, 104.0, 104.2),
+    ],
+    # Up 5 % and hovering there for hours: half is sold once, never twice.
+    "PTP/USDT": [FLAT, (100.0, 103.0, 99.9, 103.0), (103.0, 105.2, 102.9, 105.0)]
+    + [(105.0, 105.3, 104.8, 105.0)] * 60,
+}
+
+
+def build_candles(path: list[tuple[float, float, float, float]]) -> pd.DataFrame:
+    dates = pd.date_range("2023-12-01", "2024-01-03 12:00", freq="5min", tz="UTC")
+    entry_idx = int(dates.get_loc(ENTRY_SIGNAL)) + 1
+    rows = [FLAT] * entry_idx + path
+    last_close = path[-1][3]
+    rows += [(last_close, last_close, last_close, last_close)] * (len(dates) - len(rows))
+    df = pd.DataFrame(rows[: len(dates)], columns=["open", "high", "low", "close"])
+    df.insert(0, "date", dates)
+    df["volume"] = 1000.0
+    return df
+
+
+@pytest.fixture(scope="module")
+def scenario_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    datadir = tmp_path_factory.mktemp("scenarios") / "binance"
+    datadir.mkdir()
+    for pair, path in SCENARIOS.items():
+        df = build_candles(path)
+        stem = pair.replace("/", "_")
+        df.to_feather(datadir / f"{stem}-5m.feather")
+        resample(df, "1h").to_feather(datadir / f"{stem}-1h.feather")
+    return datadir
+
+
+def backtest(scenario_dir: Path, url: str, tmp: Path, hybrid_ai: dict | None = None) -> dict:
+    """Run freqtrade's Backtesting in-process; return {pair: trade dict}."""
+    overlay = write_overlay(tmp / "offline.json", url)
+    extra = tmp / "extra.json"
+    extra.write_text(json.dumps({
+        "exchange": {"pair_whitelist": list(SCENARIOS)},
+        **({"hybrid_ai": hybrid_ai} if hybrid_ai else {}),
+    }))
+    args = {
+        "config": [str(REPO / "config.json"), str(overlay), str(extra)],
+        "strategy": "ProtectionProbe",
+        "strategy_path": str(REPO / "tests" / "strategies"),
+        "datadir": str(scenario_dir),
+        "user_data_dir": str(tmp / "user_data"),
+        "timerange": "20240102-20240104",
+        "export": "none",
+        "backtest_cache": "none",
+    }
+    (tmp / "user_data").mkdir(exist_ok=True)
+    config = setup_utils_configuration(args, RunMode.BACKTEST)
+    bt = Backtesting(config)
+    bt.start()
+    trades = bt.results["strategy"]["ProtectionProbe"]["trades"]
+    return {t["pair"]: t for t in trades}
+
+
+@pytest.fixture(scope="module")
+def moderate(scenario_dir, module_exchange, tmp_path_factory) -> dict:
+    server = module_exchange(scenario_dir)
+    return backtest(scenario_dir, server.url, tmp_path_factory.mktemp("bt_moderate"))
+
+
+def test_every_scenario_entered_at_100(moderate):
+    assert set(moderate) == set(SCENARIOS)
+    for trade in moderate.values():
+        assert trade["open_rate"] == pytest.approx(100.0)
+        assert pd.Timestamp(trade["open_date"]) == ENTRY_SIGNAL + pd.Timedelta(minutes=5)
+
+
+def test_hard_stop_sells_at_minus_ten_percent(moderate):
+    trade = moderate["HARD/USDT"]
+    assert trade["exit_reason"] == "stop_loss"
+    assert trade["close_rate"] == pytest.approx(90.0)
+    assert pd.Timestamp(trade["close_date"]) == ENTRY_SIGNAL + pd.Timedelta(minutes=15)
+
+
+def test_trailing_stop_sells_five_percent_below_the_high(moderate):
+    trade = moderate["TRAIL/USDT"]
+    assert trade["exit_reason"] == "trailing_stop_loss"
+    assert trade["close_rate"] == pytest.approx(110.0 * 0.95)
+    assert trade["profit_ratio"] > 0  # trailing locked in a gain
+
+
+def partial_exits(trade: dict) -> list[dict]:
+    return [o for o in trade["orders"] if not o["ft_is_entry"] and o["ft_order_tag"] == "partial_tp"]
+
+
+def test_partial_take_profit_sells_half_exactly_once(moderate):
+    trade = moderate["PTP/USDT"]
+    partials = partial_exits(trade)
+    entry_amount = next(o["amount"] for o in trade["orders"] if o["ft_is_entry"])
+    assert len(partials) == 1
+    assert partials[0]["amount"] == pytest.approx(entry_amount / 2, rel=1e-3)
+    assert partials[0]["safe_price"] == pytest.approx(105.0)  # first candle open >= +4 %
+    assert trade["exit_reason"] == "force_exit"  # the rest stays open to the end
+    assert trade["amount"] == pytest.approx(entry_amount / 2, rel=1e-3)
+
+
+def test_trailing_scenario_also_took_partial_profit_first(moderate):
+    partials = partial_exits(moderate["TRAIL/USDT"])
+    assert len(partials) == 1 and partials[0]["safe_price"] == pytest.approx(106.0)
+
+
+def test_stakes_follow_risk_level_within_hard_caps(moderate, scenario_dir, module_exchange,
+                                                   tmp_path_factory):
+    # Moderate: freqtrade's equal share (990 / 4 slots), also the 25 % per-trade cap
+    # (the exchange's lot step of 0.01 at price 100 rounds it down by up to 1 USDT).
+    moderate_stake = moderate["HARD/USDT"]["stake_amount"]
+    assert moderate_stake == pytest.approx(990 / 4, abs=1.0)
+    url = module_exchange(scenario_dir).url
+    conservative = backtest(scenario_dir, url, tmp_path_factory.mktemp("bt_cons"),
+                            {"risk_level": "conservative"})
+    assert conservative["HARD/USDT"]["stake_amount"] == pytest.approx(990 / 8, abs=1.0)
+    # Aggressive asks 1.5x, but max_stake_per_trade (10 % here) caps it.
+    capped = backtest(scenario_dir, url, tmp_path_factory.mktemp("bt_aggr"),
+                      {"risk_level": "aggressive", "limits": {"max_stake_per_trade": 0.10}})
+    for trade in capped.values():
+        assert trade["stake_amount"] <= 0.10 * 1000 + 1e-6
