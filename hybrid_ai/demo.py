@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         synthetic = prepare_data(args.datadir, whitelist(), args.days, args.seed)
-        banner = f"*** {(args.datadir / SYNTHETIC_MARKER).read_text().strip()} ***" if synthetic else ""
+        marker = args.datadir / SYNTHETIC_MARKER
+        banner = f"*** {marker.read_text().strip()} ***" if synthetic else ""
         print(banner, flush=True)
         code = run_backtest(args.datadir, args.timerange, args.freqtrade_args)
     except (DemoError, MarketDataError, PortInUseError) as exc:

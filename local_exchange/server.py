@@ -20,7 +20,14 @@ from urllib.parse import parse_qs, urlsplit
 import numpy as np
 
 from local_exchange.clock import Clock, StaticClock
-from local_exchange.market_data import MarketData, MarketDataError, Precision, Series, Symbol
+from local_exchange.market_data import (
+    MarketData,
+    MarketDataError,
+    Precision,
+    Series,
+    Symbol,
+    timeframe_ms,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +51,7 @@ class PortInUseError(RuntimeError):
 
 
 def _fmt(value: float, step: float) -> str:
-    decimals = max(0, -int(math.floor(math.log10(step)))) if step < 1 else 0
+    decimals = max(0, -math.floor(math.log10(step))) if step < 1 else 0
     return f"{value:.{decimals}f}"
 
 
@@ -82,7 +89,7 @@ class BinanceApi:
             try:
                 names = json.loads(params["symbols"])
             except json.JSONDecodeError as exc:
-                raise ApiError(400, -1100, "Illegal characters found in parameter 'symbols'.") from exc
+                raise ApiError(400, -1100, "Illegal characters in parameter 'symbols'.") from exc
             return [self._symbol({"symbol": n}) for n in names]
         return list(self.data.symbols.values())
 
@@ -129,6 +136,7 @@ class BinanceApi:
 
     def _symbol_info(self, sym: Symbol) -> dict[str, Any]:
         p = self.precision[sym.name]
+        tick, step = p.tick_size, p.step_size
         return {
             "symbol": sym.name,
             "status": "TRADING",
@@ -150,12 +158,12 @@ class BinanceApi:
             "isSpotTradingAllowed": True,
             "isMarginTradingAllowed": False,
             "filters": [
-                {"filterType": "PRICE_FILTER", "minPrice": _fmt(p.tick_size, p.tick_size),
-                 "maxPrice": _fmt(1_000_000.0, p.tick_size), "tickSize": _fmt(p.tick_size, p.tick_size)},
-                {"filterType": "LOT_SIZE", "minQty": _fmt(p.step_size, p.step_size),
-                 "maxQty": _fmt(9_000_000.0, p.step_size), "stepSize": _fmt(p.step_size, p.step_size)},
+                {"filterType": "PRICE_FILTER", "minPrice": _fmt(tick, tick),
+                 "maxPrice": _fmt(1_000_000.0, tick), "tickSize": _fmt(tick, tick)},
+                {"filterType": "LOT_SIZE", "minQty": _fmt(step, step),
+                 "maxQty": _fmt(9_000_000.0, step), "stepSize": _fmt(step, step)},
                 {"filterType": "MARKET_LOT_SIZE", "minQty": "0.00000000",
-                 "maxQty": _fmt(1_000_000.0, p.step_size), "stepSize": "0.00000000"},
+                 "maxQty": _fmt(1_000_000.0, step), "stepSize": "0.00000000"},
                 {"filterType": "NOTIONAL", "minNotional": f"{p.min_notional:.8f}",
                  "applyMinToMarket": True, "maxNotional": "9000000.00000000",
                  "applyMaxToMarket": False, "avgPriceMins": 5},
@@ -172,8 +180,6 @@ class BinanceApi:
         interval = params.get("interval")
         if interval not in INTERVALS:
             raise ApiError(400, -1120, "Invalid interval.")
-        from local_exchange.market_data import timeframe_ms
-
         series = self.data.series(sym.name, timeframe_ms(interval))
         if series is None:
             raise ApiError(
@@ -223,7 +229,8 @@ class BinanceApi:
         open_price = float(series.open[window][0])
         volume = float(series.volume[window].sum())
         quote_volume = float((series.volume[window] * series.close[window]).sum())
-        bid, ask = _round_to(last - p.tick_size, p.tick_size), _round_to(last + p.tick_size, p.tick_size)
+        bid = _round_to(last - p.tick_size, p.tick_size)
+        ask = _round_to(last + p.tick_size, p.tick_size)
         shift = self.clock.shift_ms
         return {
             "symbol": sym.name,
@@ -348,16 +355,16 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(payload)
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+    def do_GET(self) -> None:
         self._answer("GET")
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self._answer("POST")
 
-    def do_DELETE(self) -> None:  # noqa: N802
+    def do_DELETE(self) -> None:
         self._answer("DELETE")
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s - %s", self.address_string(), format % args)
 
 

@@ -21,8 +21,6 @@ import logging
 from datetime import datetime
 
 import talib.abstract as ta
-from pandas import DataFrame
-
 from freqtrade.persistence import Trade
 from freqtrade.strategy import (
     BooleanParameter,
@@ -31,6 +29,8 @@ from freqtrade.strategy import (
     IStrategy,
     informative,
 )
+from pandas import DataFrame
+
 from hybrid_ai import gates
 from hybrid_ai.indicators import add_ta_indicators
 from hybrid_ai.risk import capped_stake
@@ -214,7 +214,7 @@ class HybridAIStrategy(IStrategy):
         current_entry_profit: float,
         current_exit_profit: float,
         **kwargs,
-    ) -> float | None | tuple[float | None, str | None]:
+    ) -> float | tuple[float | None, str | None] | None:
         """Partial take-profit: sell half the position once, at the configured gain."""
         if trade.has_open_orders or trade.nr_of_successful_exits > 0:
             return None

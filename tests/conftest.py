@@ -31,7 +31,7 @@ def shared_data_dir() -> Path | None:
 def real_datadir() -> Path:
     path = shared_data_dir()
     if path is None:
-        pytest.skip("real candles absent: set HYBRID_AI_SHARED_DATA or provide ../shared/data/binance")
+        pytest.skip("real candles absent: set HYBRID_AI_SHARED_DATA or add ../shared/data/binance")
     return path
 
 
@@ -60,7 +60,7 @@ def start_exchange() -> Iterator[Callable[..., LocalExchangeServer]]:
 
 
 @pytest.fixture(scope="module")
-def module_exchange(request: pytest.FixtureRequest) -> Iterator[Callable[[Path], LocalExchangeServer]]:
+def module_exchange() -> Iterator[Callable[[Path], LocalExchangeServer]]:
     """Like ``start_exchange`` but lives for a whole test module (one server per datadir)."""
     servers: dict[Path, LocalExchangeServer] = {}
 
@@ -91,7 +91,9 @@ def run_freqtrade(
         configs += ["-c", str(extra)]
     cmd = [sys.executable, "-m", "freqtrade", *args[:1], *configs, "--userdir", str(userdir),
            *args[1:]]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    # A wide virtual terminal: freqtrade's rich logging would otherwise wrap lines at 80.
+    env = {**os.environ, "COLUMNS": "250"}
+    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
 
 
 @pytest.fixture

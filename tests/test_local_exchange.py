@@ -162,7 +162,7 @@ def test_missing_pair_is_named(synthetic_datadir):
 
 def test_malformed_candle_file_is_named(tmp_path):
     (tmp_path / "BTC_USDT-5m.feather").write_bytes(b"this is not arrow data")
-    with pytest.raises(MarketDataError, match="BTC_USDT-5m.feather"):
+    with pytest.raises(MarketDataError, match=r"BTC_USDT-5m\.feather"):
         MarketData.load(tmp_path)
     pd.DataFrame({"date": [1], "close": [1.0]}).to_feather(tmp_path / "BTC_USDT-5m.feather")
     with pytest.raises(MarketDataError, match="lacks columns"):

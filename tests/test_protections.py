@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from freqtrade.configuration import setup_utils_configuration
 from freqtrade.enums import RunMode
 from freqtrade.optimize.backtesting import Backtesting
+
 from local_exchange.overlay import write_overlay
 from local_exchange.synthetic import resample
 
@@ -120,7 +120,8 @@ def test_trailing_stop_sells_five_percent_below_the_high(moderate):
 
 
 def partial_exits(trade: dict) -> list[dict]:
-    return [o for o in trade["orders"] if not o["ft_is_entry"] and o["ft_order_tag"] == "partial_tp"]
+    exits = [o for o in trade["orders"] if not o["ft_is_entry"]]
+    return [o for o in exits if o["ft_order_tag"] == "partial_tp"]
 
 
 def test_partial_take_profit_sells_half_exactly_once(moderate):

@@ -11,7 +11,7 @@ import pandas as pd
 from pandas import DataFrame
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "strategies"))
-from HybridAIStrategy import HybridAIStrategy  # noqa: E402
+from HybridAIStrategy import HybridAIStrategy
 
 # Candle whose close gives the entry signal; the entry fills at the next candle's open.
 ENTRY_SIGNAL = pd.Timestamp("2024-01-03 00:00", tz="UTC")

@@ -1,0 +1,107 @@
+"""Fast unit tests of the pack's pure pieces: settings, sizing, gate, indicators, synthetic."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybrid_ai import gates
+from hybrid_ai.indicators import add_ta_indicators
+from hybrid_ai.risk import capped_stake
+from hybrid_ai.settings import HardLimits, RiskLevel, SettingsError, load_settings
+from local_exchange.synthetic import generate
+
+
+def test_settings_defaults_and_config_values():
+    assert load_settings({}).risk_level is RiskLevel.MODERATE
+    s = load_settings({"hybrid_ai": {"risk_level": "aggressive",
+                                     "limits": {"max_stake_per_trade": 0.1}}})
+    assert s.risk_level is RiskLevel.AGGRESSIVE and s.limits.max_stake_per_trade == 0.1
+    assert s.multiplier(RiskLevel.CONSERVATIVE) == 0.5
+    assert [lvl.rank for lvl in RiskLevel] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("section", "fragment"),
+    [
+        ({"risk_level": "yolo"}, "hybrid_ai.risk_level"),
+        ({"limits": {"max_total_exposure": 1.5}}, "hybrid_ai.limits.max_total_exposure"),
+        ({"limits": {"max_stake": 0.1}}, "hybrid_ai.limits.max_stake"),
+        ({"stake_multipliers": {"moderate": 1.0}}, "lacks risk levels"),
+    ],
+)
+def test_bad_settings_name_the_key_to_fix(section, fragment):
+    with pytest.raises(SettingsError, match=fragment.replace(".", r"\.")):
+        load_settings({"hybrid_ai": section})
+
+
+LIMITS = HardLimits(max_stake_per_trade=0.25, max_total_exposure=0.9)
+
+
+def test_stake_scales_with_the_multiplier():
+    assert capped_stake(100, 0.5, 1000, 0, LIMITS, 5, 1000) == 50
+    assert capped_stake(100, 1.0, 1000, 0, LIMITS, 5, 1000) == 100
+
+
+def test_stake_never_exceeds_the_hard_caps():
+    assert capped_stake(400, 1.5, 1000, 0, LIMITS, 5, 1000) == 250  # per-trade cap
+    assert capped_stake(200, 1.0, 1000, 800, LIMITS, 5, 1000) == 100  # exposure room
+    assert capped_stake(200, 1.0, 1000, 0, LIMITS, 5, 120) == 120  # freqtrade's max
+
+
+def test_no_stake_when_nothing_fits():
+    assert capped_stake(200, 1.0, 1000, 900, LIMITS, 5, 1000) == 0.0  # exposure full
+    assert capped_stake(4, 1.0, 1000, 0, LIMITS, 5, 1000) == 0.0  # below exchange minimum
+    assert capped_stake(100, 0.0, 1000, 0, LIMITS, None, 1000) == 0.0
+
+
+def test_gate_is_the_and_of_layer_columns():
+    df = pd.DataFrame({"close": [1, 2, 3, 4]})
+    assert gates.approve(df)[gates.APPROVED].all() and gates.entry_tag(df) == "ta"
+    df["gate_ml"] = [True, True, False, np.nan]
+    df["gate_oracle"] = [True, False, True, True]
+    assert gates.approve(df)[gates.APPROVED].tolist() == [True, False, False, False]
+    assert gates.entry_tag(df) == "ta+ml+oracle"
+
+
+@pytest.fixture(scope="module")
+def candles() -> pd.DataFrame:
+    return generate(days=5, seed=1)["BTC/USDT"]
+
+
+def test_indicators_use_no_future_candles(candles):
+    full = add_ta_indicators(candles.copy())
+    cut = add_ta_indicators(candles.iloc[:1000].copy())
+    cols = ["rsi", "macd", "macdsignal", "sma20", "sma50", "bb_upperband", "atr", "volume_ratio"]
+    pd.testing.assert_frame_equal(full.loc[:999, cols], cut[cols])
+
+
+def test_macd_crossings_match_the_lines(candles):
+    df = add_ta_indicators(candles.copy())
+    up = df.index[df["macd_cross_up"]]
+    assert len(up) > 5
+    for i in up:
+        assert df.at[i, "macd"] > df.at[i, "macdsignal"]
+        assert df.at[i - 1, "macd"] <= df.at[i - 1, "macdsignal"]
+
+
+def test_bollinger_and_rsi_ranges(candles):
+    df = add_ta_indicators(candles.copy()).dropna()
+    assert ((df["rsi"] >= 0) & (df["rsi"] <= 100)).all()
+    assert (df["bb_lowerband"] <= df["bb_middleband"]).all()
+    assert np.allclose(df["bb_middleband"], df["sma20"])
+
+
+def test_synthetic_market_is_reproducible_and_correlated():
+    a, b = generate(days=20, seed=3), generate(days=20, seed=3)
+    for pair in a:
+        pd.testing.assert_frame_equal(a[pair], b[pair])
+    assert not generate(days=20, seed=4)["BTC/USDT"].equals(a["BTC/USDT"])
+    btc = np.log(a["BTC/USDT"]["close"]).diff()
+    eth = np.log(a["ETH/USDT"]["close"]).diff()
+    assert 0.4 < btc.corr(eth) < 0.95
+    df = a["SOL/USDT"]
+    assert (df["high"] >= df[["open", "close"]].max(axis=1)).all()
+    assert (df["low"] <= df[["open", "close"]].min(axis=1)).all()
+    assert (df["date"].diff().dropna() == pd.Timedelta(minutes=5)).all()
