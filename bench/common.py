@@ -1,0 +1,57 @@
+"""Figures of the benchmarks: each with the baseline measured in the same run and the ratio.
+
+Results print as one table and merge into ``user_data/bench/latest.json`` as
+``{"name": {"value": v, "unit": u, "baseline": b, "ratio": r}}`` (ratio = value / baseline).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+LATEST = REPO / "user_data" / "bench" / "latest.json"
+
+
+@dataclass
+class Figure:
+    value: float
+    unit: str
+    baseline: float | None
+    ratio: float | None
+    note: str = ""
+
+
+class Results:
+    def __init__(self) -> None:
+        self.figures: dict[str, Figure] = {}
+
+    def add(self, name: str, value: float, unit: str, baseline: float | None = None,
+            note: str = "") -> None:
+        ratio = value / baseline if baseline else None
+        self.figures[name] = Figure(value, unit, baseline, ratio, note)
+
+    def print_table(self) -> None:
+        width = max((len(n) for n in self.figures), default=10)
+        print(f"\n{'figure':<{width}}  {'value':>12}  {'baseline':>12}  {'ratio':>7}  unit / note")
+        for name, f in self.figures.items():
+            base = f"{f.baseline:12.4g}" if f.baseline is not None else " " * 12
+            ratio = f"{f.ratio:7.3g}" if f.ratio is not None else " " * 7
+            print(f"{name:<{width}}  {f.value:12.4g}  {base}  {ratio}  {f.unit}"
+                  + (f"  ({f.note})" if f.note else ""))
+
+    def save(self, path: Path = LATEST) -> Path:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        merged = json.loads(path.read_text()) if path.exists() else {}
+        merged.update({k: asdict(v) for k, v in self.figures.items()})
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(merged, indent=2) + "\n")
+        os.replace(tmp, path)
+        return path
+
+
+def shared_data() -> Path | None:
+    path = Path(os.environ.get("HYBRID_AI_SHARED_DATA", REPO.parent / "shared/data/binance"))
+    return path if any(path.glob("*-5m.feather")) else None

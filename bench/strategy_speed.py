@@ -1,0 +1,121 @@
+"""Execution-layer speed: HybridAIStrategy against freqtrade's SampleStrategy template.
+
+* backtest wall time of ``freqtrade backtesting`` (subprocess, local exchange), same data,
+  pairs and timerange for both strategies, measured alternately in one run;
+* one pair's analysis as a live bot does it on every new candle (indicators + signals
+  over the 1000-candle dataframe), median of many runs;
+* the same, amortised per candle.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import freqtrade
+from freqtrade.configuration import Configuration
+from freqtrade.data.dataprovider import DataProvider
+from freqtrade.data.history import load_pair_history
+from freqtrade.enums import CandleType, RunMode
+from freqtrade.resolvers import ExchangeResolver, StrategyResolver
+
+from bench.common import REPO, Results, shared_data
+from local_exchange.market_data import MarketData
+from local_exchange.overlay import write_overlay
+from local_exchange.server import BinanceApi, LocalExchangeServer
+from local_exchange.synthetic import write_market
+
+SAMPLE_TEMPLATE = Path(freqtrade.__file__).parent / "templates" / "sample_strategy.py"
+PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT"]
+LIVE_CANDLES = 1000  # Binance's candle limit: the dataframe size a live bot analyses
+
+
+def strategy_dirs(tmp: Path) -> dict[str, Path]:
+    sample_dir = tmp / "sample"
+    sample_dir.mkdir()
+    shutil.copy(SAMPLE_TEMPLATE, sample_dir / "sample_strategy.py")
+    return {"HybridAIStrategy": REPO / "strategies", "SampleStrategy": sample_dir}
+
+
+def backtest_seconds(name: str, strategy_path: Path, datadir: Path, timerange: str,
+                     url: str, tmp: Path) -> float:
+    overlay = write_overlay(tmp / "offline.json", url)
+    userdir = tmp / f"ud_{name}"
+    userdir.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "freqtrade", "backtesting", "-c", str(REPO / "config.json"),
+           "-c", str(overlay), "--userdir", str(userdir), "--strategy", name,
+           "--strategy-path", str(strategy_path), "--datadir", str(datadir),
+           "--timerange", timerange, "--pairs", *PAIRS, "--cache", "none", "--export", "none"]
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{name} backtest failed:\n{proc.stderr[-2000:]}")
+    return elapsed
+
+
+def load_strategy(name: str, strategy_path: Path, datadir: Path, overlay: Path):
+    """The strategy as freqtrade builds it, with a data provider on the local exchange."""
+    config = Configuration.from_files([str(REPO / "config.json"), str(overlay)])
+    config.update(strategy=name, strategy_path=str(strategy_path), datadir=datadir,
+                  runmode=RunMode.BACKTEST, candle_type_def=CandleType.SPOT)
+    strategy = StrategyResolver.load_strategy(config)
+    exchange = ExchangeResolver.load_exchange(config, load_leverage_tiers=False)
+    strategy.dp = DataProvider(config, exchange)
+    return strategy
+
+
+def analyse_seconds(strategy, df, pair: str, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        frame = df.copy()
+        start = time.perf_counter()
+        out = strategy.advise_indicators(frame, {"pair": pair})
+        strategy.ft_advise_signals(out, {"pair": pair})
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def run(results: Results, quick: bool = False) -> None:
+    with tempfile.TemporaryDirectory() as tmpname:
+        tmp = Path(tmpname)
+        datadir = shared_data()
+        if datadir is None:
+            datadir = tmp / "synthetic"
+            write_market(datadir, days=120, seed=42)
+            timerange, label = "20250315-20250615", "synthetic 3 months"
+        else:
+            timerange, label = "20240301-20240601", "real 3 months"
+        if quick:  # one month instead of three
+            timerange = timerange[:9] + timerange[:4] + str(int(timerange[4:6]) + 1).zfill(2) + "15"
+        dirs = strategy_dirs(tmp)
+        server = LocalExchangeServer(BinanceApi(MarketData.load(datadir)), port=0)
+        server.start_in_thread()
+        try:
+            walls: dict[str, list[float]] = {n: [] for n in dirs}
+            for _ in range(1 if quick else 2):
+                for name, path in dirs.items():
+                    walls[name].append(backtest_seconds(name, path, datadir, timerange,
+                                                        server.url, tmp))
+            df = load_pair_history(pair="BTC/USDT", timeframe="5m", datadir=datadir)
+            df = df.tail(LIVE_CANDLES)
+            per_call = {}
+            for name, path in dirs.items():
+                strategy = load_strategy(name, path, datadir, tmp / "offline.json")
+                analyse_seconds(strategy, df, "BTC/USDT", 3)  # warm caches (1h data load)
+                per_call[name] = analyse_seconds(strategy, df, "BTC/USDT", 10 if quick else 40)
+        finally:
+            server.stop()
+        hybrid, sample = min(walls["HybridAIStrategy"]), min(walls["SampleStrategy"])
+        note = f"{label}, {len(PAIRS)} pairs, {timerange}, best of {len(walls['SampleStrategy'])}"
+        results.add("backtest_wall_hybrid_vs_sample", hybrid, "s", sample, note)
+        h, s = per_call["HybridAIStrategy"], per_call["SampleStrategy"]
+        results.add("live_analyse_per_pair_ms", h * 1e3, "ms", s * 1e3,
+                    f"{LIVE_CANDLES} candles, indicators + signals, median")
+        results.add("analyse_per_candle_us", h / LIVE_CANDLES * 1e6, "us",
+                    s / LIVE_CANDLES * 1e6, "amortised over the dataframe")
