@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from hybrid_ai.frames import join_columns
+
 GATE_PREFIX = "gate_"
 APPROVED = "gate_approved"
 
@@ -25,8 +27,7 @@ def approve(df: pd.DataFrame) -> pd.DataFrame:
     approved = pd.Series(True, index=df.index)
     for col in cols:
         approved &= df[col].fillna(False).astype(bool)
-    df[APPROVED] = approved
-    return df
+    return join_columns(df, {APPROVED: approved})
 
 
 def entry_tag(df: pd.DataFrame) -> str:

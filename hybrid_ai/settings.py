@@ -38,6 +38,44 @@ class HardLimits(BaseModel):
                                       description="all open trades' stakes together")
 
 
+class MLSettings(BaseModel):
+    """How the ML layer's prediction gates and sizes entries (FreqAI sets the model itself)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    # Minimum calibrated buy probability per risk level: tighter when more conservative.
+    buy_prob_threshold: dict[RiskLevel, float] = Field(
+        default_factory=lambda: {
+            RiskLevel.CONSERVATIVE: 0.50,
+            RiskLevel.MODERATE: 0.45,
+            RiskLevel.AGGRESSIVE: 0.40,
+        }
+    )
+    # Training label: the forward return over freqai's label_period_candles must clear this
+    # (round-trip fees 0.2 % + slippage and a margin).
+    label_cost: float = Field(0.004, ge=0, lt=0.2)
+    # onnxruntime threads per model; 1 leaves the second core to freqtrade.
+    onnx_threads: int = Field(1, ge=1, le=16)
+    # Rows of training data FreqAI's dissimilarity index compares against.
+    di_sample_rows: int = Field(2000, ge=100)
+
+    @model_validator(mode="after")
+    def _thresholds_tighten_when_conservative(self) -> MLSettings:
+        t = self.buy_prob_threshold
+        missing = [lvl.value for lvl in RiskLevel if lvl not in t]
+        if missing:
+            raise ValueError(f"buy_prob_threshold lacks risk levels {missing}")
+        if not (t[RiskLevel.CONSERVATIVE] >= t[RiskLevel.MODERATE] >= t[RiskLevel.AGGRESSIVE]):
+            raise ValueError("buy_prob_threshold must not loosen as the risk level gets "
+                             "more conservative (conservative >= moderate >= aggressive)")
+        if not all(0 <= v <= 1 for v in t.values()):
+            raise ValueError("buy_prob_threshold values must lie in [0, 1]")
+        return self
+
+    def thresholds_by_rank(self) -> list[float]:
+        return [self.buy_prob_threshold[lvl] for lvl in RiskLevel]
+
+
 class PackSettings(BaseModel):
     """Validated ``hybrid_ai`` config section."""
 
@@ -53,6 +91,7 @@ class PackSettings(BaseModel):
         }
     )
     limits: HardLimits = Field(default_factory=HardLimits)
+    ml: MLSettings = Field(default_factory=MLSettings)
 
     @model_validator(mode="after")
     def _all_levels_priced(self) -> PackSettings:

@@ -392,7 +392,8 @@ class LocalExchangeServer(ThreadingHTTPServer):
         return f"http://{host}:{port}"
 
     def start_in_thread(self) -> threading.Thread:
-        thread = threading.Thread(target=self.serve_forever, name="local-exchange", daemon=True)
+        thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.05},
+                                  name="local-exchange", daemon=True)
         thread.start()
         return thread
 

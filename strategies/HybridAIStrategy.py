@@ -1,18 +1,23 @@
 # pragma pylint: disable=missing-docstring, invalid-name, too-many-arguments
 """HybridAIStrategy: the execution layer of the hybrid-AI pack.
 
-Every candle, in well under a millisecond per pair:
+Every candle:
   1. TA-Lib indicators on 5m candles, plus a 1h trend (informative timeframe).
-  2. A technical entry signal (RSI oversold and recovering, MACD golden cross, price back
+  2. ML layer (when ``freqai.enabled``): FreqAI trains LightGBM on the features below and
+     predicts through ONNX Runtime (``freqaimodels/LightGBMOnnxClassifier.py``):
+     ``ml_buy_prob``, ``ml_confidence``, ``ml_target_position`` and the ``gate_ml`` column.
+  3. A technical entry signal (RSI oversold and recovering, MACD golden cross, price back
      above the Bollinger middle band, enough volume, 1h trend up).
-  3. The approval gate: upper layers (ML, LLM oracle) add ``gate_*`` columns; the signal
+  4. The approval gate: upper layers (ML, LLM oracle) add ``gate_*`` columns; the signal
      trades only where all of them approve (see ``hybrid_ai.gates``).
-  4. Capital protection that no upper layer can loosen: hard stoploss -10 %, trailing
+  5. Capital protection that no upper layer can loosen: hard stoploss -10 %, trailing
      stop 5 % off the trade's high, partial take-profit (half the position, once),
-     stakes scaled by the risk level and capped by the config's hard limits.
+     stakes scaled by the risk level and the ML target position, capped by the config's
+     hard limits.
 
-Thresholds are hyperopt parameters (``buy`` / ``sell`` spaces); the risk level and the
-hard limits come from the config's ``hybrid_ai`` section (``hybrid_ai.settings``).
+Thresholds are hyperopt parameters (``buy`` / ``sell`` spaces); the risk level, the ML
+gate's thresholds and the hard limits come from the config's ``hybrid_ai`` section
+(``hybrid_ai.settings``).
 """
 
 from __future__ import annotations
@@ -31,8 +36,9 @@ from freqtrade.strategy import (
 )
 from pandas import DataFrame
 
-from hybrid_ai import gates
+from hybrid_ai import gates, ml_features
 from hybrid_ai.indicators import add_ta_indicators
+from hybrid_ai.ml_layer import RISK_RANK, add_ml_columns
 from hybrid_ai.risk import capped_stake
 from hybrid_ai.settings import PackSettings, RiskLevel, load_settings
 
@@ -124,15 +130,31 @@ class HybridAIStrategy(IStrategy):
                 "macdsignal": {"color": "orange"},
                 "macdhist": {"type": "bar", "color": "grey"},
             },
-            "Gate": {"gate_approved": {"color": "green"}},
+            "ML": {
+                "ml_buy_prob": {"color": "teal"},
+                "ml_confidence": {"color": "darkcyan"},
+                "ml_target_position": {"color": "olive"},
+                "do_predict": {"color": "grey"},
+            },
+            "Gate": {"gate_approved": {"color": "green"}, "gate_ml": {"color": "teal"}},
         },
     }
 
     # --- lifecycle ----------------------------------------------------------------------
     def bot_start(self, **kwargs) -> None:
         """Validate the pack's config section once; a bad value stops the bot with a clear error."""
-        self.settings: PackSettings = load_settings(self.config)
+        self._settings = load_settings(self.config)
         self.risk_level: RiskLevel = self.settings.risk_level
+
+    @property
+    def settings(self) -> PackSettings:
+        if getattr(self, "_settings", None) is None:
+            self._settings = load_settings(self.config)
+        return self._settings
+
+    @property
+    def ml_enabled(self) -> bool:
+        return bool(self.config.get("freqai", {}).get("enabled", False))
 
     # --- indicators ---------------------------------------------------------------------
     @informative("1h")
@@ -144,9 +166,35 @@ class HybridAIStrategy(IStrategy):
         return dataframe
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        # ML layer first: FreqAI copies every column it is handed into its feature frames,
+        # so it gets the bare candles (its features come from the feature_engineering_* hooks).
+        if self.ml_enabled:
+            dataframe = self.freqai.start(dataframe, metadata, self)
         dataframe = add_ta_indicators(dataframe)
-        # Upper layers add their gate_* columns here (ML, oracle); then the gate combines them.
+        # The risk level in force at each candle (the oracle will vary it over time).
+        dataframe[RISK_RANK] = getattr(self, "risk_level", self.settings.risk_level).rank
+        # Upper layers add their gate_* columns (ML, oracle); then the gate combines them.
+        if self.ml_enabled:
+            di_threshold = self.config["freqai"]["feature_parameters"].get("DI_threshold", 0)
+            dataframe = add_ml_columns(dataframe, self.settings.ml, di_threshold)
         return gates.approve(dataframe)
+
+    # --- FreqAI hooks (ML layer): features and target, see hybrid_ai.ml_features ---------
+    def feature_engineering_expand_all(self, dataframe: DataFrame, period: int,
+                                       metadata: dict, **kwargs) -> DataFrame:
+        return ml_features.expand_all(dataframe, period)
+
+    def feature_engineering_expand_basic(self, dataframe: DataFrame, metadata: dict,
+                                         **kwargs) -> DataFrame:
+        return ml_features.expand_basic(dataframe)
+
+    def feature_engineering_standard(self, dataframe: DataFrame, metadata: dict,
+                                     **kwargs) -> DataFrame:
+        return ml_features.standard(dataframe)
+
+    def set_freqai_targets(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
+        horizon = self.config["freqai"]["feature_parameters"]["label_period_candles"]
+        return ml_features.target(dataframe, horizon, self.settings.ml.label_cost)
 
     # --- signals ------------------------------------------------------------------------
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
@@ -186,11 +234,18 @@ class HybridAIStrategy(IStrategy):
         side: str,
         **kwargs,
     ) -> float:
-        """Freqtrade's stake x risk-level multiplier, within the hard caps (0 = skip)."""
+        """Freqtrade's stake x risk-level multiplier x ML target position, within the hard
+        caps (0 = skip)."""
+        multiplier = self.settings.multiplier(self.risk_level)
+        if self.ml_enabled:
+            df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
+            if df.empty or "ml_target_position" not in df:
+                return 0.0
+            multiplier *= float(df["ml_target_position"].iloc[-1])
         open_exposure = sum(t.stake_amount for t in Trade.get_open_trades())
         stake = capped_stake(
             proposed=proposed_stake,
-            multiplier=self.settings.multiplier(self.risk_level),
+            multiplier=multiplier,
             equity=self.wallets.get_total_stake_amount() if self.wallets else proposed_stake,
             open_exposure=open_exposure,
             limits=self.settings.limits,
