@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import strategy_speed
+from bench import ml_inference, strategy_speed
 from bench.common import Results
 
-BENCHMARKS = {"strategy": strategy_speed.run}
+BENCHMARKS = {"strategy": strategy_speed.run, "ml": ml_inference.run}
 
 
 def main() -> None:

@@ -1,0 +1,91 @@
+"""Train and load a LightGBMOnnxClassifier outside a running bot.
+
+For benchmarks, tests and inspection: the same FreqAI objects a bot uses (config loaded by
+freqtrade, data kitchen, data drawer, pipeline), driven directly on one feature frame.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from freqtrade.configuration import setup_utils_configuration
+from freqtrade.enums import RunMode
+from freqtrade.freqai.data_kitchen import FreqaiDataKitchen
+
+from hybrid_ai import ml_features
+
+REPO = Path(__file__).resolve().parent.parent
+MODEL_FILE = REPO / "freqaimodels" / "LightGBMOnnxClassifier.py"
+
+
+def model_class() -> type:
+    """The FreqAI model class, loaded from its file as freqtrade's resolver does."""
+    spec = importlib.util.spec_from_file_location("LightGBMOnnxClassifier", MODEL_FILE)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.LightGBMOnnxClassifier
+
+
+def load_config(userdir: Path, identifier: str, training: dict[str, Any] | None = None,
+                config_file: Path = REPO / "config.json") -> dict[str, Any]:
+    """config.json as freqtrade loads it, FreqAI pointed at ``userdir``/models/``identifier``."""
+    config = setup_utils_configuration(
+        {"config": [str(config_file)], "user_data_dir": str(userdir),
+         "timerange": "20240101-20240201"},
+        RunMode.BACKTEST,
+    )
+    config["freqai"]["identifier"] = identifier
+    if training:
+        config["freqai"]["model_training_parameters"].update(training)
+    (Path(userdir) / "models" / identifier).mkdir(parents=True, exist_ok=True)
+    return config
+
+
+def feature_frame(candles: pd.DataFrame, periods: tuple[int, ...] = (14, 48),
+                  horizon: int = 24, cost: float = 0.004) -> pd.DataFrame:
+    """One pair's base-timeframe features and target, as FreqAI's hooks would build them."""
+    df = candles.copy()
+    for period in periods:
+        expanded = ml_features.expand_all(candles.copy(), period)
+        new = [c for c in expanded.columns if c.startswith("%")]
+        df = pd.concat([df, expanded[new].add_suffix(f"_{period}")], axis=1)
+    df = ml_features.expand_basic(df)
+    df = ml_features.standard(df)
+    df = ml_features.target(df, horizon=horizon, cost=cost)
+    return df.iloc[max(periods) * 3:].reset_index(drop=True)
+
+
+@dataclass
+class Trained:
+    model: Any  # LightGBMOnnxClassifier with .model set
+    dk: FreqaiDataKitchen
+    config: dict[str, Any]
+
+
+def train(config: dict[str, Any], frame: pd.DataFrame, pair: str) -> Trained:
+    """Run FreqAI's train() (pipeline, fit, ONNX export, parity) and save like a bot does."""
+    model = model_class()(config=config)
+    dk = FreqaiDataKitchen(config, live=False, pair=pair)
+    ts = int(frame["date"].iloc[-1].timestamp())
+    dk.set_paths(pair, ts)
+    dk.set_new_model_names(pair, ts)
+    dk.find_features(frame)
+    dk.find_labels(frame)
+    dk.get_unique_classes_from_labels(frame)
+    clf = model.train(frame, pair, dk)
+    model.dd.get_pair_dict_info(pair)  # registers the pair, as FreqAI does before training
+    model.dd.save_data(clf, pair, dk)
+    model.model = clf
+    return Trained(model, dk, config)
+
+
+def load_live(config: dict[str, Any], pair: str) -> Trained:
+    """A fresh model object that loads the saved model from disk, as a restarted bot does."""
+    model = model_class()(config=config)
+    dk = FreqaiDataKitchen(config, live=True, pair=pair)
+    model.model = model.dd.load_data(pair, dk)
+    return Trained(model, dk, config)

@@ -1,0 +1,206 @@
+"""ML layer: ONNX export and serving, FreqAI train/save/load round trip, features, gate."""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import onnx
+import pandas as pd
+import pytest
+
+from hybrid_ai import ml_features, ml_offline
+from hybrid_ai.ml_layer import RISK_RANK, add_ml_columns
+from hybrid_ai.onnx_model import (
+    Calibration,
+    OnnxClassifier,
+    OnnxModelError,
+    check_parity,
+    export_lightgbm,
+)
+from hybrid_ai.settings import MLSettings, SettingsError, load_settings
+from local_exchange.synthetic import generate
+
+PAIR = "BTC/USDT"
+
+
+@pytest.fixture(scope="module")
+def toy() -> tuple[lgb.LGBMClassifier, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4000, 30)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] + rng.normal(scale=1.0, size=4000) > 0.6).astype(int)
+    model = lgb.LGBMClassifier(n_estimators=200, num_leaves=31, verbose=-1, random_state=1)
+    model.fit(x[:3000], y[:3000])
+    return model, x, y
+
+
+def onnx_of(model, n=30) -> OnnxClassifier:
+    return OnnxClassifier(export_lightgbm(model, n), np.array(["down", "up"], dtype=object),
+                          [f"%-f{i}" for i in range(n)])
+
+
+def test_onnx_matches_lightgbm_on_held_out_rows(toy):
+    model, x, _ = toy
+    clf = onnx_of(model)
+    assert check_parity(model, clf, x[3000:]) <= 1e-5
+    native = model.predict_proba(x[3000:])
+    assert np.allclose(clf.predict_proba(x[3000:]), native, atol=1e-5)
+    assert list(clf.predict(x[3000:3005])) == ["up" if p > 0.5 else "down"
+                                               for p in native[:5, 1]]
+
+
+def test_parity_check_refuses_a_wrong_export(toy):
+    model, x, y = toy
+    other = lgb.LGBMClassifier(n_estimators=20, verbose=-1).fit(x[:3000], 1 - y[:3000])
+    with pytest.raises(OnnxModelError, match="refusing the ONNX model"):
+        check_parity(model, onnx_of(other), x[3000:])
+
+
+def test_pickle_round_trip_rebuilds_the_session(toy):
+    model, x, _ = toy
+    clf = onnx_of(model)
+    before = clf.predict_proba(x[:50])
+    restored = pickle.loads(pickle.dumps(clf))
+    assert restored._session is None
+    assert np.array_equal(restored.predict_proba(x[:50]), before)
+
+
+def test_corrupt_payload_and_wrong_shape_are_clear_errors(toy):
+    model, x, _ = toy
+    bad = onnx_of(model)
+    bad.onnx_bytes = b"definitely not a protobuf"
+    with pytest.raises(OnnxModelError, match="corrupt"):
+        bad.predict_proba(x[:2])
+    with pytest.raises(OnnxModelError, match="takes 30 features"):
+        onnx_of(model).predict_proba(x[:2, :10])
+    empty = onnx_of(model)
+    empty.onnx_bytes = b""
+    with pytest.raises(OnnxModelError, match="no ONNX payload"):
+        empty.predict_proba(x[:2])
+
+
+def test_calibration_improves_brier_score():
+    rng = np.random.default_rng(3)
+    true_p = rng.uniform(0.05, 0.6, size=5000)
+    y = (rng.uniform(size=5000) < true_p).astype(int)
+    overconfident = 1 / (1 + np.exp(-3 * np.log(true_p / (1 - true_p)) - 1.0))
+    cal = Calibration.fit(overconfident[:2500], y[:2500])
+    brier_raw = np.mean((overconfident[2500:] - y[2500:]) ** 2)
+    brier_cal = np.mean((cal.apply(overconfident[2500:]) - y[2500:]) ** 2)
+    assert brier_cal < brier_raw * 0.9
+    assert Calibration.fit(np.full(10, 0.5), np.zeros(10, dtype=int)).apply(np.array([0.3])) == 0.3
+
+
+# --- features and target --------------------------------------------------------------
+@pytest.fixture(scope="module")
+def candles() -> pd.DataFrame:
+    return generate(days=20, seed=5)[PAIR]
+
+
+def test_features_use_no_future_candles(candles):
+    def feats(df):
+        df = ml_features.expand_all(df.copy(), 14)
+        df = ml_features.expand_basic(df)
+        return ml_features.standard(df)
+
+    full, cut = feats(candles), feats(candles.iloc[:3000])
+    cols = [c for c in full.columns if c.startswith("%")]
+    assert len(cols) >= 15
+    pd.testing.assert_frame_equal(full.loc[:2999, cols], cut[cols])
+
+
+def test_target_is_forward_return_over_cost_and_unknown_at_the_end(candles):
+    df = ml_features.target(candles.copy(), horizon=24, cost=0.004)
+    fwd = candles["close"].shift(-24) / candles["close"] - 1
+    known = fwd.notna()
+    assert df.loc[~known, ml_features.LABEL].isna().all() and (~known).sum() == 24
+    assert (df.loc[known, ml_features.LABEL] == np.where(fwd[known] > 0.004, "up", "down")).all()
+
+
+# --- the gate ----------------------------------------------------------------------------
+def gate_frame(risk_rank: int) -> pd.DataFrame:
+    probs = np.linspace(0.2, 0.8, 61)
+    return pd.DataFrame({"up": probs, "do_predict": 1, "DI_values": 0.2, RISK_RANK: risk_rank})
+
+
+def test_ml_gate_tightens_as_risk_gets_conservative():
+    ml = MLSettings()
+    passed = [add_ml_columns(gate_frame(r), ml, 1.0)["gate_ml"].sum() for r in (0, 1, 2)]
+    assert passed[0] < passed[1] < passed[2]  # conservative < moderate < aggressive
+    df = add_ml_columns(gate_frame(1), ml, 1.0)
+    assert (df.loc[df["gate_ml"], "ml_buy_prob"] > 0.45).all()
+    assert (df.loc[~df["gate_ml"], "ml_target_position"] == 0).all()
+    pos = df.loc[df["gate_ml"], "ml_target_position"]
+    assert pos.is_monotonic_increasing and pos.min() > 0 and pos.max() <= 1
+
+
+def test_do_predict_zero_closes_gate_and_zeroes_confidence():
+    df = gate_frame(2)
+    df.loc[40:, "do_predict"] = 0
+    out = add_ml_columns(df, MLSettings(), 1.0)
+    assert not out.loc[40:, "gate_ml"].any()
+    assert (out.loc[40:, "ml_confidence"] == 0).all()
+    # A dissimilar candle (DI near the threshold) has little confidence.
+    df2 = gate_frame(2)
+    df2["DI_values"] = 0.95
+    assert add_ml_columns(df2, MLSettings(), 1.0)["ml_confidence"].max() < 0.05
+
+
+def test_ml_settings_refuse_loosening_thresholds():
+    with pytest.raises(SettingsError, match="conservative >= moderate >= aggressive"):
+        load_settings({"hybrid_ai": {"ml": {"buy_prob_threshold": {
+            "conservative": 0.3, "moderate": 0.5, "aggressive": 0.4}}}})
+
+
+# --- FreqAI: train, save, load, predict ----------------------------------------------------
+@pytest.fixture(scope="module")
+def feature_frame(candles) -> pd.DataFrame:
+    return ml_offline.feature_frame(candles, periods=(14,))
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, feature_frame):
+    config = ml_offline.load_config(tmp_path_factory.mktemp("freqai_ud"), "unit")
+    t = ml_offline.train(config, feature_frame, PAIR)
+    return t.model, t.dk, t.model.model
+
+
+def test_train_writes_an_onnx_file_standard_tools_accept(trained):
+    _, dk, clf = trained
+    path = Path(dk.data_path) / f"{dk.model_filename}_model.onnx"
+    graph = onnx.load(path)
+    onnx.checker.check_model(graph)
+    assert path.read_bytes() == clf.onnx_bytes
+    assert dk.data["onnx"]["parity_max_abs_diff"] <= 1e-5
+    assert dk.data["onnx"]["train_rows"] > 0 and dk.data["onnx"]["test_rows"] > 0
+
+
+def test_save_load_round_trip_through_the_data_drawer(trained, feature_frame):
+    model, dk, _ = trained
+    tail = feature_frame.tail(300).reset_index(drop=True)
+    expected, expected_do = model.predict(tail, dk)
+
+    live = ml_offline.load_live(model.config, PAIR)  # a new object reads the drawer from disk
+    assert isinstance(live.model.model, OnnxClassifier)
+    got, got_do = live.model.predict(tail, live.dk)
+    pd.testing.assert_frame_equal(got, expected)
+    assert np.array_equal(got_do, expected_do)
+    assert got["up"].between(0, 1).all()
+    assert np.allclose(got["up"] + got["down"], 1.0)
+
+
+def test_predict_names_pair_and_missing_features(trained, feature_frame):
+    model, dk, _ = trained
+    broken = feature_frame.tail(50).drop(columns=["%-rsi-period_14", "%-adx-period_14"])
+    with pytest.raises(OnnxModelError, match=r"BTC/USDT.*%-rsi-period_14"):
+        model.predict(broken, dk)
+
+
+def test_predict_refuses_a_model_that_is_not_onnx(trained, feature_frame):
+    model, dk, _ = trained
+    impostor = ml_offline.model_class()(config=model.config)
+    impostor.model = lgb.LGBMClassifier()
+    with pytest.raises(OnnxModelError, match="not an ONNX model"):
+        impostor.predict(feature_frame.tail(5), dk)
