@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Real candles for tests and benchmarks, when present (CI has them); tests skip without.
 export HYBRID_AI_SHARED_DATA ?= $(abspath ../shared/data/binance)
 
-.PHONY: venv demo test test-fast lint bench clean
+.PHONY: venv demo test test-fast lint bench ml-quality clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
+
+ml-quality: $(STAMP)
+	$(PY) -m hybrid_ai.ml_quality --datadir $(HYBRID_AI_SHARED_DATA) $(ML_QUALITY_ARGS)
 
 clean:
 	rm -rf $(VENV) user_data/backtest_results user_data/hyperopt_results user_data/bench

@@ -123,6 +123,13 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
                     clf.best_iteration or params["n_estimators"])
         return clf
 
+    def _append_null_backtesting_predictions(self, dk: FreqaiDataKitchen, dataframe_backtest):
+        # freqtrade 2026.9: dk.unique_class_list grows by the classes of every window, so the
+        # neutral predictions written for a window whose training failed get duplicate
+        # columns and crash the backtest. De-duplicate, then let FreqAI do its part.
+        dk.unique_class_list = list(dict.fromkeys(dk.unique_class_list))
+        super()._append_null_backtesting_predictions(dk, dataframe_backtest)
+
     @staticmethod
     def _write_onnx_file(clf: OnnxClassifier, dk: FreqaiDataKitchen) -> None:
         path = Path(dk.data_path)

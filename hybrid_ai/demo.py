@@ -13,6 +13,7 @@ import argparse
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from local_exchange.market_data import MarketData, MarketDataError
@@ -61,17 +62,33 @@ def prepare_data(datadir: Path, pairs: list[str], days: int, seed: int) -> bool:
     return is_synthetic(datadir)
 
 
-def run_backtest(datadir: Path, timerange: str | None, extra: list[str]) -> int:
+def default_timerange(data: MarketData, backtest_days: int, config_path: Path = CONFIG) -> str:
+    """The last ``backtest_days`` of the data, leaving FreqAI its training period before."""
+    config = json.loads(config_path.read_text())
+    train_days = config.get("freqai", {}).get("train_period_days", 0) + 1
+    first = datetime.fromtimestamp(data.first_time() / 1000, tz=UTC)
+    end = datetime.fromtimestamp(data.last_close_time() / 1000, tz=UTC)
+    start = max(end - timedelta(days=backtest_days), first + timedelta(days=train_days))
+    if start >= end:
+        raise DemoError(
+            f"{data.datadir} covers {first:%Y-%m-%d} to {end:%Y-%m-%d}: too short for "
+            f"{train_days} days of FreqAI training before a backtest. Add older candles."
+        )
+    return f"{start:%Y%m%d}-{end:%Y%m%d}"
+
+
+def run_backtest(datadir: Path, timerange: str | None, backtest_days: int,
+                 extra: list[str]) -> int:
     data = MarketData.load(datadir)
+    timerange = timerange or default_timerange(data, backtest_days)
     server = LocalExchangeServer(BinanceApi(data), host=DEFAULT_HOST, port=DEFAULT_PORT)
     server.start_in_thread()
     cmd = [
         sys.executable, "-m", "freqtrade", "backtesting",
         "-c", str(CONFIG), "-c", str(OVERLAY),
         "--datadir", str(datadir), "--cache", "none", "--export", "trades",
+        "--timerange", timerange,
     ]
-    if timerange:
-        cmd += ["--timerange", timerange]
     try:
         return subprocess.call([*cmd, *extra], cwd=REPO)
     finally:
@@ -82,7 +99,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m hybrid_ai.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datadir", type=Path, default=DEFAULT_DATADIR)
-    parser.add_argument("--timerange", help="freqtrade timerange, e.g. 20240301-20240601")
+    parser.add_argument("--timerange", help="freqtrade timerange, e.g. 20240301-20240601 "
+                        "(default: the last --backtest-days of the data)")
+    parser.add_argument("--backtest-days", type=int, default=90)
     parser.add_argument("--days", type=int, default=180, help="length of a synthetic market")
     parser.add_argument("--seed", type=int, default=42, help="seed of a synthetic market")
     parser.add_argument("freqtrade_args", nargs="*", help="passed on to freqtrade backtesting")
@@ -92,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         marker = args.datadir / SYNTHETIC_MARKER
         banner = f"*** {marker.read_text().strip()} ***" if synthetic else ""
         print(banner, flush=True)
-        code = run_backtest(args.datadir, args.timerange, args.freqtrade_args)
+        code = run_backtest(args.datadir, args.timerange, args.backtest_days,
+                            args.freqtrade_args)
     except (DemoError, MarketDataError, PortInUseError) as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 2

@@ -54,13 +54,38 @@ def _logit(p: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     return np.log(p / (1 - p))
 
 
+def float32_safe_booster(model: Any) -> Any:
+    """The model's booster with every split threshold moved down to a float32 value.
+
+    ONNX tree ensembles store thresholds as float32; LightGBM keeps doubles. For a float32
+    input x and a double threshold t, ``x <= t`` equals ``x <= f`` where f is the largest
+    float32 not above t (no float32 lies between f and t), so this booster computes exactly
+    the same function on float32 inputs and its ONNX export no longer flips splits whose
+    threshold falls between two float32 neighbours.
+    """
+    import lightgbm as lgb
+
+    booster = model.booster_ if hasattr(model, "booster_") else model
+    # tree_sizes (byte offsets for parallel parsing) would no longer match: drop it.
+    lines = [ln for ln in booster.model_to_string().splitlines()
+             if not ln.startswith("tree_sizes=")]
+    for i, line in enumerate(lines):
+        if line.startswith("threshold="):
+            values = np.array(line.removeprefix("threshold=").split(), dtype=np.float64)
+            f32 = values.astype(np.float32)
+            above = f32.astype(np.float64) > values
+            f32[above] = np.nextafter(f32[above], np.float32(-np.inf))
+            lines[i] = "threshold=" + " ".join(repr(float(v)) for v in f32)
+    return lgb.Booster(model_str="\n".join(lines) + "\n")
+
+
 def export_lightgbm(model: Any, n_features: int) -> bytes:
-    """LightGBM (sklearn API) -> ONNX bytes with probabilities as a plain [N, classes] tensor."""
+    """LightGBM (sklearn API or Booster) -> ONNX bytes, probabilities as a [N, 2] tensor."""
     from onnxmltools import convert_lightgbm
     from onnxmltools.convert.common.data_types import FloatTensorType
 
     onnx_model = convert_lightgbm(
-        model,
+        float32_safe_booster(model),
         initial_types=[("input", FloatTensorType([None, n_features]))],
         zipmap=False,  # a tensor, not a list of dicts: ~10x faster to read
         target_opset=15,

@@ -87,6 +87,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return 2
     server = build_server(args)
     _banner(args, server)
+    if args.write_overlay:  # the port is known now, also when --port 0 chose a free one
+        write_overlay(args.write_overlay, server.url)
     server.start_in_thread()
     env = {**os.environ, "LOCAL_EXCHANGE_URL": server.url}
     try:
@@ -130,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("run", help="serve while one command runs, e.g. run -- freqtrade ...")
     _add_server_args(p)
+    p.add_argument("--write-overlay", type=Path, metavar="FILE",
+                   help="write the freqtrade config overlay for this server to FILE first")
     p.add_argument("command", nargs=argparse.REMAINDER)
     p.set_defaults(func=cmd_run)
 

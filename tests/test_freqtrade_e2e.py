@@ -122,7 +122,8 @@ def lookahead(freqtrade, url: str, datadir: Path, tmp: Path, pairs: list[str], t
     export = tmp / "lookahead.csv"
     proc = freqtrade(
         ["lookahead-analysis", "--datadir", str(datadir), "--timerange", timerange,
-         "--pairs", *pairs, "--minimum-trade-amount", str(signals),
+         # freqtrade exports a row only when more signals than the minimum were checked
+         "--pairs", *pairs, "--minimum-trade-amount", str(signals - 1),
          "--targeted-trade-amount", str(signals), "--lookahead-analysis-exportfilename",
          str(export)],
         url, tmp, extra_config=extra_config,

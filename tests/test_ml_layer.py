@@ -51,6 +51,30 @@ def test_onnx_matches_lightgbm_on_held_out_rows(toy):
                                                for p in native[:5, 1]]
 
 
+def test_export_is_exact_when_thresholds_fall_between_float32_neighbours():
+    # Prices like XRP's 0.6 move in steps near float32 resolution: LightGBM's double
+    # thresholds then sit between two adjacent float32 values. A plain ONNX export rounds
+    # them to float32 and flips those splits; the float32-safe export does not.
+    from onnxmltools import convert_lightgbm
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    rng = np.random.default_rng(0)
+    base = np.float32(0.6)
+    level = (base + np.arange(2000) * np.spacing(base)).astype(np.float32)
+    x = np.stack([level, rng.normal(size=2000).astype(np.float32)], axis=1)
+    rng.shuffle(x)
+    y = (x[:, 0] > level[1000]).astype(int)
+    model = lgb.LGBMClassifier(n_estimators=20, min_child_samples=5, verbose=-1).fit(x, y)
+    plain = convert_lightgbm(model, initial_types=[("input", FloatTensorType([None, 2]))],
+                             zipmap=False, target_opset=15).SerializeToString()
+    names = np.array(["down", "up"], dtype=object)
+    plain_delta = np.abs(OnnxClassifier(plain, names, ["a", "b"]).raw_proba(x)
+                         - model.predict_proba(x)).max()
+    assert plain_delta > 0.1  # the problem is real
+    assert check_parity(model, OnnxClassifier(export_lightgbm(model, 2), names, ["a", "b"]),
+                        x) <= 1e-6
+
+
 def test_parity_check_refuses_a_wrong_export(toy):
     model, x, y = toy
     other = lgb.LGBMClassifier(n_estimators=20, verbose=-1).fit(x[:3000], 1 - y[:3000])

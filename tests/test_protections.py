@@ -72,6 +72,7 @@ def backtest(scenario_dir: Path, url: str, tmp: Path, hybrid_ai: dict | None = N
     extra = tmp / "extra.json"
     extra.write_text(json.dumps({
         "exchange": {"pair_whitelist": list(SCENARIOS)},
+        "freqai": {"enabled": False},  # the execution layer's rules alone
         **({"hybrid_ai": hybrid_ai} if hybrid_ai else {}),
     }))
     args = {
