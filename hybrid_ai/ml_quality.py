@@ -102,7 +102,9 @@ def run_backtest(datadir: Path, userdir: Path, timerange: str, pairs: list[str])
            "-c", str(REPO / "config.json"), "-c", str(userdir / "offline.json"),
            "--userdir", str(userdir), "--datadir", str(datadir), "--timerange", timerange,
            "--pairs", *pairs, "--cache", "none", "--export", "none"]
-    subprocess.run(cmd, cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise SystemExit(f"freqtrade backtesting failed:\n{proc.stderr[-3000:]}")
 
 
 def main(argv: list[str] | None = None) -> int:
