@@ -76,6 +76,28 @@ class MLSettings(BaseModel):
         return [self.buy_prob_threshold[lvl] for lvl in RiskLevel]
 
 
+class OracleGate(BaseModel):
+    """How the strategy follows the LLM oracle (``llm_oracle/``)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    # The oracle's journal: a file path, or the http(s) URL of `python -m llm_oracle serve`.
+    source: str = "user_data/oracle/journal.jsonl"
+    require_focus: bool = True  # entries only in the oracle's focus pairs
+    grace_minutes: float = Field(30.0, ge=0)  # a decision holds this long past valid_until
+    # Without a valid decision (stale, missing, corrupt): conservative, at most this exposure.
+    fallback_max_exposure: float = Field(0.3, ge=0, le=1)
+    # Open trades allowed per risk level (config max_open_trades stays the hard cap).
+    max_open_trades: dict[RiskLevel, int] = Field(
+        default_factory=lambda: {
+            RiskLevel.CONSERVATIVE: 2,
+            RiskLevel.MODERATE: 3,
+            RiskLevel.AGGRESSIVE: 4,
+        }
+    )
+
+
 class PackSettings(BaseModel):
     """Validated ``hybrid_ai`` config section."""
 
@@ -92,6 +114,7 @@ class PackSettings(BaseModel):
     )
     limits: HardLimits = Field(default_factory=HardLimits)
     ml: MLSettings = Field(default_factory=MLSettings)
+    oracle: OracleGate = Field(default_factory=OracleGate)
 
     @model_validator(mode="after")
     def _all_levels_priced(self) -> PackSettings:

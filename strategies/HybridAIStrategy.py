@@ -23,9 +23,11 @@ gate's thresholds and the hard limits come from the config's ``hybrid_ai`` secti
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
+from pathlib import Path
 
 import talib.abstract as ta
+from freqtrade.exchange import timeframe_to_minutes
 from freqtrade.persistence import Trade
 from freqtrade.strategy import (
     BooleanParameter,
@@ -39,6 +41,7 @@ from pandas import DataFrame
 from hybrid_ai import gates, ml_features
 from hybrid_ai.indicators import add_ta_indicators
 from hybrid_ai.ml_layer import RISK_RANK, add_ml_columns
+from hybrid_ai.oracle_feed import OracleFeed
 from hybrid_ai.risk import capped_stake
 from hybrid_ai.settings import PackSettings, RiskLevel, load_settings
 
@@ -75,6 +78,8 @@ class HybridAIStrategy(IStrategy):
     position_adjustment_enable = True
     max_entry_position_adjustment = 0
     partial_tp_fraction = 0.5
+
+    oracle: OracleFeed | None = None  # set in bot_start when hybrid_ai.oracle.enabled
 
     process_only_new_candles = True
     # Long enough that RSI/MACD/ATR (recursive formulas) and the 1h SMA50 have converged:
@@ -136,7 +141,13 @@ class HybridAIStrategy(IStrategy):
                 "ml_target_position": {"color": "olive"},
                 "do_predict": {"color": "grey"},
             },
-            "Gate": {"gate_approved": {"color": "green"}, "gate_ml": {"color": "teal"}},
+            "Oracle": {
+                "oracle_risk_level": {"color": "crimson"},
+                "oracle_focus": {"color": "gold"},
+                "oracle_max_exposure": {"color": "slateblue"},
+            },
+            "Gate": {"gate_approved": {"color": "green"}, "gate_ml": {"color": "teal"},
+                     "gate_oracle": {"color": "gold"}},
         },
     }
 
@@ -145,6 +156,15 @@ class HybridAIStrategy(IStrategy):
         """Validate the pack's config section once; a bad value stops the bot with a clear error."""
         self._settings = load_settings(self.config)
         self.risk_level: RiskLevel = self.settings.risk_level
+        self.oracle: OracleFeed | None = None
+        if self.settings.oracle.enabled:
+            self.oracle = OracleFeed(self.settings.oracle, base_dir=Path.cwd())
+            self.oracle.refresh()
+
+    def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
+        # Cheap when nothing changed (one stat call); picks up new oracle decisions live.
+        if self.oracle is not None:
+            self.oracle.refresh()
 
     @property
     def settings(self) -> PackSettings:
@@ -171,9 +191,13 @@ class HybridAIStrategy(IStrategy):
         if self.ml_enabled:
             dataframe = self.freqai.start(dataframe, metadata, self)
         dataframe = add_ta_indicators(dataframe)
-        # The risk level in force at each candle (the oracle will vary it over time).
+        # The risk level in force at each candle: the config's, or the oracle's decision.
         dataframe[RISK_RANK] = getattr(self, "risk_level", self.settings.risk_level).rank
         # Upper layers add their gate_* columns (ML, oracle); then the gate combines them.
+        if getattr(self, "oracle", None) is not None:
+            tf = timedelta(minutes=timeframe_to_minutes(self.timeframe))
+            dataframe = self.oracle.merge(dataframe, metadata["pair"], tf)
+            dataframe[RISK_RANK] = dataframe["oracle_risk_level"]
         if self.ml_enabled:
             di_threshold = self.config["freqai"]["feature_parameters"].get("DI_threshold", 0)
             dataframe = add_ml_columns(dataframe, self.settings.ml, di_threshold)
@@ -235,8 +259,14 @@ class HybridAIStrategy(IStrategy):
         **kwargs,
     ) -> float:
         """Freqtrade's stake x risk-level multiplier x ML target position, within the hard
-        caps (0 = skip)."""
-        multiplier = self.settings.multiplier(self.risk_level)
+        caps, tightened by the oracle's max_exposure (0 = skip)."""
+        level, limits = self.risk_level, self.settings.limits
+        if self.oracle is not None:
+            guidance = self.oracle.at(current_time)
+            level = guidance.risk_level
+            limits = limits.model_copy(update={"max_total_exposure": min(
+                limits.max_total_exposure, guidance.max_exposure)})
+        multiplier = self.settings.multiplier(level)
         if self.ml_enabled:
             df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
             if df.empty or "ml_target_position" not in df:
@@ -248,13 +278,30 @@ class HybridAIStrategy(IStrategy):
             multiplier=multiplier,
             equity=self.wallets.get_total_stake_amount() if self.wallets else proposed_stake,
             open_exposure=open_exposure,
-            limits=self.settings.limits,
+            limits=limits,
             min_stake=min_stake,
             max_stake=max_stake,
         )
         if stake == 0.0:
             logger.info("%s: no entry, no stake fits under the hard limits", pair)
         return stake
+
+    def confirm_trade_entry(self, pair: str, order_type: str, amount: float, rate: float,
+                            time_in_force: str, current_time: datetime, entry_tag: str | None,
+                            side: str, **kwargs) -> bool:
+        """Last check against the oracle's latest word: focus and open-trade slots."""
+        if self.oracle is None:
+            return True
+        guidance = self.oracle.at(current_time)
+        if not guidance.allows(pair, self.settings.oracle.require_focus):
+            logger.info("%s: entry refused, not in the oracle's focus", pair)
+            return False
+        slots = self.settings.oracle.max_open_trades[guidance.risk_level]
+        if Trade.get_open_trade_count() >= slots:
+            logger.info("%s: entry refused, %s risk allows %d open trades", pair,
+                        guidance.risk_level.value, slots)
+            return False
+        return True
 
     def adjust_trade_position(
         self,

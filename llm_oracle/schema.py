@@ -1,0 +1,113 @@
+"""The oracle's decision schema: the one definition the oracle writes and the strategy reads.
+
+``OracleAnswer`` is what the LLM (or the heuristic) must answer; ``OracleDecision`` is an
+answer validated against the whitelist and the hard limits, stamped with when it was
+decided, how long it holds and what it cost. Journal lines, ``risk_profile.json`` and the
+HTTP endpoint all carry ``OracleDecision`` JSON.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from hybrid_ai.settings import RiskLevel
+
+SCHEMA_VERSION = 1
+REASONING_MAX_CHARS = 1200
+
+
+class OracleAnswer(BaseModel):
+    """Strategic guidance for the next hours, as the model must return it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    focus_pairs: list[str] = Field(description="pairs worth new entries, from the universe")
+    risk_level: RiskLevel
+    max_exposure: float = Field(ge=0.0, le=1.0,
+                                description="share of equity open trades may use")
+    overnight_target: float = Field(ge=0.0, le=1.0,
+                                    description="share of equity to hold into the night")
+    pair_bias: dict[str, float] = Field(default_factory=dict,
+                                        description="per pair, -1 (avoid) .. 1 (favour)")
+    reasoning: str = Field(default="", description="short justification")
+
+    @field_validator("pair_bias", mode="before")
+    @classmethod
+    def _bias_from_list(cls, value: Any) -> Any:
+        # Strict structured output cannot express free-form keys: it sends a list instead.
+        if isinstance(value, list):
+            return {item["pair"]: item["bias"] for item in value
+                    if isinstance(item, dict) and "pair" in item and "bias" in item}
+        return value
+
+
+def answer_json_schema() -> dict[str, Any]:
+    """JSON schema for OpenAI-style structured output (``response_format``)."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["focus_pairs", "risk_level", "max_exposure", "overnight_target",
+                     "pair_bias", "reasoning"],
+        "properties": {
+            "focus_pairs": {"type": "array", "items": {"type": "string"}},
+            "risk_level": {"type": "string", "enum": [lvl.value for lvl in RiskLevel]},
+            "max_exposure": {"type": "number", "minimum": 0, "maximum": 1},
+            "overnight_target": {"type": "number", "minimum": 0, "maximum": 1},
+            "pair_bias": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["pair", "bias"],
+                    "properties": {"pair": {"type": "string"},
+                                   "bias": {"type": "number", "minimum": -1, "maximum": 1}},
+                },
+            },
+            "reasoning": {"type": "string"},
+        },
+    }
+
+
+class OracleDecision(BaseModel):
+    """A validated decision, in force from ``decided_at`` until ``valid_until``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: int = SCHEMA_VERSION
+    decided_at: datetime
+    valid_until: datetime
+    session: str
+    status: Literal["ok", "fallback", "rejected"] = "ok"
+    focus_pairs: list[str]
+    risk_level: RiskLevel
+    max_exposure: float = Field(ge=0.0, le=1.0)
+    overnight_target: float = Field(ge=0.0, le=1.0)
+    pair_bias: dict[str, float] = Field(default_factory=dict)
+    reasoning: str = Field(default="", max_length=REASONING_MAX_CHARS)
+    provider: str
+    model: str = ""
+    prompt_hash: str = ""
+    tokens_in: int = 0
+    tokens_out: int = 0
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    rejected_reason: str | None = None
+
+    @field_validator("decided_at", "valid_until")
+    @classmethod
+    def _aware(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            raise ValueError("timestamps must carry a timezone (UTC)")
+        return value
+
+    @property
+    def usable(self) -> bool:
+        """Rejected answers are journaled for the record but never steer the bot."""
+        return self.status != "rejected"
+
+    def pairlist(self, refresh_period: int) -> dict[str, Any]:
+        """RemotePairList's format."""
+        return {"pairs": list(self.focus_pairs), "refresh_period": refresh_period}

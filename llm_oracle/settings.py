@@ -1,0 +1,77 @@
+"""The ``llm_oracle`` section of the freqtrade config: one place for the oracle's keys."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+CONFIG_SECTION = "llm_oracle"
+
+
+class OracleSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    provider: Literal["heuristic", "openai"] = "heuristic"
+    # Any OpenAI-compatible server: OpenAI, vLLM, Ollama (http://127.0.0.1:11434/v1), ...
+    base_url: str | None = None
+    model: str = "gpt-4o-mini"
+    api_key_env: str = "OPENAI_API_KEY"  # the key itself never lives in a file
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
+    seed: int = 7
+    # Sessions (UTC, HH:MM); each decision holds until the next session plus a margin.
+    sessions: list[str] = Field(default_factory=lambda: ["00:00", "06:00", "12:00", "18:00"])
+    validity_hours: float = Field(8.0, gt=0)
+    grace_minutes: float = Field(30.0, ge=0)
+    # Event trigger: an extra session when a focus pair moves this much within an hour.
+    event_move: float = Field(0.05, gt=0)
+    event_min_spacing_minutes: float = Field(60.0, ge=0)
+    # Hard caps the answer is clamped to (the strategy's own caps apply on top).
+    max_exposure_cap: float = Field(0.9, gt=0, le=1)
+    min_focus_pairs: int = Field(0, ge=0)
+    max_focus_pairs: int = Field(6, ge=1)
+    daily_budget_usd: float = Field(1.0, ge=0)
+    # USD per 1M tokens: [input, output]; unknown models cost 0 (say so in the log).
+    prices: dict[str, tuple[float, float]] = Field(default_factory=lambda: {
+        "gpt-4o-mini": (0.15, 0.60),
+        "gpt-4o": (2.50, 10.00),
+        "gpt-4.1-mini": (0.40, 1.60),
+    })
+    output_dir: Path = Path("user_data/oracle")
+    datadir: Path | None = None  # candles for the context (default: freqtrade's datadir)
+    news_file: Path | None = None  # JSON lines: {"time": ISO-8601, "title": ..., "source": ...}
+    max_prompt_chars: int = Field(12_000, ge=1000)
+    refresh_period: int = Field(1800, ge=60)  # RemotePairList refresh
+    serve_host: str = "127.0.0.1"
+    serve_port: int = 18740
+
+    @field_validator("sessions")
+    @classmethod
+    def _hhmm(cls, value: list[str]) -> list[str]:
+        for item in value:
+            hh, _, mm = item.partition(":")
+            if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+                raise ValueError(f"session time {item!r} is not HH:MM (UTC)")
+        return sorted(value)
+
+    def price(self, model: str) -> tuple[float, float]:
+        return self.prices.get(model, (0.0, 0.0))
+
+
+class OracleSettingsError(ValueError):
+    """Invalid ``llm_oracle`` section; the message names the key."""
+
+
+def load_oracle_settings(config: dict[str, Any]) -> OracleSettings:
+    section = dict(config.get(CONFIG_SECTION, {}) or {})
+    section.setdefault("datadir", config.get("datadir"))
+    try:
+        return OracleSettings.model_validate(section)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{CONFIG_SECTION}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
+            for err in exc.errors()
+        )
+        raise OracleSettingsError(f"Invalid '{CONFIG_SECTION}' config section: {problems}") from exc

@@ -1,0 +1,73 @@
+"""From a provider's text to a decision the bot may follow, or a recorded rejection.
+
+The LLM steers, it never overrides: pairs outside the universe are dropped, numbers are
+clamped to the configured caps, reasoning is cut to length. What cannot be read as an
+answer at all is rejected and never becomes the profile.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+from llm_oracle.schema import REASONING_MAX_CHARS, OracleAnswer
+from llm_oracle.settings import OracleSettings
+
+_FENCED = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
+
+
+class AnswerError(ValueError):
+    """The answer cannot be used; the message says why (it goes into the journal)."""
+
+
+def extract_json(text: str) -> dict[str, Any]:
+    """The answer object from plain JSON, a fenced ```json block, or the outermost {...}."""
+    candidates = [text.strip()]
+    candidates += _FENCED.findall(text)
+    if "{" in text and "}" in text:
+        candidates.append(text[text.index("{"): text.rindex("}") + 1])
+    for candidate in candidates:
+        try:
+            value = json.loads(candidate)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(value, dict):
+            return value
+    raise AnswerError(f"no JSON object in the answer ({text[:80]!r}...)")
+
+
+def validate_answer(raw: dict[str, Any], universe: list[str],
+                    settings: OracleSettings) -> tuple[OracleAnswer, list[str]]:
+    """Clamp and filter ``raw`` into an ``OracleAnswer``; returns it and what was changed."""
+    notes: list[str] = []
+    data = dict(raw)
+    for key, cap in (("max_exposure", settings.max_exposure_cap), ("overnight_target", 1.0)):
+        value = data.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            clamped = min(max(float(value), 0.0), cap)
+            if clamped != value:
+                notes.append(f"{key} {value} clamped to {clamped}")
+            data[key] = clamped
+    try:
+        answer = OracleAnswer.model_validate(data)
+    except ValidationError as exc:
+        reasons = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise AnswerError(f"answer does not match the schema: {reasons}") from exc
+
+    known = set(universe)
+    unknown = [p for p in answer.focus_pairs if p not in known]
+    if unknown:
+        notes.append(f"dropped pairs outside the universe: {unknown}")
+    focus = list(dict.fromkeys(p for p in answer.focus_pairs if p in known))
+    if len(focus) > settings.max_focus_pairs:
+        notes.append(f"focus cut to {settings.max_focus_pairs} pairs")
+        focus = focus[: settings.max_focus_pairs]
+    if len(focus) < settings.min_focus_pairs:
+        raise AnswerError(f"only {len(focus)} valid focus pairs (< {settings.min_focus_pairs})")
+    bias = {p: min(max(b, -1.0), 1.0) for p, b in answer.pair_bias.items() if p in known}
+    reasoning = answer.reasoning[:REASONING_MAX_CHARS]
+    return answer.model_copy(update={"focus_pairs": focus, "pair_bias": bias,
+                                     "reasoning": reasoning}), notes

@@ -1,0 +1,96 @@
+"""A loopback OpenAI-compatible chat-completions server for tests (a real HTTP process side).
+
+Scripted: each request pops the next ``Reply`` (status, content or raw body, delay); when the
+script is empty the default reply repeats. Every request body is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    content: str | None = None  # the assistant message (OpenAI response built around it)
+    raw: str | None = None  # a whole body instead (errors)
+    delay: float = 0.0
+    refuse_formats: tuple[str, ...] = ()  # answer 400 when response_format.type is one of these
+
+
+@dataclass
+class FakeOpenAI:
+    default: Reply
+    script: list[Reply] = field(default_factory=list)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def base_url(self) -> str:
+        assert self.server is not None
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def start(self) -> FakeOpenAI:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.requests.append(body)
+                reply = fake.script.pop(0) if fake.script else fake.default
+                time.sleep(reply.delay)
+                fmt = (body.get("response_format") or {}).get("type")
+                if fmt in reply.refuse_formats:
+                    self._send(400, json.dumps({"error": {
+                        "message": f"response_format {fmt} is not supported",
+                        "type": "invalid_request_error"}}))
+                    return
+                if reply.raw is not None or reply.status != 200:
+                    self._send(reply.status, reply.raw or json.dumps(
+                        {"error": {"message": "scripted error", "type": "server_error"}}))
+                    return
+                self._send(200, json.dumps({
+                    "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
+                    "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": reply.content}}],
+                    "usage": {"prompt_tokens": 1200, "completion_tokens": 150,
+                              "total_tokens": 1350},
+                }))
+
+            def _send(self, status: int, text: str) -> None:
+                data = text.encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                         daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self.server:
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def answer(**overrides: Any) -> str:
+    base = {"focus_pairs": ["BTC/USDT", "ETH/USDT"], "risk_level": "moderate",
+            "max_exposure": 0.6, "overnight_target": 0.3,
+            "pair_bias": [{"pair": "BTC/USDT", "bias": 0.5}], "reasoning": "test"}
+    base.update(overrides)
+    return json.dumps(base)
