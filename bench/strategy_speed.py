@@ -47,7 +47,8 @@ def backtest_seconds(name: str, strategy_path: Path, datadir: Path, timerange: s
                      url: str, tmp: Path, ml: bool = False) -> float:
     overlay = write_overlay(tmp / "offline.json", url)
     layers = tmp / ("ml_on.json" if ml else "ta_only.json")
-    layers.write_text(json.dumps({"freqai": {"enabled": ml}}))
+    layers.write_text(json.dumps({"freqai": {"enabled": ml},
+                                  "hybrid_ai": {"oracle": {"enabled": False}}}))
     userdir = tmp / f"ud_{name}_{ml}"
     userdir.mkdir(exist_ok=True)
     cmd = [sys.executable, "-m", "freqtrade", "backtesting", "-c", str(REPO / "config.json"),
@@ -66,6 +67,7 @@ def load_strategy(name: str, strategy_path: Path, datadir: Path, overlay: Path):
     """The strategy as freqtrade builds it, with a data provider on the local exchange."""
     config = Configuration.from_files([str(REPO / "config.json"), str(overlay)])
     config["freqai"]["enabled"] = False  # the execution layer alone (the ML bench is separate)
+    config["hybrid_ai"]["oracle"]["enabled"] = False
     config.update(strategy=name, strategy_path=str(strategy_path), datadir=datadir,
                   runmode=RunMode.BACKTEST, candle_type_def=CandleType.SPOT)
     strategy = StrategyResolver.load_strategy(config)

@@ -3,8 +3,11 @@
 1. Uses the candles in ``user_data/data/binance``; when that holds none, writes a seeded
    synthetic market there and says so loudly (before and after the report).
 2. Checks that every whitelisted pair has the 5m and 1h files the strategy needs.
-3. Starts the local exchange on the port of ``user_data/config.offline.json`` and runs
-   freqtrade's own backtesting against it; freqtrade prints its normal report.
+3. Backfills the LLM oracle's journal for the backtest range with the deterministic
+   heuristic provider (point-in-time, no network), unless ``hybrid_ai.oracle`` is off.
+4. Starts the local exchange on the port of ``user_data/config.offline.json`` and runs
+   freqtrade's own backtesting against it (FreqAI trains the ML layer walk-forward);
+   freqtrade prints its normal report.
 """
 
 from __future__ import annotations
@@ -77,15 +80,36 @@ def default_timerange(data: MarketData, backtest_days: int, config_path: Path = 
     return f"{start:%Y%m%d}-{end:%Y%m%d}"
 
 
+def backfill_oracle(datadir: Path, timerange: str, oracle_dir: Path) -> Path:
+    """Heuristic oracle decisions for the range (from a day before it), and a config overlay
+    pointing the strategy at them."""
+    start, _, end = timerange.partition("-")
+    day_before = (datetime.strptime(start, "%Y%m%d") - timedelta(days=1)).strftime("%Y%m%d")
+    subprocess.run([sys.executable, "-m", "llm_oracle", "-c", str(CONFIG), "--output-dir",
+                    str(oracle_dir), "backfill", "--provider", "heuristic", "--datadir",
+                    str(datadir), "--timerange", f"{day_before}-{end}"], cwd=REPO, check=True)
+    overlay = oracle_dir / "demo-oracle.json"
+    overlay.write_text(json.dumps({"hybrid_ai": {"oracle": {
+        "source": str((oracle_dir / "journal.jsonl").resolve())}}}))
+    return overlay
+
+
+def oracle_enabled(config_path: Path = CONFIG) -> bool:
+    config = json.loads(config_path.read_text())
+    return bool(config.get("hybrid_ai", {}).get("oracle", {}).get("enabled", False))
+
+
 def run_backtest(datadir: Path, timerange: str | None, backtest_days: int,
-                 extra: list[str]) -> int:
+                 extra: list[str], oracle_dir: Path) -> int:
     data = MarketData.load(datadir)
     timerange = timerange or default_timerange(data, backtest_days)
+    configs = ["-c", str(CONFIG), "-c", str(OVERLAY)]
+    if oracle_enabled():
+        configs += ["-c", str(backfill_oracle(datadir, timerange, oracle_dir))]
     server = LocalExchangeServer(BinanceApi(data), host=DEFAULT_HOST, port=DEFAULT_PORT)
     server.start_in_thread()
     cmd = [
-        sys.executable, "-m", "freqtrade", "backtesting",
-        "-c", str(CONFIG), "-c", str(OVERLAY),
+        sys.executable, "-m", "freqtrade", "backtesting", *configs,
         "--datadir", str(datadir), "--cache", "none", "--export", "trades",
         "--timerange", timerange,
     ]
@@ -102,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timerange", help="freqtrade timerange, e.g. 20240301-20240601 "
                         "(default: the last --backtest-days of the data)")
     parser.add_argument("--backtest-days", type=int, default=90)
+    parser.add_argument("--oracle-dir", type=Path, default=REPO / "user_data" / "oracle",
+                        help="where the oracle's backfilled journal goes")
     parser.add_argument("--days", type=int, default=180, help="length of a synthetic market")
     parser.add_argument("--seed", type=int, default=42, help="seed of a synthetic market")
     parser.add_argument("freqtrade_args", nargs="*", help="passed on to freqtrade backtesting")
@@ -112,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
         banner = f"*** {marker.read_text().strip()} ***" if synthetic else ""
         print(banner, flush=True)
         code = run_backtest(args.datadir, args.timerange, args.backtest_days,
-                            args.freqtrade_args)
-    except (DemoError, MarketDataError, PortInUseError) as exc:
+                            args.freqtrade_args, args.oracle_dir)
+    except (DemoError, MarketDataError, PortInUseError, subprocess.CalledProcessError) as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 2
     print(banner, flush=True)

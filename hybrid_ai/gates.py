@@ -30,6 +30,11 @@ def approve(df: pd.DataFrame) -> pd.DataFrame:
     return join_columns(df, {APPROVED: approved})
 
 
+LAYER_ORDER = ("ml", "oracle")  # how entry tags list the layers, whatever the column order
+
+
 def entry_tag(df: pd.DataFrame) -> str:
-    """Which layers decided, in gate order: ``ta``, ``ta+ml``, ``ta+ml+oracle``."""
-    return "+".join(["ta", *(c.removeprefix(GATE_PREFIX) for c in gate_columns(df))])
+    """Which layers decided, bottom up: ``ta``, ``ta+ml``, ``ta+ml+oracle``."""
+    layers = [c.removeprefix(GATE_PREFIX) for c in gate_columns(df)]
+    rank = {name: i for i, name in enumerate(LAYER_ORDER)}
+    return "+".join(["ta", *sorted(layers, key=lambda n: (rank.get(n, len(rank)), n))])

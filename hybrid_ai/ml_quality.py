@@ -96,10 +96,13 @@ def evaluate(models_dir: Path, datadir: Path, pairs: list[str], horizon: int, co
 
 def run_backtest(datadir: Path, userdir: Path, timerange: str, pairs: list[str]) -> None:
     userdir.mkdir(parents=True, exist_ok=True)
+    ml_only = userdir / "ml_only.json"  # the ML layer judged alone, without the oracle
+    ml_only.write_text(json.dumps({"hybrid_ai": {"oracle": {"enabled": False}}}))
     cmd = [sys.executable, "-m", "local_exchange", "run", "--datadir", str(datadir),
            "--port", "0", "--write-overlay", str(userdir / "offline.json"),
            "--", sys.executable, "-m", "freqtrade", "backtesting",
            "-c", str(REPO / "config.json"), "-c", str(userdir / "offline.json"),
+           "-c", str(ml_only),
            "--userdir", str(userdir), "--datadir", str(datadir), "--timerange", timerange,
            "--pairs", *pairs, "--cache", "none", "--export", "none"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)

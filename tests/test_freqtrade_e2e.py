@@ -24,7 +24,8 @@ REPO = Path(__file__).resolve().parent.parent
 # Every way a HybridAIStrategy trade can end (partial_tp is an order tag, not an exit).
 STRATEGY_EXIT_REASONS = {"stop_loss", "trailing_stop_loss", "ta_reversal", "force_exit"}
 PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "LINK/USDT"]
-TA_ONLY = {"freqai": {"enabled": False}}  # the execution layer alone
+NO_ORACLE = {"hybrid_ai": {"oracle": {"enabled": False}}}
+TA_ONLY = {"freqai": {"enabled": False}, **NO_ORACLE}  # the execution layer alone
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +77,7 @@ def test_ml_backtest_trains_onnx_models_and_gates_entries(real_datadir, module_e
         ["backtesting", "--datadir", str(real_datadir), "--timerange", "20240301-20240401",
          "--pairs", *pairs, "--freqaimodel", "LightGBMOnnxClassifier",
          "--export", "signals", "--cache", "none"],
-        server.url, tmp_path,
+        server.url, tmp_path, extra_config=NO_ORACLE,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     models = tmp_path / "models" / "hybrid-lgbm-onnx-v1"
@@ -96,6 +97,49 @@ def test_ml_backtest_trains_onnx_models_and_gates_entries(real_datadir, module_e
     assert signals["gate_ml"].all() and signals["gate_approved"].all()
     assert (signals["do_predict"] == 1).all() and (signals["ml_buy_prob"] > 0.45).all()
     assert (signals["ml_target_position"] > 0).all()
+
+
+def test_oracle_journal_gates_pairs_and_sizes_stakes(real_datadir, module_exchange, freqtrade,
+                                                    tmp_path):
+    """A hand-written journal: ETH/USDT out of focus and risk conservative from March 5 to 15,
+    all pairs and aggressive otherwise. The backtest must follow it candle by candle."""
+    from llm_oracle.schema import OracleDecision
+
+    window = (pd.Timestamp("2024-03-05", tz="UTC"), pd.Timestamp("2024-03-15", tz="UTC"))
+    lines = []
+    for day in pd.date_range("2024-02-28", "2024-04-15", freq="1D", tz="UTC"):
+        inside = window[0] <= day < window[1]
+        lines.append(OracleDecision(
+            decided_at=day, valid_until=day + pd.Timedelta(hours=25), session="00:00Z",
+            focus_pairs=[p for p in PAIRS if not (inside and p == "ETH/USDT")],
+            risk_level="conservative" if inside else "aggressive",
+            max_exposure=0.5 if inside else 0.9, overnight_target=0.3, provider="test",
+        ).model_dump_json())
+    journal = tmp_path / "journal.jsonl"
+    journal.write_text("\n".join(lines) + "\n")
+    server = module_exchange(real_datadir)
+    args = ["backtesting", "--datadir", str(real_datadir), "--timerange", "20240301-20240415",
+            "--pairs", *PAIRS, "--export", "trades", "--cache", "none"]
+    baseline_dir, oracle_dir = tmp_path / "baseline", tmp_path / "oracle"
+    baseline_dir.mkdir()
+    oracle_dir.mkdir()
+    assert freqtrade(args, server.url, baseline_dir, extra_config=TA_ONLY).returncode == 0
+    proc = freqtrade(args, server.url, oracle_dir, extra_config={
+        "freqai": {"enabled": False},
+        "hybrid_ai": {"oracle": {"enabled": True, "source": str(journal)}}})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    def in_window(t: dict) -> bool:
+        return window[0] <= pd.Timestamp(t["open_date"]) < window[1]
+
+    baseline, trades = load_trades(baseline_dir), load_trades(oracle_dir)
+    assert any(t["pair"] == "ETH/USDT" and in_window(t) for t in baseline)  # it would trade
+    assert not any(t["pair"] == "ETH/USDT" and in_window(t) for t in trades)
+    assert any(t["pair"] == "ETH/USDT" and not in_window(t) for t in trades)
+    assert {t["enter_tag"] for t in trades} == {"ta+oracle"}
+    inside = [t["stake_amount"] for t in trades if in_window(t)]
+    outside = [t["stake_amount"] for t in trades if not in_window(t)]
+    assert inside and outside and max(inside) < min(outside)  # conservative stakes are smaller
 
 
 def test_hyperopt_runs_a_few_epochs(real_datadir, module_exchange, freqtrade, tmp_path):
@@ -154,7 +198,7 @@ FREQAI_OUTPUTS = {"&s-up", "up", "down", "do_predict", "DI_values", "ml_buy_prob
 
 def test_lookahead_analysis_with_ml_layer(real_datadir, module_exchange, freqtrade, tmp_path):
     row = lookahead(freqtrade, module_exchange(real_datadir).url, real_datadir, tmp_path,
-                    ["SOL/USDT", "ETH/USDT", "LINK/USDT"], "20240301-20240501", 6)
+                    ["SOL/USDT", "ETH/USDT", "LINK/USDT"], "20240301-20240501", 6, NO_ORACLE)
     flagged = {c.strip() for c in row["biased_indicators"].strip("[]").replace("'", "").split(",")}
     assert flagged - {""} <= FREQAI_OUTPUTS, row
 
@@ -170,7 +214,7 @@ def test_ml_predictions_do_not_change_when_the_future_is_cut(real_datadir, modul
         userdir.mkdir()
         proc = freqtrade(["backtesting", "--datadir", str(real_datadir), "--timerange",
                           f"20240301-{end}", "--pairs", "SOL/USDT", "--cache", "none",
-                          "--export", "none"], url, userdir)
+                          "--export", "none"], url, userdir, extra_config=NO_ORACLE)
         assert proc.returncode == 0, proc.stderr[-3000:]
         files = (userdir / "models" / "hybrid-lgbm-onnx-v1").glob("backtesting_predictions/*")
         runs[end] = pd.concat(pd.read_feather(f) for f in files).set_index("date").sort_index()
@@ -188,7 +232,7 @@ def test_recursive_analysis_finds_no_variance(real_datadir, module_exchange, fre
     proc = freqtrade(
         ["recursive-analysis", "--datadir", str(real_datadir), "--timerange",
          "20240301-20240320", "--pairs", "BTC/USDT"],
-        server.url, tmp_path, extra_config=TA_ONLY if layers == "ta" else None,
+        server.url, tmp_path, extra_config=TA_ONLY if layers == "ta" else NO_ORACLE,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout + proc.stderr
@@ -210,7 +254,7 @@ def test_demo_runs_offline_on_a_fresh_synthetic_market(tmp_path):
     (tmp_path / "ud").mkdir()
     proc = subprocess.run(
         [sys.executable, "-m", "hybrid_ai.demo", "--datadir", str(datadir), "--days", "45",
-         "--", "--userdir", str(tmp_path / "ud")],
+         "--oracle-dir", str(tmp_path / "oracle"), "--", "--userdir", str(tmp_path / "ud")],
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env={**os.environ, "COLUMNS": "250"},
     )
@@ -218,6 +262,9 @@ def test_demo_runs_offline_on_a_fresh_synthetic_market(tmp_path):
     assert "SYNTHETIC MARKET" in proc.stdout
     summary = re.search(r"│\s+HybridAIStrategy\s+│\s+(\d+)\s+│", proc.stdout)
     assert summary and int(summary.group(1)) > 0  # the report has trades
+    # All three layers decided: TA signal, ML gate, oracle focus.
+    assert {t["enter_tag"] for t in load_trades(tmp_path / "ud")} == {"ta+ml+oracle"}
+    assert (tmp_path / "oracle" / "journal.jsonl").stat().st_size > 0
 
 
 def test_demo_names_missing_files(real_datadir, tmp_path):

@@ -73,7 +73,7 @@ def backtest(scenario_dir: Path, url: str, tmp: Path, hybrid_ai: dict | None = N
     extra.write_text(json.dumps({
         "exchange": {"pair_whitelist": list(SCENARIOS)},
         "freqai": {"enabled": False},  # the execution layer's rules alone
-        **({"hybrid_ai": hybrid_ai} if hybrid_ai else {}),
+        "hybrid_ai": {"oracle": {"enabled": False}, **(hybrid_ai or {})},
     }))
     args = {
         "config": [str(REPO / "config.json"), str(overlay), str(extra)],
