@@ -322,3 +322,19 @@ def test_feed_reads_the_serve_endpoint(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=10)
+
+
+def test_daemon_decides_at_startup_and_stops_cleanly_on_sigterm(market, tmp_path):
+    proc = subprocess.Popen([sys.executable, "-m", "llm_oracle", "--output-dir", str(tmp_path),
+                             "run", "--datadir", str(market)], cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / store.PROFILE).exists():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert profile(tmp_path).session == "startup"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
