@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,6 +53,18 @@ class Results:
         tmp.write_text(json.dumps(merged, indent=2) + "\n")
         os.replace(tmp, path)
         return path
+
+
+def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 0) -> float:
+    """Median wall time of ``fn`` over ``repeats`` calls, after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def shared_data() -> Path | None:

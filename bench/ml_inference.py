@@ -12,9 +12,7 @@ through FreqAI; then, in the same run:
 
 from __future__ import annotations
 
-import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from freqtrade.data.history import load_pair_history
 from freqtrade.freqai.prediction_models.LightGBMClassifier import LightGBMClassifier
 
 from bench.common import Results, shared_data
+from bench.common import median_seconds as common_median
 from hybrid_ai import ml_offline
 from hybrid_ai.onnx_model import export_lightgbm
 from local_exchange.synthetic import generate
@@ -35,14 +34,7 @@ BACKTEST_WEEK = 7 * 288
 
 
 def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    for _ in range(min(20, repeats)):
-        fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return common_median(fn, repeats, warmup=min(20, repeats))
 
 
 def candles():

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench.common import Results
+from bench.common import Results, median_seconds
 from hybrid_ai.oracle_feed import OracleFeed
 from hybrid_ai.settings import OracleGate
 from llm_oracle.context import MarketView, build_context, load_news, render_prompt
@@ -29,15 +28,6 @@ from llm_oracle.settings import OracleSettings
 from local_exchange.synthetic import DEFAULT_PAIRS, write_market
 
 PAIRS = [p.pair for p in DEFAULT_PAIRS]
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 class CachedAnswer(HeuristicProvider):
@@ -60,8 +50,8 @@ def run(results: Results, quick: bool = False) -> None:
 
         context = build_context(view, load_news(None), at, oracle.limits())
         messages = render_prompt(context, settings.max_prompt_chars)
-        bare = median_time(lambda: oracle.provider.ask(messages, context), 50)
-        full = median_time(lambda: oracle.run_session(at, "bench"), 10 if quick else 30)
+        bare = median_seconds(lambda: oracle.provider.ask(messages, context), 50)
+        full = median_seconds(lambda: oracle.run_session(at, "bench"), 10 if quick else 30)
         results.add("oracle_session_overhead_ms", full * 1e3, "ms", bare * 1e3,
                     "heuristic session end to end (context, validate, journal, atomic files) "
                     "vs the heuristic call alone")
@@ -80,20 +70,20 @@ def run(results: Results, quick: bool = False) -> None:
         journal.write_text("".join(d.model_dump_json() + "\n" for d in year))
         feed = OracleFeed(OracleGate(enabled=True, source=str(journal)))
         feed.refresh()
-        unchanged = median_time(feed.refresh, 2000)
+        unchanged = median_seconds(feed.refresh, 2000)
 
         def changed() -> None:
             feed._stamp = None  # as after a write
             feed.refresh()
 
-        reparse = median_time(changed, 5 if quick else 20)
+        reparse = median_seconds(changed, 5 if quick else 20)
         results.add("oracle_loop_check_unchanged_us", unchanged * 1e6, "us", reparse * 1e6,
                     "strategy bot_loop_start: journal unchanged (stat) vs changed "
                     "(re-parse a year, 1460 decisions)")
 
         candles = pd.DataFrame({"date": pd.date_range(end - timedelta(days=365), end,
                                                       freq="5min", tz="UTC", inclusive="left")})
-        merge = median_time(lambda: [feed.merge(candles, p, timedelta(minutes=5))
+        merge = median_seconds(lambda: [feed.merge(candles, p, timedelta(minutes=5))
                                      for p in PAIRS], 2 if quick else 5)
         results.add("oracle_merge_year_9_pairs_s", merge, "s", None,
                     f"{len(candles)} 5m candles x 9 pairs, 1460 decisions")

@@ -139,8 +139,12 @@ def load_settings(config: dict[str, Any]) -> PackSettings:
     try:
         return PackSettings.model_validate(section)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{CONFIG_SECTION}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise SettingsError(f"Invalid '{CONFIG_SECTION}' config section: {problems}") from exc
+        raise SettingsError(describe_errors(CONFIG_SECTION, exc)) from exc
+
+
+def describe_errors(section: str, exc: ValidationError) -> str:
+    """One line naming every bad key as it is spelled in the config file."""
+    problems = "; ".join(
+        f"{section}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+    )
+    return f"Invalid '{section}' config section: {problems}"

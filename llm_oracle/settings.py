@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from hybrid_ai.settings import describe_errors
+
 CONFIG_SECTION = "llm_oracle"
 
 
@@ -70,8 +72,4 @@ def load_oracle_settings(config: dict[str, Any]) -> OracleSettings:
     try:
         return OracleSettings.model_validate(section)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{CONFIG_SECTION}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise OracleSettingsError(f"Invalid '{CONFIG_SECTION}' config section: {problems}") from exc
+        raise OracleSettingsError(describe_errors(CONFIG_SECTION, exc)) from exc
