@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from llm_oracle import store
+from llm_oracle.bot_api import BotView
 from llm_oracle.context import MarketView, load_news
 from llm_oracle.oracle import Oracle
 from llm_oracle.settings import OracleSettings, OracleSettingsError, load_oracle_settings
@@ -45,8 +46,11 @@ def build_oracle(args: argparse.Namespace) -> Oracle:
     datadir = Path(args.datadir or settings.datadir or DEFAULT_DATADIR)
     universe = list(config["exchange"]["pair_whitelist"])
     view = MarketView(datadir, universe)
+    bot = (BotView(settings.bot_api_url, settings.bot_api_username_env,
+                   settings.bot_api_password_env, config.get("timeframe", "5m"))
+           if settings.bot_api_url else None)
     return Oracle(settings, universe, view, load_news(settings.news_file),
-                  cache_dir=settings.output_dir / "cache")
+                  cache_dir=settings.output_dir / "cache", bot=bot)
 
 
 def _parse_day(text: str) -> datetime:

@@ -98,9 +98,42 @@ def load_news(path: Path | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["time", "title", "source"])
 
 
+def fetch_feed(url: str, timeout: float = 10.0) -> pd.DataFrame:
+    """RSS 2.0 or Atom items as news rows (live sessions); empty on any failure."""
+    import urllib.request
+    import xml.etree.ElementTree as ET
+    from email.utils import parsedate_to_datetime
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            root = ET.fromstring(resp.read())
+    except Exception as exc:  # network, HTTP, XML: the session goes on without news
+        logger.warning("news feed %s unavailable: %s", url, exc)
+        return load_news(None)
+    atom = "{http://www.w3.org/2005/Atom}"
+    rows = []
+    for item in root.iter("item"):
+        when = item.findtext("pubDate")
+        if when:
+            rows.append((pd.Timestamp(parsedate_to_datetime(when)).tz_convert("UTC"),
+                         item.findtext("title", ""), url))
+    for entry in root.iter(f"{atom}entry"):
+        when = entry.findtext(f"{atom}updated") or entry.findtext(f"{atom}published")
+        if when:
+            rows.append((pd.Timestamp(when).tz_convert("UTC"),
+                         entry.findtext(f"{atom}title", ""), url))
+    df = pd.DataFrame(rows, columns=["time", "title", "source"])
+    df["title"] = df["title"].str.slice(0, NEWS_TITLE_CHARS)
+    return df
+
+
 def build_context(view: MarketView, news: pd.DataFrame, at: datetime,
-                  limits: dict[str, float]) -> dict[str, Any]:
-    """Everything the oracle may know at ``at``; ``data_until`` records the newest input."""
+                  limits: dict[str, float],
+                  bot: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Everything the oracle may know at ``at``; ``data_until`` records the newest input.
+
+    ``bot`` (live sessions only) adds the bot's portfolio and latest ML signals.
+    """
     markets, newest = {}, None
     for pair in view.frames:
         closed = view.closed_before(pair, at)
@@ -122,6 +155,7 @@ def build_context(view: MarketView, news: pd.DataFrame, at: datetime,
                  for t, s, ti in zip(recent["time"], recent["source"], recent["title"],
                                      strict=True)],
         "data_until": newest.isoformat() if newest is not None else None,
+        **(bot or {}),
     }
 
 

@@ -12,7 +12,14 @@ from typing import Any
 import pandas as pd
 
 from llm_oracle import store
-from llm_oracle.context import MarketView, build_context, prompt_hash, render_prompt
+from llm_oracle.bot_api import BotView
+from llm_oracle.context import (
+    MarketView,
+    build_context,
+    fetch_feed,
+    prompt_hash,
+    render_prompt,
+)
 from llm_oracle.providers import (
     HeuristicProvider,
     Provider,
@@ -35,6 +42,7 @@ class Oracle:
     news: pd.DataFrame
     provider: Provider | None = None
     cache_dir: Path | None = None  # replies by prompt hash (backfill: pay once, replay free)
+    bot: BotView | None = None  # live sessions: the bot's REST API
 
     def __post_init__(self) -> None:
         self.provider = self.provider or make_provider(self.settings)
@@ -77,9 +85,20 @@ class Oracle:
             store.atomic_write_json(cached, reply.__dict__)
         return reply
 
-    def decide(self, at: datetime, session: str) -> OracleDecision:
-        """The decision for a session at ``at`` (UTC); never raises for provider trouble."""
-        context = build_context(self.view, self.news, at, self.limits())
+    def decide(self, at: datetime, session: str, live: bool = False) -> OracleDecision:
+        """The decision for a session at ``at`` (UTC); never raises for provider trouble.
+
+        ``live`` sessions also read the news feed and the bot's API; backfills never do
+        (what they would return is not knowable for a past time).
+        """
+        news, bot = self.news, None
+        if live:
+            if self.settings.news_url:
+                news = pd.concat([self.news, fetch_feed(self.settings.news_url)],
+                                 ignore_index=True)
+            if self.bot is not None:
+                bot = self.bot.snapshot(self.universe)
+        context = build_context(self.view, news, at, self.limits(), bot)
         provider: Provider = self.provider  # type: ignore[assignment]
         status = "ok"
         if (provider.name != self.fallback.name and self.settings.daily_budget_usd >= 0
@@ -122,9 +141,9 @@ class Oracle:
                               risk_level=RiskLevel.CONSERVATIVE, max_exposure=0.0,
                               overnight_target=0.0, rejected_reason=reason[:500])
 
-    def run_session(self, at: datetime, session: str) -> OracleDecision:
+    def run_session(self, at: datetime, session: str, live: bool = True) -> OracleDecision:
         """Decide, journal it, and publish it unless it was rejected (the last good stays)."""
-        decision = self.decide(at, session)
+        decision = self.decide(at, session, live=live)
         store.append_journal(self.out / store.JOURNAL, decision)
         if decision.usable:
             self.publish(decision)

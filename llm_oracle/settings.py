@@ -44,6 +44,11 @@ class OracleSettings(BaseModel):
     output_dir: Path = Path("user_data/oracle")
     datadir: Path | None = None  # candles for the context (default: freqtrade's datadir)
     news_file: Path | None = None  # JSON lines: {"time": ISO-8601, "title": ..., "source": ...}
+    news_url: str | None = None  # an RSS or Atom feed, read at live sessions
+    # The bot's REST API (live sessions): portfolio, P&L, the ML layer's latest signals.
+    bot_api_url: str | None = None
+    bot_api_username_env: str = "FREQTRADE__API_SERVER__USERNAME"
+    bot_api_password_env: str = "FREQTRADE__API_SERVER__PASSWORD"
     max_prompt_chars: int = Field(12_000, ge=1000)
     refresh_period: int = Field(1800, ge=60)  # RemotePairList refresh
     serve_host: str = "127.0.0.1"

@@ -20,6 +20,8 @@ import pandas as pd
 import pytest
 from freqtrade.data.btanalysis.bt_fileutils import load_backtest_analysis_data
 
+from local_exchange.overlay import write_overlay
+
 REPO = Path(__file__).resolve().parent.parent
 # Every way a HybridAIStrategy trade can end (partial_tp is an order tag, not an exit).
 STRATEGY_EXIT_REASONS = {"stop_loss", "trailing_stop_loss", "ta_reversal", "force_exit"}
@@ -281,3 +283,69 @@ def test_demo_names_missing_files(real_datadir, tmp_path):
     assert proc.returncode == 2
     assert "BTC_USDT-1h.feather" in proc.stderr and "download-data" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_oracle_reads_a_live_dry_run_bot_through_its_rest_api(real_datadir, start_exchange,
+                                                               tmp_path, monkeypatch):
+    """freqtrade trade --dry-run (ML layer on, one pair) on the replayed real candles, its REST
+    API on loopback with credentials from the environment; the oracle's BotView reads the
+    portfolio and the ML layer's latest signal."""
+    import time as _time
+    from datetime import UTC, datetime
+
+    from llm_oracle.bot_api import BotView
+    from local_exchange.clock import ReplayClock
+
+    exchange = start_exchange(real_datadir, ReplayClock.starting_at(
+        int(datetime(2024, 8, 20, tzinfo=UTC).timestamp() * 1000)))
+    port = free_port()
+    env = {"FREQTRADE__API_SERVER__USERNAME": "oracle", "FREQTRADE__API_SERVER__PASSWORD":
+           "s3cret-from-env", "FREQTRADE__API_SERVER__JWT_SECRET_KEY": "j" * 40}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    extra = tmp_path / "live.json"
+    extra.write_text(json.dumps({
+        "exchange": {"pair_whitelist": ["BTC/USDT"]},
+        "freqai": {"feature_parameters": {"include_corr_pairlist": []}},
+        "hybrid_ai": {"oracle": {"enabled": False}},
+        "api_server": {"enabled": True, "listen_ip_address": "127.0.0.1", "listen_port": port,
+                       "ws_token": ""},
+        "internals": {"process_throttle_secs": 2},
+    }))
+    overlay = write_overlay(tmp_path / "offline.json", exchange.url)
+    log = (tmp_path / "bot.log").open("w")
+    bot = subprocess.Popen(
+        [sys.executable, "-m", "freqtrade", "trade", "-c", str(REPO / "config.json"),
+         "-c", str(overlay), "-c", str(extra), "--userdir", str(tmp_path),
+         "--db-url", f"sqlite:///{tmp_path / 'trades.sqlite'}"],
+        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})
+    try:
+        view = BotView(f"http://127.0.0.1:{port}", "FREQTRADE__API_SERVER__USERNAME",
+                       "FREQTRADE__API_SERVER__PASSWORD", timeout=2)
+        deadline, snap = _time.monotonic() + 240, {}
+        while _time.monotonic() < deadline:
+            assert bot.poll() is None, (tmp_path / "bot.log").read_text()[-3000:]
+            snap = view.snapshot(["BTC/USDT"])
+            if snap.get("ml_signals", {}).get("BTC/USDT", {}).get("ml_buy_prob") is not None:
+                break
+            _time.sleep(3)
+        assert snap, (tmp_path / "bot.log").read_text()[-3000:]
+        trades = snap["portfolio"]["open_trades"]
+        assert trades == [] or "pair" in trades[0]
+        signal = snap["ml_signals"]["BTC/USDT"]
+        assert 0 <= signal["ml_buy_prob"] <= 1 and signal["do_predict"] in (0, 1)
+        wrong = BotView(f"http://127.0.0.1:{port}", "NO_SUCH_USER_ENV", "NO_SUCH_PW_ENV")
+        assert wrong.snapshot(["BTC/USDT"]) == {}  # 401: left out, never fatal
+        assert "s3cret-from-env" not in (tmp_path / "bot.log").read_text()
+    finally:
+        bot.terminate()
+        bot.wait(timeout=30)
+        log.close()

@@ -338,3 +338,37 @@ def test_daemon_decides_at_startup_and_stops_cleanly_on_sigterm(market, tmp_path
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=10) == 0
+
+
+def test_live_session_reads_an_rss_feed_point_in_time(market, tmp_path, fake):
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    (tmp_path / "feed.xml").write_text(
+        "<?xml version='1.0'?><rss version='2.0'><channel><title>t</title>"
+        "<item><title>Older: ETF inflows rise</title>"
+        "<pubDate>Sun, 01 Jun 2025 10:00:00 GMT</pubDate></item>"
+        "<item><title>Newer: exchange hacked</title>"
+        "<pubDate>Sun, 01 Jun 2025 14:00:00 GMT</pubDate></item>"
+        "</channel></rss>")
+
+    class Quiet(SimpleHTTPRequestHandler):
+        def __init__(self, *a, **k):
+            super().__init__(*a, directory=str(tmp_path), **k)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/feed.xml"
+        oracle = make_oracle(market, tmp_path / "out", fake, news_url=url)
+        oracle.run_session(AT, "12:00Z")  # live: the feed is read
+        user = fake.requests[-1]["messages"][1]["content"]
+        assert "ETF inflows" in user and "exchange hacked" not in user
+        oracle.backfill(AT, AT + timedelta(hours=1), progress=False)  # backfill: never read
+        assert "ETF inflows" not in fake.requests[-1]["messages"][1]["content"]
+    finally:
+        server.shutdown()
+        server.server_close()
