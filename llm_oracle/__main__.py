@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -37,20 +38,33 @@ def load_config(paths: list[Path]) -> dict[str, Any]:
 
 
 def build_oracle(args: argparse.Namespace) -> Oracle:
+    oracle, _ = build_oracle_and_view(args)
+    return oracle
+
+
+def build_oracle_and_view(args: argparse.Namespace) -> tuple[Oracle, Callable[[], MarketView]]:
+    """The oracle, and how to get fresh candles for its next session."""
     config = load_config(args.config)
     settings = load_oracle_settings(config)
     if args.provider:
         settings = settings.model_copy(update={"provider": args.provider})
     if args.output_dir:
         settings = settings.model_copy(update={"output_dir": args.output_dir})
-    datadir = Path(args.datadir or settings.datadir or DEFAULT_DATADIR)
     universe = list(config["exchange"]["pair_whitelist"])
-    view = MarketView(datadir, universe)
+
+    def make_view() -> MarketView:
+        if args.cmd != "backfill" and not (args.datadir or settings.datadir):
+            # Live sessions read fresh candles from the exchange (the local one offline).
+            return MarketView.from_exchange(config["exchange"], universe)
+        return MarketView(Path(args.datadir or settings.datadir or DEFAULT_DATADIR), universe)
+
+    view = make_view()
     bot = (BotView(settings.bot_api_url, settings.bot_api_username_env,
                    settings.bot_api_password_env, config.get("timeframe", "5m"))
            if settings.bot_api_url else None)
-    return Oracle(settings, universe, view, load_news(settings.news_file),
-                  cache_dir=settings.output_dir / "cache", bot=bot)
+    oracle = Oracle(settings, universe, view, load_news(settings.news_file),
+                    cache_dir=settings.output_dir / "cache", bot=bot)
+    return oracle, make_view
 
 
 def _parse_day(text: str) -> datetime:
@@ -183,7 +197,7 @@ def event_move(oracle: Oracle, now: datetime) -> str | None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    oracle = build_oracle(args)
+    oracle, make_view = build_oracle_and_view(args)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -199,11 +213,12 @@ def cmd_run(args: argparse.Namespace) -> int:
             break
         now = datetime.now(UTC)
         if now >= due:
+            oracle.view = make_view()  # fresh candles for every session
             print_decision(oracle.run_session(due, due.strftime("%H:%MZ")))
             continue
         spacing = timedelta(minutes=oracle.settings.event_min_spacing_minutes)
         if now - last_event >= spacing:
-            oracle.view = MarketView(oracle.view.datadir, oracle.universe)  # fresh candles
+            oracle.view = make_view()  # fresh candles
             pair = event_move(oracle, now)
             if pair:
                 last_event = now

@@ -110,7 +110,7 @@ class Oracle:
         phash = prompt_hash(provider.name, provider.model, messages)
         base = {"decided_at": at, "valid_until": at + timedelta(hours=self.settings.validity_hours),
                 "session": session, "provider": provider.name, "model": provider.model,
-                "prompt_hash": phash}
+                "prompt_hash": phash, "context_until": context["data_until"]}
         try:
             reply = self._ask(provider, messages, context, phash)
         except ProviderError as exc:

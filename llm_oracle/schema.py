@@ -94,6 +94,8 @@ class OracleDecision(BaseModel):
     tokens_out: int = 0
     cost_usd: float = 0.0
     latency_s: float = 0.0
+    # The newest candle close or news item the decision saw: an audit of point-in-time.
+    context_until: datetime | None = None
     rejected_reason: str | None = None
 
     @field_validator("decided_at", "valid_until")

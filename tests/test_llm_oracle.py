@@ -372,3 +372,26 @@ def test_live_session_reads_an_rss_feed_point_in_time(market, tmp_path, fake):
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_live_session_reads_fresh_candles_from_the_exchange(market, start_exchange, tmp_path):
+    """`once` without a datadir fetches 1h candles through ccxt from the (replaying) local
+    exchange: the context ends at the last candle closed by the replay clock, not at the
+    end of the files."""
+    from local_exchange.clock import ReplayClock
+    from local_exchange.overlay import write_overlay
+
+    replay_start = datetime(2025, 6, 1, tzinfo=UTC)  # the market files run to 2025-07-01
+    exchange = start_exchange(market, ReplayClock.starting_at(
+        int(replay_start.timestamp() * 1000)))
+    overlay = write_overlay(tmp_path / "offline.json", exchange.url)
+    proc = subprocess.run(
+        [sys.executable, "-m", "llm_oracle", "-c", str(REPO / "config.json"), "-c", str(overlay),
+         "--output-dir", str(tmp_path / "out"), "once"],
+        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    decision = profile(tmp_path / "out")
+    shift = timedelta(milliseconds=exchange.api.clock.shift_ms)
+    seen_until = decision.context_until - shift  # back in the files' time
+    assert replay_start <= seen_until <= replay_start + timedelta(days=1)
+    assert decision.context_until <= datetime.now(UTC)
