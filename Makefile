@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Real candles for tests and benchmarks, when present (CI has them); tests skip without.
 export HYBRID_AI_SHARED_DATA ?= $(abspath ../shared/data/binance)
 
-.PHONY: venv demo test test-fast lint bench ml-quality clean
+.PHONY: venv demo live test test-fast lint bench ml-quality clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,9 @@ venv: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) -m hybrid_ai.demo $(DEMO_ARGS)
+
+live: $(STAMP)
+	$(PY) -m hybrid_ai.live $(LIVE_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

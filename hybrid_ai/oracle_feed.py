@@ -132,9 +132,16 @@ class OracleFeed:
         return Guidance(False, RiskLevel.CONSERVATIVE, frozenset(),
                         self.settings.fallback_max_exposure)
 
-    def merge(self, df: pd.DataFrame, pair: str, timeframe: timedelta) -> pd.DataFrame:
-        """Per-candle oracle columns, each from the decision in force at the candle's close."""
+    def merge(self, df: pd.DataFrame, pair: str, timeframe: timedelta,
+              now: datetime | None = None) -> pd.DataFrame:
+        """Per-candle oracle columns, each from the decision in force at the candle's close.
+
+        ``now`` (live bots between candles): the last candle stands for the present moment,
+        so it takes the decision in force now.
+        """
         close_time = (df["date"] + timeframe).astype("datetime64[ns, UTC]")
+        if now is not None and len(close_time):
+            close_time.iloc[-1] = max(close_time.iloc[-1], pd.Timestamp(now))
         left = pd.DataFrame({"close_time": close_time, "row": np.arange(len(df))})
         table = self.table.assign(decided_at=self.table["decided_at"].astype("datetime64[ns, UTC]"))
         merged = pd.merge_asof(left.sort_values("close_time"), table, left_on="close_time",

@@ -23,7 +23,7 @@ gate's thresholds and the hard limits come from the config's ``hybrid_ai`` secti
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import talib.abstract as ta
@@ -163,8 +163,39 @@ class HybridAIStrategy(IStrategy):
 
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
         # Cheap when nothing changed (one stat call); picks up new oracle decisions live.
-        if self.oracle is not None:
-            self.oracle.refresh()
+        if self.oracle is not None and self.oracle.refresh() and self._trading_live():
+            # FreqAI requires process_only_new_candles, so the dataframes are analysed once a
+            # candle. Apply a new decision to the analysed frames now (FreqUI shows it, the
+            # next entry check sees it) instead of up to one candle later.
+            for pair in self.dp.current_whitelist():
+                frame, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
+                if not frame.empty and "oracle_focus" in frame:
+                    self._apply_upper_layers(frame, pair, current_time)
+
+    def _trading_live(self) -> bool:
+        return self.dp is not None and self.dp.runmode.value in ("dry_run", "live")
+
+    def _apply_upper_layers(self, frame: DataFrame, pair: str, now: datetime) -> None:
+        """Recompute oracle, ML-gate and entry columns of an analysed frame, in place; its
+        last candle takes the decision in force now."""
+        tf = timedelta(minutes=timeframe_to_minutes(self.timeframe))
+        updated = self.oracle.merge(frame[["date"]].copy(), pair, tf, now=now)
+        updated[RISK_RANK] = updated["oracle_risk_level"]
+        if self.ml_enabled and "up" in frame:
+            ml_inputs = frame[["up", "do_predict"]
+                              + (["DI_values"] if "DI_values" in frame else [])].copy()
+            ml_inputs[RISK_RANK] = updated[RISK_RANK]
+            di_threshold = self.config["freqai"]["feature_parameters"].get("DI_threshold", 0)
+            updated = updated.join(add_ml_columns(ml_inputs, self.settings.ml, di_threshold)[
+                ["ml_buy_prob", "ml_confidence", "ml_target_position", "gate_ml"]])
+        for column in updated.columns.drop("date"):
+            frame[column] = updated[column].to_numpy()
+        approved = gates.approve(frame)[gates.APPROVED].to_numpy()
+        frame[gates.APPROVED] = approved
+        if "ta_signal" in frame:
+            entries = (frame["ta_signal"] == 1).to_numpy() & approved
+            frame["enter_long"] = entries.astype(int)
+            frame["enter_tag"] = [gates.entry_tag(frame) if e else None for e in entries]
 
     @property
     def settings(self) -> PackSettings:
@@ -196,7 +227,10 @@ class HybridAIStrategy(IStrategy):
         # Upper layers add their gate_* columns (ML, oracle); then the gate combines them.
         if getattr(self, "oracle", None) is not None:
             tf = timedelta(minutes=timeframe_to_minutes(self.timeframe))
-            dataframe = self.oracle.merge(dataframe, metadata["pair"], tf)
+            # Live, the last candle stands for "now" (entries happen now); backtests use
+            # each candle's close only.
+            now = datetime.now(UTC) if self._trading_live() else None
+            dataframe = self.oracle.merge(dataframe, metadata["pair"], tf, now=now)
             dataframe[RISK_RANK] = dataframe["oracle_risk_level"]
         if self.ml_enabled:
             di_threshold = self.config["freqai"]["feature_parameters"].get("DI_threshold", 0)

@@ -1,0 +1,107 @@
+"""`make live`: the three layers as real processes, offline, driven through the REST API."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psutil
+import pytest
+
+from llm_oracle.schema import OracleDecision
+
+REPO = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"make live exited while waiting for {what}"
+        try:
+            value = predicate()
+        except Exception:  # API not up yet
+            value = None
+        if value:
+            return value
+        time.sleep(2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def last_row(client, pair: str) -> dict:
+    candles = client.pair_candles(pair, "5m", limit=1)
+    return dict(zip(candles["columns"], candles["data"][-1], strict=False))
+
+
+def test_live_system_follows_an_oracle_change_and_stops_cleanly(real_datadir, tmp_path):
+    from freqtrade_client import FtRestClient
+
+    api_port = free_port()
+    env = {**os.environ, "FREQTRADE__API_SERVER__USERNAME": "tester",
+           "FREQTRADE__API_SERVER__PASSWORD": "pw-from-env-123",
+           "FREQTRADE__API_SERVER__JWT_SECRET_KEY": "k" * 40}
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "hybrid_ai.live", "--datadir", str(real_datadir),
+         "--exchange-port", str(free_port()), "--api-port", str(api_port),
+         "--pairs", "BTC/USDT", "ETH/USDT", "--userdir", str(tmp_path)],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True)
+    children: list[psutil.Process] = []
+    try:
+        client = FtRestClient(f"http://127.0.0.1:{api_port}", "tester", "pw-from-env-123")
+        wait_for(lambda: client.ping() == {"status": "pong"}, 90, launcher, "the REST API")
+        children = psutil.Process(launcher.pid).children(recursive=True)
+        assert len(children) >= 3
+        assert sorted(client.whitelist()["whitelist"]) == ["BTC/USDT", "ETH/USDT"]
+        assert isinstance(client.status(), list)
+        # All three layers are in the analysed dataframe.
+        row = wait_for(lambda: (r := last_row(client, "ETH/USDT")) and "ml_buy_prob" in r
+                       and r.get("oracle_valid") and r, 180, launcher, "analysed candles")
+        for column in ("rsi", "macd", "bb_middleband", "ml_buy_prob", "ml_confidence",
+                       "do_predict", "oracle_risk_level", "oracle_focus", "gate_approved"):
+            assert column in row
+        # Two new oracle decisions; the bot follows each on its next loop (5 s).
+        journal = tmp_path / "oracle-live" / "journal.jsonl"
+
+        def decide(focus: list[str], level: str) -> None:
+            now = datetime.now(UTC)
+            with journal.open("a") as fh:
+                fh.write(OracleDecision(decided_at=now - timedelta(seconds=1),
+                                        valid_until=now + timedelta(hours=8), session="test",
+                                        focus_pairs=focus, risk_level=level, max_exposure=0.5,
+                                        overnight_target=0.1, provider="test"
+                                        ).model_dump_json() + "\n")
+
+        decide(["BTC/USDT", "ETH/USDT"], "aggressive")
+        wait_for(lambda: (r := last_row(client, "ETH/USDT"))["oracle_focus"] is True
+                 and r["oracle_risk_level"] == 2, 60, launcher, "the first decision")
+        decide(["BTC/USDT"], "conservative")
+        start = time.monotonic()
+        flipped = wait_for(lambda: (r := last_row(client, "ETH/USDT"))
+                           and r["oracle_focus"] is False and r["oracle_risk_level"] == 0
+                           and r, 60, launcher, "the oracle change in /pair_candles")
+        latency = time.monotonic() - start
+        print(f"oracle change visible after {latency:.1f}s")
+        assert flipped["gate_oracle"] is False
+        assert last_row(client, "BTC/USDT")["oracle_focus"] is True
+        bad = FtRestClient(f"http://127.0.0.1:{api_port}", "tester", "wrong")
+        assert bad.status() in (None, {"detail": "Unauthorized"}) or "detail" in str(bad.status())
+    finally:
+        os.killpg(launcher.pid, signal.SIGTERM) if launcher.poll() is None else None
+        out, _ = launcher.communicate(timeout=60)
+    assert "all processes stopped" in out
+    assert "pw-from-env-123" not in out  # the password from the environment is never printed
+    time.sleep(1)
+    assert not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
