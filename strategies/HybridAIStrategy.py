@@ -162,8 +162,10 @@ class HybridAIStrategy(IStrategy):
             self.oracle.refresh()
 
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
+        if self.oracle is None:
+            return
         # Cheap when nothing changed (one stat call); picks up new oracle decisions live.
-        if self.oracle is not None and self.oracle.refresh() and self._trading_live():
+        if self.oracle.refresh() and self._trading_live():
             # FreqAI requires process_only_new_candles, so the dataframes are analysed once a
             # candle. Apply a new decision to the analysed frames now (FreqUI shows it, the
             # next entry check sees it) instead of up to one candle later.
@@ -171,6 +173,15 @@ class HybridAIStrategy(IStrategy):
                 frame, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
                 if not frame.empty and "oracle_focus" in frame:
                     self._apply_upper_layers(frame, pair, current_time)
+        valid = self.oracle.at(current_time).valid
+        if valid != getattr(self, "_oracle_was_valid", None) and self._trading_live():
+            # One line per change of state, not one per loop.
+            if valid:
+                logger.info("oracle: valid decision in force, following it")
+            else:
+                logger.warning("oracle: no valid decision (stale, missing or unreadable "
+                               "journal): conservative mode within the hard limits")
+            self._oracle_was_valid = valid
 
     def _trading_live(self) -> bool:
         return self.dp is not None and self.dp.runmode.value in ("dry_run", "live")

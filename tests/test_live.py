@@ -96,12 +96,38 @@ def test_live_system_follows_an_oracle_change_and_stops_cleanly(real_datadir, tm
         print(f"oracle change visible after {latency:.1f}s")
         assert flipped["gate_oracle"] is False
         assert last_row(client, "BTC/USDT")["oracle_focus"] is True
+
+        # Faults: the journal deleted, then corrupted: the bot keeps the last good decision.
+        journal.unlink()
+        time.sleep(7)
+        journal.write_text("{torn line without an end\n\x00\x01garbage\n")
+        time.sleep(7)
+        kept = last_row(client, "ETH/USDT")
+        assert kept["oracle_focus"] is False and kept["oracle_risk_level"] == 0
+        assert client.ping() == {"status": "pong"}  # still running
+        # The oracle silent past valid_until (+ grace): conservative mode, trading on.
+        now = datetime.now(UTC)
+        journal.write_text(OracleDecision(
+            decided_at=now - timedelta(hours=9), valid_until=now - timedelta(hours=1),
+            session="old", focus_pairs=["ETH/USDT"], risk_level="aggressive",
+            max_exposure=0.9, overnight_target=0.5, provider="test").model_dump_json() + "\n")
+        stale = wait_for(lambda: (r := last_row(client, "ETH/USDT"))
+                         and r["oracle_valid"] is False and r, 60, launcher, "conservative mode")
+        assert stale["oracle_risk_level"] == 0 and stale["oracle_max_exposure"] == 0.3
+        assert stale["gate_oracle"] is True  # no valid focus list: not a reason to stop trading
+
+        # The REST API listens on loopback only.
+        bot = next(p for p in children if "freqtrade" in " ".join(p.cmdline()))
+        listening = [c.laddr for c in bot.net_connections(kind="inet")
+                     if c.status == psutil.CONN_LISTEN]
+        assert listening and all(addr.ip == "127.0.0.1" for addr in listening)
         bad = FtRestClient(f"http://127.0.0.1:{api_port}", "tester", "wrong")
         assert bad.status() in (None, {"detail": "Unauthorized"}) or "detail" in str(bad.status())
     finally:
         os.killpg(launcher.pid, signal.SIGTERM) if launcher.poll() is None else None
         out, _ = launcher.communicate(timeout=60)
     assert "all processes stopped" in out
+    assert "oracle: no valid decision" in out  # the stale phase was announced
     assert "pw-from-env-123" not in out  # the password from the environment is never printed
     time.sleep(1)
     assert not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
