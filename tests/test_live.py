@@ -131,3 +131,84 @@ def test_live_system_follows_an_oracle_change_and_stops_cleanly(real_datadir, tm
     assert "pw-from-env-123" not in out  # the password from the environment is never printed
     time.sleep(1)
     assert not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_two_bots_follow_one_served_oracle_and_survive_its_outage(real_datadir, start_exchange,
+                                                                   tmp_path):
+    """Two dry-run bots with different pairs read one `python -m llm_oracle serve` over HTTP:
+    both follow a new decision; with the server down they keep the last good one."""
+    import json
+
+    from freqtrade_client import FtRestClient
+
+    from local_exchange.clock import ReplayClock
+    from local_exchange.overlay import offline_overlay
+
+    exchange = start_exchange(real_datadir, ReplayClock.starting_at(
+        int(datetime(2024, 8, 20, tzinfo=UTC).timestamp() * 1000)))
+    oracle_dir = tmp_path / "oracle"
+    oracle_dir.mkdir()
+    journal = oracle_dir / "journal.jsonl"
+
+    def decide(focus: list[str], level: str) -> None:
+        now = datetime.now(UTC)
+        with journal.open("a") as fh:
+            fh.write(OracleDecision(decided_at=now - timedelta(seconds=1),
+                                    valid_until=now + timedelta(hours=8), session="t",
+                                    focus_pairs=focus, risk_level=level, max_exposure=0.5,
+                                    overnight_target=0.1, provider="test").model_dump_json() + "\n")
+
+    decide(["BTC/USDT", "ETH/USDT", "SOL/USDT"], "aggressive")
+    oracle_port = free_port()
+    (tmp_path / "serve.json").write_text(json.dumps({
+        "exchange": {"pair_whitelist": ["BTC/USDT"]}, "llm_oracle": {"serve_port": oracle_port}}))
+    serve = subprocess.Popen([sys.executable, "-m", "llm_oracle", "-c",
+                              str(tmp_path / "serve.json"), "--output-dir", str(oracle_dir),
+                              "serve"], cwd=REPO, stderr=subprocess.DEVNULL)
+    bots, env = [], {**os.environ, "FREQTRADE__API_SERVER__USERNAME": "bots",
+                     "FREQTRADE__API_SERVER__PASSWORD": "pw-bots-456",
+                     "FREQTRADE__API_SERVER__JWT_SECRET_KEY": "b" * 40}
+    try:
+        clients = []
+        for name, pairs in (("a", ["BTC/USDT", "ETH/USDT"]), ("b", ["SOL/USDT", "ETH/USDT"])):
+            port = free_port()
+            overlay = offline_overlay(exchange.url)
+            overlay.update({
+                "exchange": {**overlay["exchange"], "pair_whitelist": pairs},
+                "freqai": {"enabled": False},
+                "hybrid_ai": {"oracle": {
+                    "enabled": True, "source": f"http://127.0.0.1:{oracle_port}/journal.jsonl"}},
+                "api_server": {"enabled": True, "listen_ip_address": "127.0.0.1",
+                               "listen_port": port, "ws_token": ""},
+                "internals": {"process_throttle_secs": 2},
+            })
+            cfg = tmp_path / f"bot_{name}.json"
+            cfg.write_text(json.dumps(overlay))
+            (tmp_path / name).mkdir()
+            bots.append(subprocess.Popen(
+                [sys.executable, "-m", "freqtrade", "trade", "-c", str(REPO / "config.json"),
+                 "-c", str(cfg), "--userdir", str(tmp_path / name),
+                 "--db-url", f"sqlite:///{tmp_path / name / 'trades.sqlite'}"],
+                cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            clients.append(FtRestClient(f"http://127.0.0.1:{port}", "bots", "pw-bots-456"))
+
+        def eth_focus(client) -> bool | None:
+            return last_row(client, "ETH/USDT")["oracle_focus"]
+
+        for client, bot in zip(clients, bots, strict=True):
+            wait_for(lambda c=client: eth_focus(c) is True, 120, bot, "the first decision")
+        decide(["BTC/USDT", "SOL/USDT"], "conservative")  # ETH out, for both bots
+        for client, bot in zip(clients, bots, strict=True):
+            wait_for(lambda c=client: eth_focus(c) is False, 60, bot, "the change")
+        serve.terminate()
+        serve.wait(timeout=10)
+        time.sleep(6)  # a few loops without the server
+        for client, bot in zip(clients, bots, strict=True):
+            assert bot.poll() is None
+            row = last_row(client, "ETH/USDT")
+            assert row["oracle_focus"] is False and row["oracle_valid"] is True  # last good kept
+    finally:
+        for proc in [*bots, serve]:
+            if proc.poll() is None:
+                proc.terminate()
+                proc.wait(timeout=30)
