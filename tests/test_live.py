@@ -40,6 +40,16 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def decide(journal: Path, focus: list[str], level: str) -> None:
+    """Append a decision in force from now, as the oracle daemon would."""
+    now = datetime.now(UTC)
+    with journal.open("a") as fh:
+        fh.write(OracleDecision(decided_at=now - timedelta(seconds=1),
+                                valid_until=now + timedelta(hours=8), session="test",
+                                focus_pairs=focus, risk_level=level, max_exposure=0.5,
+                                overnight_target=0.1, provider="test").model_dump_json() + "\n")
+
+
 def last_row(client, pair: str) -> dict:
     candles = client.pair_candles(pair, "5m", limit=1)
     return dict(zip(candles["columns"], candles["data"][-1], strict=False))
@@ -74,20 +84,10 @@ def test_live_system_follows_an_oracle_change_and_stops_cleanly(real_datadir, tm
             assert column in row
         # Two new oracle decisions; the bot follows each on its next loop (5 s).
         journal = tmp_path / "oracle-live" / "journal.jsonl"
-
-        def decide(focus: list[str], level: str) -> None:
-            now = datetime.now(UTC)
-            with journal.open("a") as fh:
-                fh.write(OracleDecision(decided_at=now - timedelta(seconds=1),
-                                        valid_until=now + timedelta(hours=8), session="test",
-                                        focus_pairs=focus, risk_level=level, max_exposure=0.5,
-                                        overnight_target=0.1, provider="test"
-                                        ).model_dump_json() + "\n")
-
-        decide(["BTC/USDT", "ETH/USDT"], "aggressive")
+        decide(journal, ["BTC/USDT", "ETH/USDT"], "aggressive")
         wait_for(lambda: (r := last_row(client, "ETH/USDT"))["oracle_focus"] is True
                  and r["oracle_risk_level"] == 2, 60, launcher, "the first decision")
-        decide(["BTC/USDT"], "conservative")
+        decide(journal, ["BTC/USDT"], "conservative")
         start = time.monotonic()
         flipped = wait_for(lambda: (r := last_row(client, "ETH/USDT"))
                            and r["oracle_focus"] is False and r["oracle_risk_level"] == 0
@@ -149,16 +149,7 @@ def test_two_bots_follow_one_served_oracle_and_survive_its_outage(real_datadir, 
     oracle_dir = tmp_path / "oracle"
     oracle_dir.mkdir()
     journal = oracle_dir / "journal.jsonl"
-
-    def decide(focus: list[str], level: str) -> None:
-        now = datetime.now(UTC)
-        with journal.open("a") as fh:
-            fh.write(OracleDecision(decided_at=now - timedelta(seconds=1),
-                                    valid_until=now + timedelta(hours=8), session="t",
-                                    focus_pairs=focus, risk_level=level, max_exposure=0.5,
-                                    overnight_target=0.1, provider="test").model_dump_json() + "\n")
-
-    decide(["BTC/USDT", "ETH/USDT", "SOL/USDT"], "aggressive")
+    decide(journal, ["BTC/USDT", "ETH/USDT", "SOL/USDT"], "aggressive")
     oracle_port = free_port()
     (tmp_path / "serve.json").write_text(json.dumps({
         "exchange": {"pair_whitelist": ["BTC/USDT"]}, "llm_oracle": {"serve_port": oracle_port}}))
@@ -197,7 +188,7 @@ def test_two_bots_follow_one_served_oracle_and_survive_its_outage(real_datadir, 
 
         for client, bot in zip(clients, bots, strict=True):
             wait_for(lambda c=client: eth_focus(c) is True, 120, bot, "the first decision")
-        decide(["BTC/USDT", "SOL/USDT"], "conservative")  # ETH out, for both bots
+        decide(journal, ["BTC/USDT", "SOL/USDT"], "conservative")  # ETH out, for both bots
         for client, bot in zip(clients, bots, strict=True):
             wait_for(lambda c=client: eth_focus(c) is False, 60, bot, "the change")
         serve.terminate()
