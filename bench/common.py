@@ -67,6 +67,18 @@ def median_seconds(fn: Callable[[], object], repeats: int, warmup: int = 0) -> f
     return statistics.median(times)
 
 
+def candles_or_synthetic(tmp: Path, days: int) -> tuple[Path, bool]:
+    """The shared real candles when present, else a seeded synthetic market in ``tmp``;
+    the flag says which (True: real)."""
+    real = shared_data()
+    if real is not None:
+        return real, True
+    from local_exchange.synthetic import write_market
+
+    write_market(tmp / "synthetic", days=days, seed=42)
+    return tmp / "synthetic", False
+
+
 def shared_data() -> Path | None:
     path = Path(os.environ.get("HYBRID_AI_SHARED_DATA", REPO.parent / "shared/data/binance"))
     return path if any(path.glob("*-5m.feather")) else None

@@ -21,8 +21,7 @@ from pathlib import Path
 
 import psutil
 
-from bench.common import REPO, Results, shared_data
-from local_exchange.synthetic import write_market
+from bench.common import REPO, Results, candles_or_synthetic
 
 NAMES = {"local_exchange": "exchange", "llm_oracle": "oracle", "freqtrade": "freqtrade"}
 
@@ -38,10 +37,7 @@ def run(results: Results, quick: bool = False) -> None:
 
     with tempfile.TemporaryDirectory() as tmpname:
         tmp = Path(tmpname)
-        datadir = shared_data()
-        if datadir is None:
-            datadir = tmp / "synthetic"
-            write_market(datadir, days=60, seed=42)
+        datadir, _ = candles_or_synthetic(tmp, days=60)
         api_port = free_port()
         env = {**os.environ, "FREQTRADE__API_SERVER__USERNAME": "bench",
                "FREQTRADE__API_SERVER__PASSWORD": "bench-pass-1",

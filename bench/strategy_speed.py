@@ -25,11 +25,10 @@ from freqtrade.data.history import load_pair_history
 from freqtrade.enums import CandleType, RunMode
 from freqtrade.resolvers import ExchangeResolver, StrategyResolver
 
-from bench.common import REPO, Results, shared_data
+from bench.common import REPO, Results, candles_or_synthetic
 from local_exchange.market_data import MarketData
 from local_exchange.overlay import write_overlay
 from local_exchange.server import BinanceApi, LocalExchangeServer
-from local_exchange.synthetic import write_market
 
 SAMPLE_TEMPLATE = Path(freqtrade.__file__).parent / "templates" / "sample_strategy.py"
 PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT"]
@@ -90,13 +89,9 @@ def analyse_seconds(strategy, df, pair: str, repeats: int) -> float:
 def run(results: Results, quick: bool = False) -> None:
     with tempfile.TemporaryDirectory() as tmpname:
         tmp = Path(tmpname)
-        datadir = shared_data()
-        if datadir is None:
-            datadir = tmp / "synthetic"
-            write_market(datadir, days=120, seed=42)
-            timerange, label = "20250315-20250615", "synthetic 3 months"
-        else:
-            timerange, label = "20240301-20240601", "real 3 months"
+        datadir, real = candles_or_synthetic(tmp, days=120)
+        timerange, label = (("20240301-20240601", "real 3 months") if real
+                            else ("20250315-20250615", "synthetic 3 months"))
         if quick:  # one month instead of three
             timerange = timerange[:9] + timerange[:4] + str(int(timerange[4:6]) + 1).zfill(2) + "15"
         dirs = strategy_dirs(tmp)
