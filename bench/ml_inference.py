@@ -13,7 +13,6 @@ through FreqAI; then, in the same run:
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from pathlib import Path
 
 import cloudpickle
@@ -22,8 +21,7 @@ import numpy as np
 from freqtrade.data.history import load_pair_history
 from freqtrade.freqai.prediction_models.LightGBMClassifier import LightGBMClassifier
 
-from bench.common import Results, shared_data
-from bench.common import median_seconds as common_median
+from bench.common import Results, median_seconds, shared_data
 from hybrid_ai import ml_offline
 from hybrid_ai.onnx_model import export_lightgbm
 from local_exchange.synthetic import generate
@@ -31,10 +29,6 @@ from local_exchange.synthetic import generate
 PAIR = "BTC/USDT"
 TREES = 300
 BACKTEST_WEEK = 7 * 288
-
-
-def median_seconds(fn: Callable[[], object], repeats: int) -> float:
-    return common_median(fn, repeats, warmup=min(20, repeats))
 
 
 def candles():
@@ -73,9 +67,10 @@ def run(results: Results, quick: bool = False) -> None:
         booster = sk.booster_
         one = features[-1:]
 
-        onnx_s = median_seconds(lambda: same_trees.predict_proba(one), repeats)
-        stock_s = median_seconds(lambda: (sk.predict(one), sk.predict_proba(one)), repeats)
-        native_s = median_seconds(lambda: booster.predict(one, num_threads=1), repeats)
+        onnx_s = median_seconds(lambda: same_trees.predict_proba(one), repeats, warmup=20)
+        stock_s = median_seconds(lambda: (sk.predict(one), sk.predict_proba(one)), repeats,
+                                 warmup=20)
+        native_s = median_seconds(lambda: booster.predict(one, num_threads=1), repeats, warmup=20)
         results.add("ml_single_predict_onnx_vs_stock_us", onnx_s * 1e6, "us", stock_s * 1e6,
                     f"{TREES} trees, {one.shape[1]} features, {label} BTC; stock = sklearn "
                     "predict + predict_proba")
@@ -83,18 +78,19 @@ def run(results: Results, quick: bool = False) -> None:
                     "native = LightGBM Booster.predict, 1 thread")
 
         week = features[-BACKTEST_WEEK:]
-        onnx_batch = median_seconds(lambda: same_trees.predict_proba(week), 5 if quick else 20)
-        sk_batch = median_seconds(lambda: sk.predict_proba(week), 5 if quick else 20)
+        batches = 5 if quick else 20
+        onnx_batch = median_seconds(lambda: same_trees.predict_proba(week), batches, warmup=5)
+        sk_batch = median_seconds(lambda: sk.predict_proba(week), batches, warmup=5)
         results.add("ml_batch_rows_per_s_onnx_vs_stock", len(week) / onnx_batch, "rows/s",
                     len(week) / sk_batch, f"one backtest week ({len(week)} candles)")
 
         # (c) FreqAI's live predict: the last candle through pipeline + model.
         t.model.model = same_trees
         live_row = frame.tail(1).reset_index(drop=True)
-        ours = median_seconds(lambda: t.model.predict(live_row, dk), repeats // 4)
+        ours = median_seconds(lambda: t.model.predict(live_row, dk), repeats // 4, warmup=20)
         stock_model = LightGBMClassifier(config=config)
         stock_model.model = sk
-        stock = median_seconds(lambda: stock_model.predict(live_row, dk), repeats // 4)
+        stock = median_seconds(lambda: stock_model.predict(live_row, dk), repeats // 4, warmup=20)
         results.add("ml_freqai_live_predict_ms", ours * 1e3, "ms", stock * 1e3,
                     "one pair, one candle: features filter + pipeline (sampled DI) + model; "
                     "baseline = freqtrade's LightGBMClassifier, same pipeline")

@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from hybrid_ai.settings import RiskLevel
 from llm_oracle import store
 from llm_oracle.bot_api import BotView
 from llm_oracle.context import (
@@ -135,8 +136,6 @@ class Oracle:
 
     @staticmethod
     def _rejected(base: dict[str, Any], reason: str) -> OracleDecision:
-        from hybrid_ai.settings import RiskLevel
-
         return OracleDecision(**base, status="rejected", focus_pairs=[],
                               risk_level=RiskLevel.CONSERVATIVE, max_exposure=0.0,
                               overnight_target=0.0, rejected_reason=reason[:500])
