@@ -22,7 +22,7 @@ demo: $(STAMP)
 	$(PY) -m hybrid_ai.demo $(DEMO_ARGS)
 
 live: $(STAMP)
-	$(PY) -m hybrid_ai.live $(LIVE_ARGS)
+	$(PY) -m hybrid_ai.live $(if $(SPEED),--speed $(SPEED)) $(LIVE_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -12,6 +12,10 @@ retraining work as with its stock ``LightGBMClassifier``; what changes:
   bytes, so restarts load it without LightGBM.
 * ``predict`` runs one onnxruntime call (default 1 thread) per dataframe, and names the
   pair and the features when the dataframe does not match the model.
+* Live, the candle history FreqAI keeps in memory gets its ``date`` column repaired after
+  each update (freqtrade 2026.9 + pandas 3: stored and fresh candles carry different UTC
+  objects, the concatenation turns ``date`` into ``object`` and every retraining after the
+  first candle fails with "Can only use .dt accessor with datetimelike values").
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from freqtrade.freqai.base_models.BaseClassifierModel import BaseClassifierModel
 from freqtrade.freqai.data_kitchen import FreqaiDataKitchen
 from pandas import DataFrame
 
+from hybrid_ai.frames import utc_dates
 from hybrid_ai.ml_features import DOWN, UP
 from hybrid_ai.ml_pipeline import SampledDissimilarityIndex
 from hybrid_ai.onnx_model import (
@@ -60,6 +65,19 @@ EARLY_STOPPING_ROUNDS = 40
 
 class LightGBMOnnxClassifier(BaseClassifierModel):
     """LightGBM trained by FreqAI, predicted by onnxruntime."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        update = self.dd.update_historic_data
+
+        def update_keeping_dates(strategy, dk: FreqaiDataKitchen) -> None:
+            update(strategy, dk)
+            with self.dd.history_lock:
+                for frames in self.dd.historic_data.values():
+                    for frame in frames.values():
+                        utc_dates(frame)
+
+        self.dd.update_historic_data = update_keeping_dates
 
     def define_data_pipeline(self, threads: int = -1):
         # FreqAI's pipeline, with its dissimilarity index on a sample of training rows.

@@ -10,6 +10,14 @@ API credentials come from FREQTRADE__API_SERVER__USERNAME / _PASSWORD / _JWT_SEC
 are generated once into ``user_data/live/credentials.json`` (git-ignored, mode 600) and
 passed to freqtrade through its environment, never through a config file or the command
 line. Ctrl-C (or SIGTERM) stops all three, freqtrade first.
+
+``--speed N`` replays N times faster than real time: the exchange shows the data's own
+timestamps and freqtrade and the oracle run on the same fast clock
+(``local_exchange.fastclock``), so a day of 5m candles passes in 24 h / N. A fast replay
+starts afresh each time (its own dry-run database and oracle directory).
+
+If the exchange or the oracle dies, it is restarted (the exchange on the same timeline);
+if freqtrade dies, everything stops.
 """
 
 from __future__ import annotations
@@ -18,10 +26,13 @@ import argparse
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
 import threading
+import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -71,27 +82,56 @@ def live_overlay(exchange_url: str, api_port: int, oracle_dir: Path, pairs: list
     return overlay
 
 
+@dataclass
+class Child:
+    name: str
+    cmd: list[str]
+    env: dict[str, str]
+    restartable: bool
+    proc: subprocess.Popen | None = None
+    restarts: list[float] = field(default_factory=list)  # monotonic times of restarts
+
+
 class Supervisor:
-    """Starts the processes, stops them all (last started first) on a signal or a death."""
+    """Starts the processes; restarts the restartable ones when they die (at most
+    ``max_restarts`` in ``restart_window`` seconds), stops them all (last started first) on a
+    signal or when a process that cannot be restarted dies."""
 
-    def __init__(self) -> None:
-        self.procs: list[tuple[str, subprocess.Popen]] = []
+    def __init__(self, max_restarts: int = 5, restart_window: float = 600.0) -> None:
+        self.children: list[Child] = []
         self.stop = threading.Event()
+        self.max_restarts = max_restarts
+        self.restart_window = restart_window
 
-    def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> None:
-        print(f"live: starting {name}", flush=True)
+    def spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None,
+              restartable: bool = False) -> None:
+        child = Child(name, cmd, env or {}, restartable)
+        self.children.append(child)
+        self._start(child)
+
+    def _start(self, child: Child) -> None:
+        print(f"live: starting {child.name}", flush=True)
         # Own session: a terminal's Ctrl-C reaches only us; we stop the children in order.
-        proc = subprocess.Popen(cmd, cwd=REPO, env={**os.environ, **(env or {})},
-                                start_new_session=True)
-        self.procs.append((name, proc))
+        child.proc = subprocess.Popen(child.cmd, cwd=REPO, env={**os.environ, **child.env},
+                                      start_new_session=True)
 
     def watch(self) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: self.stop.set())
         while not self.stop.wait(1.0):
-            dead = [(n, p.returncode) for n, p in self.procs if p.poll() is not None]
-            if dead:
-                print(f"live: {dead[0][0]} exited with {dead[0][1]}; stopping the rest",
+            for child in self.children:
+                code = child.proc.poll()
+                if code is None:
+                    continue
+                now = time.monotonic()
+                child.restarts = [t for t in child.restarts if now - t < self.restart_window]
+                if child.restartable and len(child.restarts) < self.max_restarts:
+                    print(f"live: {child.name} exited with {code}; restarting it",
+                          file=sys.stderr, flush=True)
+                    child.restarts.append(now)
+                    self._start(child)
+                    continue
+                print(f"live: {child.name} exited with {code}; stopping the rest",
                       file=sys.stderr, flush=True)
                 self.shutdown()
                 return 1
@@ -99,7 +139,8 @@ class Supervisor:
         return 0
 
     def shutdown(self) -> None:
-        for name, proc in reversed(self.procs):
+        for child in reversed(self.children):
+            name, proc = child.name, child.proc
             if proc.poll() is None:
                 proc.terminate()
                 try:
@@ -117,13 +158,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datadir", type=Path, default=DEFAULT_DATADIR)
     parser.add_argument("--replay-start", help="data date shown as now (default: 2 days "
                         "before the data's end)")
+    parser.add_argument("--speed", type=float, help="replay N times faster than real time")
     parser.add_argument("--exchange-port", type=int, default=18731)
     parser.add_argument("--api-port", type=int, default=8080)
     parser.add_argument("--pairs", nargs="*", help="a subset of the whitelist")
+    parser.add_argument("-c", "--config", type=Path, action="append", default=[],
+                        help="extra freqtrade config overlay(s), applied last")
     parser.add_argument("--userdir", type=Path, default=REPO / "user_data")
     args = parser.parse_args(argv)
+    if args.speed is not None and args.speed <= 0:
+        parser.error("--speed must be > 0")
+    fast = bool(args.speed and args.speed != 1)
     live_dir = args.userdir / "live"
-    oracle_dir = args.userdir / "oracle-live"
+    oracle_dir = args.userdir / ("oracle-fast" if fast else "oracle-live")
     try:
         prepare_data(args.datadir, args.pairs or whitelist(), days=180, seed=42)
         data = MarketData.load(args.datadir)
@@ -131,29 +178,53 @@ def main(argv: list[str] | None = None) -> int:
         print(f"live: error: {exc}", file=sys.stderr)
         return 2
     end = datetime.fromtimestamp(data.last_close_time() / 1000, tz=UTC)
-    start = args.replay_start or (end - timedelta(days=2)).strftime("%Y-%m-%d %H:%M")
+    start = (datetime.fromisoformat(args.replay_start).replace(tzinfo=UTC)
+             if args.replay_start else end - timedelta(days=2))
     creds, created = credentials(live_dir)
     exchange_url = f"http://{DEFAULT_HOST}:{args.exchange_port}"
     overlay_path = live_dir / "config.live.json"
     live_dir.mkdir(parents=True, exist_ok=True)
-    overlay_path.write_text(json.dumps(live_overlay(exchange_url, args.api_port, oracle_dir,
-                                                    args.pairs, args.userdir), indent=2))
+    overlay = live_overlay(exchange_url, args.api_port, oracle_dir, args.pairs, args.userdir)
+    db = live_dir / "dryrun.sqlite"
+    anchor = int(time.time() * 1000)  # one timeline for every (re)start of every process
+    exchange_cmd = [sys.executable, "-m", "local_exchange", "serve", "--mode", "replay",
+                    "--replay-start", start.strftime("%Y-%m-%d %H:%M"),
+                    "--clock-anchor", str(anchor), "--datadir", str(args.datadir),
+                    "--port", str(args.exchange_port)]
+    python = [sys.executable, "-m"]
+    if fast:
+        # Fresh timeline: no trades or oracle decisions from another replay.
+        db = live_dir / "dryrun-fast.sqlite"
+        db.unlink(missing_ok=True)
+        shutil.rmtree(oracle_dir, ignore_errors=True)
+        # Models of an earlier fast replay were trained on candles after this start.
+        identifier = f"{json.loads(CONFIG.read_text())['freqai']['identifier']}-fast"
+        overlay.setdefault("freqai", {})["identifier"] = identifier
+        shutil.rmtree(args.userdir / "models" / identifier, ignore_errors=True)
+        exchange_cmd += ["--speed", str(args.speed)]
+        python += ["local_exchange.fastclock", "--data-start",
+                   str(int(start.timestamp() * 1000)), "--anchor", str(anchor),
+                   "--speed", str(args.speed)]
+        # Loops at most about once a real second (freqtrade's throttle is in clock seconds).
+        overlay["internals"]["process_throttle_secs"] = max(5, int(args.speed))
+    overlay_path.write_text(json.dumps(overlay, indent=2))
     configs = ["-c", str(CONFIG), "-c", str(overlay_path)]
+    for extra in args.config:
+        configs += ["-c", str(extra.resolve())]
     sup = Supervisor()
-    sup.spawn("local exchange", [sys.executable, "-m", "local_exchange", "serve",
-                                 "--mode", "replay", "--replay-start", start,
-                                 "--datadir", str(args.datadir), "--port",
-                                 str(args.exchange_port)])
-    sup.spawn("oracle", [sys.executable, "-m", "llm_oracle", *configs, "run"])
-    sup.spawn("freqtrade", [sys.executable, "-m", "freqtrade", "trade", *configs,
-                            "--db-url", f"sqlite:///{(live_dir / 'dryrun.sqlite').resolve()}"],
-              env=creds)
+    sup.spawn("local exchange", exchange_cmd, restartable=True)
+    sup.spawn("oracle", [*python, "llm_oracle", *configs, "run"]
+              + (["--poll", "1"] if fast else []), restartable=True)
+    sup.spawn("freqtrade", [*python, "freqtrade", "trade", *configs,
+                            "--db-url", f"sqlite:///{db.resolve()}"], env=creds)
     print(f"live: FreqUI / REST API at http://{DEFAULT_HOST}:{args.api_port} "
           f"(user {creds[ENV_USER]}; " + (f"password {creds[ENV_PASSWORD]}, saved in "
           f"{live_dir / 'credentials.json'}" if created else "password from "
           + ("the environment" if os.environ.get(ENV_PASSWORD) else
              str(live_dir / "credentials.json"))) + "). No UI installed? On a machine with "
-          "internet: `freqtrade install-ui`. Ctrl-C stops everything.", flush=True)
+          "internet: `freqtrade install-ui`. Ctrl-C stops everything."
+          + (f" Replaying from {start:%Y-%m-%d %H:%M} UTC at {args.speed:g}x." if fast else ""),
+          flush=True)
     return sup.watch()
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -37,9 +37,15 @@ class Guidance:
     risk_level: RiskLevel
     focus: frozenset[str]
     max_exposure: float
+    bias: dict[str, float] = field(default_factory=dict)  # -1 (get out) .. +1 (favour)
 
     def allows(self, pair: str, require_focus: bool) -> bool:
         return not (self.valid and require_focus) or pair in self.focus
+
+    def wants_out(self, pair: str, exit_bias: float | None) -> bool:
+        """A valid decision whose bias for ``pair`` is at or below ``exit_bias``."""
+        return (exit_bias is not None and self.valid
+                and self.bias.get(pair, 0.0) <= exit_bias)
 
 
 class OracleFeed:
@@ -53,7 +59,8 @@ class OracleFeed:
         self._problem: str | None = None
         self.table = pd.DataFrame({"decided_at": pd.to_datetime([], utc=True),
                                    "valid_until": pd.to_datetime([], utc=True),
-                                   "risk_rank": [], "max_exposure": [], "focus": []})
+                                   "risk_rank": [], "max_exposure": [], "focus": [],
+                                   "bias": []})
         self._index()
         self.loads = 0
 
@@ -82,6 +89,7 @@ class OracleFeed:
             "risk_rank": [d.risk_level.rank for d in decisions],
             "max_exposure": [d.max_exposure for d in decisions],
             "focus": [frozenset(d.focus_pairs) for d in decisions],
+            "bias": [dict(d.pair_bias) for d in decisions],
         }).sort_values("decided_at", kind="stable").reset_index(drop=True)
         self._index()
         self.loads += 1
@@ -128,7 +136,7 @@ class OracleFeed:
         if idx >= 0 and t_ns <= self._valid_ns[idx] + grace_ns:
             row = self.table.iloc[idx]
             return Guidance(True, list(RiskLevel)[int(row["risk_rank"])], row["focus"],
-                            float(row["max_exposure"]))
+                            float(row["max_exposure"]), row["bias"])
         return Guidance(False, RiskLevel.CONSERVATIVE, frozenset(),
                         self.settings.fallback_max_exposure)
 

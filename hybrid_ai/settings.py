@@ -88,6 +88,9 @@ class OracleGate(BaseModel):
     grace_minutes: float = Field(30.0, ge=0)  # a decision holds this long past valid_until
     # Without a valid decision (stale, missing, corrupt): conservative, at most this exposure.
     fallback_max_exposure: float = Field(0.3, ge=0, le=1)
+    # Exit an open trade (tag "oracle_exit") when the decision in force biases its pair at
+    # or below this (pair_bias runs -1 .. +1); null: the oracle never closes trades.
+    exit_bias: float | None = Field(-0.5, ge=-1, le=0)
     # Open trades allowed per risk level (config max_open_trades stays the hard cap).
     max_open_trades: dict[RiskLevel, int] = Field(
         default_factory=lambda: {

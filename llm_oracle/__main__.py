@@ -209,7 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     while not stop.is_set():
         now = datetime.now(UTC)
         due = next_session(oracle.settings, now)
-        if stop.wait(timeout=min(60.0, max(0.0, (due - now).total_seconds()))):
+        if stop.wait(timeout=min(args.poll, max(0.0, (due - now).total_seconds()))):
             break
         now = datetime.now(UTC)
         if now >= due:
@@ -242,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--datadir", type=Path)
         if name == "backfill":
             p.add_argument("--timerange", required=True, help="YYYYMMDD-YYYYMMDD (UTC)")
+        if name == "run":
+            p.add_argument("--poll", type=float, default=60.0,
+                           help="longest wait between checks for a session or an event, "
+                                "seconds (1 under a fast replay clock)")
         p.set_defaults(func=func)
     p = sub.add_parser("serve")
     p.add_argument("--port", type=int)

@@ -20,7 +20,7 @@ import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
-from local_exchange.clock import ReplayClock, StaticClock
+from local_exchange.clock import ReplayClock, ScaledClock, StaticClock, wall_ms
 from local_exchange.market_data import MarketData, MarketDataError
 from local_exchange.overlay import DEFAULT_HOST, DEFAULT_PORT, offline_overlay, write_overlay
 from local_exchange.server import BinanceApi, LocalExchangeServer, PortInUseError
@@ -46,6 +46,12 @@ def _add_server_args(p: argparse.ArgumentParser) -> None:
                    help="static: all candles as stored; replay: re-timed so candles arrive live")
     p.add_argument("--replay-start", type=_parse_date,
                    help="data date shown as 'now' in replay mode (default: 3 days before the end)")
+    p.add_argument("--speed", type=float,
+                   help="replay this many times faster than real time, on the data's own "
+                        "timestamps; clients need the same clock (local_exchange.fastclock)")
+    p.add_argument("--clock-anchor", type=int, metavar="WALL_MS",
+                   help="wall time (epoch ms) at which the replay stood at --replay-start; "
+                        "a restarted server given the same anchor continues the same timeline")
 
 
 def build_server(args: argparse.Namespace) -> LocalExchangeServer:
@@ -53,7 +59,11 @@ def build_server(args: argparse.Namespace) -> LocalExchangeServer:
     if args.mode == "replay":
         start = (int(args.replay_start.timestamp() * 1000) if args.replay_start
                  else data.last_close_time() - 3 * 86_400_000)
-        clock = ReplayClock.starting_at(start)
+        anchor = args.clock_anchor if args.clock_anchor is not None else wall_ms()
+        if args.speed:
+            clock = ScaledClock(start, anchor, args.speed)
+        else:
+            clock = ReplayClock.starting_at(start, anchor)
     else:
         clock = StaticClock()
     return LocalExchangeServer(BinanceApi(data, clock), host=args.host, port=args.port)

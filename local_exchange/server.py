@@ -372,7 +372,10 @@ class LocalExchangeServer(ThreadingHTTPServer):
     """``ThreadingHTTPServer`` bound to loopback, serving a ``BinanceApi``."""
 
     daemon_threads = True
-    allow_reuse_address = False  # a second server on the same port must fail loudly
+    # SO_REUSEADDR: a restarted server rebinds at once despite its predecessor's TIME_WAIT
+    # connections; a second server beside a listening one still fails (Linux refuses two
+    # listeners without SO_REUSEPORT), with PortInUseError.
+    allow_reuse_address = True
 
     def __init__(self, api: BinanceApi, host: str = DEFAULT_HOST, port: int = 0) -> None:
         self.api = api

@@ -157,6 +157,7 @@ class HybridAIStrategy(IStrategy):
         self._settings = load_settings(self.config)
         self.risk_level: RiskLevel = self.settings.risk_level
         self.oracle: OracleFeed | None = None
+        self._ml_failures: dict[str, str] = {}  # pair -> last error logged (once each)
         if self.settings.oracle.enabled:
             self.oracle = OracleFeed(self.settings.oracle, base_dir=Path.cwd())
             self.oracle.refresh()
@@ -231,7 +232,7 @@ class HybridAIStrategy(IStrategy):
         # ML layer first: FreqAI copies every column it is handed into its feature frames,
         # so it gets the bare candles (its features come from the feature_engineering_* hooks).
         if self.ml_enabled:
-            dataframe = self.freqai.start(dataframe, metadata, self)
+            dataframe = self._start_freqai(dataframe, metadata)
         dataframe = add_ta_indicators(dataframe)
         # The risk level in force at each candle: the config's, or the oracle's decision.
         dataframe[RISK_RANK] = getattr(self, "risk_level", self.settings.risk_level).rank
@@ -247,6 +248,34 @@ class HybridAIStrategy(IStrategy):
             di_threshold = self.config["freqai"]["feature_parameters"].get("DI_threshold", 0)
             dataframe = add_ml_columns(dataframe, self.settings.ml, di_threshold)
         return gates.approve(dataframe)
+
+    def _start_freqai(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        """FreqAI's predictions; live, a broken model closes only this pair's ML gate.
+
+        A corrupt or unreadable model file must not take the pair's TA indicators and exit
+        signals down with it: the pair trades no new entries (no ``up`` column, so
+        ``gate_ml`` is False) while its exits and stops keep working. Backtests fail loudly.
+        """
+        if not self._trading_live():
+            return self.freqai.start(dataframe, metadata, self)
+        pair = metadata["pair"]
+        try:
+            result = self.freqai.start(dataframe, metadata, self)
+        except Exception as exc:  # any model failure: contained to this pair
+            message = f"{type(exc).__name__}: {exc}"
+            if self._ml_failures.get(pair) != message:
+                identifier = self.config["freqai"].get("identifier", "")
+                logger.error(
+                    "%s: ML layer unavailable (%s). New entries for this pair are blocked; "
+                    "exits and stops keep working. FreqAI retrains it within "
+                    "freqai.live_retrain_hours; to retrain now, stop the bot and delete "
+                    "user_data/models/%s/sub-train-%s_*.", pair, message, identifier,
+                    pair.split("/")[0])
+                self._ml_failures[pair] = message
+            return dataframe
+        if self._ml_failures.pop(pair, None) is not None:
+            logger.info("%s: ML layer predicting again", pair)
+        return result
 
     # --- FreqAI hooks (ML layer): features and target, see hybrid_ai.ml_features ---------
     def feature_engineering_expand_all(self, dataframe: DataFrame, period: int,
@@ -330,6 +359,16 @@ class HybridAIStrategy(IStrategy):
         if stake == 0.0:
             logger.info("%s: no entry, no stake fits under the hard limits", pair)
         return stake
+
+    def custom_exit(self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
+                    current_profit: float, **kwargs) -> str | None:
+        """The oracle may close a trade (never open one): its decision in force biases the
+        pair at or below ``hybrid_ai.oracle.exit_bias``."""
+        if self.oracle is None:
+            return None
+        if self.oracle.at(current_time).wants_out(pair, self.settings.oracle.exit_bias):
+            return "oracle_exit"
+        return None
 
     def confirm_trade_entry(self, pair: str, order_type: str, amount: float, rate: float,
                             time_in_force: str, current_time: datetime, entry_tag: str | None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -55,43 +56,91 @@ def last_row(client, pair: str) -> dict:
     return dict(zip(candles["columns"], candles["data"][-1], strict=False))
 
 
+CREDS = {"FREQTRADE__API_SERVER__USERNAME": "tester",
+         "FREQTRADE__API_SERVER__PASSWORD": "pw-from-env-123",
+         "FREQTRADE__API_SERVER__JWT_SECRET_KEY": "k" * 40}
+
+
+class Live:
+    """`python -m hybrid_ai.live` as a user starts it; its output goes to a log file (a pipe
+    nobody reads would fill up and block the processes)."""
+
+    def __init__(self, datadir: Path, userdir: Path, *args: str) -> None:
+        from freqtrade_client import FtRestClient
+
+        self.api_port = free_port()
+        self.log = userdir / f"live-{time.monotonic_ns()}.log"
+        userdir.mkdir(parents=True, exist_ok=True)
+        with self.log.open("w") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "hybrid_ai.live", "--datadir", str(datadir),
+                 "--exchange-port", str(free_port()), "--api-port", str(self.api_port),
+                 "--userdir", str(userdir), *args],
+                cwd=REPO, env={**os.environ, **CREDS}, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True)
+        self.client = FtRestClient(f"http://127.0.0.1:{self.api_port}", "tester",
+                                   "pw-from-env-123")
+        self.children: list[psutil.Process] = []
+        self.wait(lambda: self.client.ping() == {"status": "pong"}, 120, "the REST API")
+        self.children = psutil.Process(self.proc.pid).children(recursive=True)
+
+    def wait(self, predicate, timeout: float, what: str):
+        return wait_for(predicate, timeout, self.proc, what)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def child(self, marker: str) -> psutil.Process:
+        """The running child whose command line contains ``marker``."""
+        for proc in psutil.Process(self.proc.pid).children(recursive=True):
+            try:
+                if marker in " ".join(proc.cmdline()):
+                    return proc
+            except psutil.Error:  # a dead child not yet reaped by the supervisor
+                continue
+        raise LookupError(marker)
+
+    def stop(self) -> str:
+        """SIGTERM as Ctrl-C would; every process gone afterwards."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        self.proc.wait(timeout=90)
+        time.sleep(1)
+        children = self.children + psutil.Process(os.getpid()).children(recursive=True)
+        left = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
+                and "hybrid_ai.live" not in " ".join(p.cmdline())]
+        out = self.output()
+        assert "all processes stopped" in out
+        assert not left, f"processes left: {[p.cmdline() for p in left]}"
+        assert "pw-from-env-123" not in out  # the password from the environment never printed
+        return out
+
+
 def test_live_system_follows_an_oracle_change_and_stops_cleanly(real_datadir, tmp_path):
     from freqtrade_client import FtRestClient
 
-    api_port = free_port()
-    env = {**os.environ, "FREQTRADE__API_SERVER__USERNAME": "tester",
-           "FREQTRADE__API_SERVER__PASSWORD": "pw-from-env-123",
-           "FREQTRADE__API_SERVER__JWT_SECRET_KEY": "k" * 40}
-    launcher = subprocess.Popen(
-        [sys.executable, "-m", "hybrid_ai.live", "--datadir", str(real_datadir),
-         "--exchange-port", str(free_port()), "--api-port", str(api_port),
-         "--pairs", "BTC/USDT", "ETH/USDT", "--userdir", str(tmp_path)],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        start_new_session=True)
-    children: list[psutil.Process] = []
+    live = Live(real_datadir, tmp_path, "--pairs", "BTC/USDT", "ETH/USDT")
+    client = live.client
     try:
-        client = FtRestClient(f"http://127.0.0.1:{api_port}", "tester", "pw-from-env-123")
-        wait_for(lambda: client.ping() == {"status": "pong"}, 90, launcher, "the REST API")
-        children = psutil.Process(launcher.pid).children(recursive=True)
-        assert len(children) >= 3
+        assert len(live.children) >= 3
         assert sorted(client.whitelist()["whitelist"]) == ["BTC/USDT", "ETH/USDT"]
         assert isinstance(client.status(), list)
         # All three layers are in the analysed dataframe.
-        row = wait_for(lambda: (r := last_row(client, "ETH/USDT")) and "ml_buy_prob" in r
-                       and r.get("oracle_valid") and r, 180, launcher, "analysed candles")
+        row = live.wait(lambda: (r := last_row(client, "ETH/USDT")) and "ml_buy_prob" in r
+                        and r.get("oracle_valid") and r, 180, "analysed candles")
         for column in ("rsi", "macd", "bb_middleband", "ml_buy_prob", "ml_confidence",
                        "do_predict", "oracle_risk_level", "oracle_focus", "gate_approved"):
             assert column in row
         # Two new oracle decisions; the bot follows each on its next loop (5 s).
         journal = tmp_path / "oracle-live" / "journal.jsonl"
         decide(journal, ["BTC/USDT", "ETH/USDT"], "aggressive")
-        wait_for(lambda: (r := last_row(client, "ETH/USDT"))["oracle_focus"] is True
-                 and r["oracle_risk_level"] == 2, 60, launcher, "the first decision")
+        live.wait(lambda: (r := last_row(client, "ETH/USDT"))["oracle_focus"] is True
+                  and r["oracle_risk_level"] == 2, 60, "the first decision")
         decide(journal, ["BTC/USDT"], "conservative")
         start = time.monotonic()
-        flipped = wait_for(lambda: (r := last_row(client, "ETH/USDT"))
-                           and r["oracle_focus"] is False and r["oracle_risk_level"] == 0
-                           and r, 60, launcher, "the oracle change in /pair_candles")
+        flipped = live.wait(lambda: (r := last_row(client, "ETH/USDT"))
+                            and r["oracle_focus"] is False and r["oracle_risk_level"] == 0
+                            and r, 60, "the oracle change in /pair_candles")
         latency = time.monotonic() - start
         print(f"oracle change visible after {latency:.1f}s")
         assert flipped["gate_oracle"] is False
@@ -111,26 +160,107 @@ def test_live_system_follows_an_oracle_change_and_stops_cleanly(real_datadir, tm
             decided_at=now - timedelta(hours=9), valid_until=now - timedelta(hours=1),
             session="old", focus_pairs=["ETH/USDT"], risk_level="aggressive",
             max_exposure=0.9, overnight_target=0.5, provider="test").model_dump_json() + "\n")
-        stale = wait_for(lambda: (r := last_row(client, "ETH/USDT"))
-                         and r["oracle_valid"] is False and r, 60, launcher, "conservative mode")
+        stale = live.wait(lambda: (r := last_row(client, "ETH/USDT"))
+                          and r["oracle_valid"] is False and r, 60, "conservative mode")
         assert stale["oracle_risk_level"] == 0 and stale["oracle_max_exposure"] == 0.3
         assert stale["gate_oracle"] is True  # no valid focus list: not a reason to stop trading
 
-        # The REST API listens on loopback only.
-        bot = next(p for p in children if "freqtrade" in " ".join(p.cmdline()))
+        # The REST API listens on loopback only and refuses a wrong password.
+        bot = live.child("freqtrade")
         listening = [c.laddr for c in bot.net_connections(kind="inet")
                      if c.status == psutil.CONN_LISTEN]
         assert listening and all(addr.ip == "127.0.0.1" for addr in listening)
-        bad = FtRestClient(f"http://127.0.0.1:{api_port}", "tester", "wrong")
+        bad = FtRestClient(f"http://127.0.0.1:{live.api_port}", "tester", "wrong")
         assert bad.status() in (None, {"detail": "Unauthorized"}) or "detail" in str(bad.status())
+        # Both models trained and saved before the restart below.
+        models = tmp_path / "models" / "hybrid-lgbm-onnx-v1"
+        live.wait(lambda: len(list(models.glob("sub-train-*/*_model.joblib"))) >= 2, 240,
+                  "both models on disk")
     finally:
-        os.killpg(launcher.pid, signal.SIGTERM) if launcher.poll() is None else None
-        out, _ = launcher.communicate(timeout=60)
-    assert "all processes stopped" in out
+        out = live.stop()
     assert "oracle: no valid decision" in out  # the stale phase was announced
-    assert "pw-from-env-123" not in out  # the password from the environment is never printed
-    time.sleep(1)
-    assert not [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+
+    # Fault: a model file corrupted on disk, found by the next start. The pair's ML layer
+    # is reported unavailable and its entries blocked; its TA (exits) and the other pair
+    # keep working.
+    eth_model = max(models.glob("sub-train-ETH_*/*_model.joblib"), key=lambda p: p.stat().st_mtime)
+    eth_model.write_bytes(b"\x00 not a pickle, a torn write \x00" * 10)
+    live = Live(real_datadir, tmp_path, "--pairs", "BTC/USDT", "ETH/USDT")
+    try:
+        live.wait(lambda: "ETH/USDT: ML layer unavailable" in live.output(), 180,
+                  "the model error")
+        eth = live.wait(lambda: (r := last_row(live.client, "ETH/USDT")) and r.get("rsi")
+                        and r, 60, "ETH analysed")
+        assert eth["gate_ml"] is False and eth["gate_approved"] is False
+        assert eth["macd"] is not None  # TA (and with it the exit signal) still computed
+        btc = live.wait(lambda: (r := last_row(live.client, "BTC/USDT")) and r.get("do_predict")
+                        == 1 and r, 120, "BTC predicting")
+        assert btc["ml_buy_prob"] is not None
+        assert live.output().count("ETH/USDT: ML layer unavailable") == 1  # once, not per loop
+    finally:
+        live.stop()
+
+
+def copy_pairs(src: Path, dst: Path, pairs: list[str]) -> None:
+    dst.mkdir(parents=True)
+    for pair in pairs:
+        for tf in ("5m", "1h"):
+            name = f"{pair.replace('/', '_')}-{tf}.feather"
+            shutil.copy(src / name, dst / name)
+
+
+def test_fast_replay_trades_and_survives_an_exchange_restart_and_a_candle_gap(real_datadir,
+                                                                              tmp_path):
+    """`make live SPEED=300`: a dry-run trade within minutes; the exchange killed and
+    restarted under the running bot; a hole in the exchange's candles."""
+    import pandas as pd
+
+    datadir = tmp_path / "data"
+    copy_pairs(real_datadir, datadir, ["BTC/USDT", "ETH/USDT"])
+    gap = (pd.Timestamp("2024-08-20 08:00", tz="UTC"), pd.Timestamp("2024-08-20 08:30", tz="UTC"))
+    eth = datadir / "ETH_USDT-5m.feather"
+    frame = pd.read_feather(eth)
+    frame[(frame["date"] < gap[0]) | (frame["date"] >= gap[1])].reset_index(drop=True) \
+        .to_feather(eth)
+    live = Live(datadir, tmp_path / "user", "--pairs", "BTC/USDT", "ETH/USDT", "--speed", "300",
+                "--replay-start", "2024-08-20 06:00", "-c", str(REPO / "user_data" /
+                                                                "config.eager.json"))
+    client = live.client
+    try:
+        started = time.monotonic()
+        trades = live.wait(lambda: (t := client.trades())["trades_count"] and t["trades"], 360,
+                           "a dry-run trade")
+        print(f"first trade after {time.monotonic() - started:.0f}s: {trades[0]['open_date']} "
+              f"{trades[0]['pair']} {trades[0]['enter_tag']}")
+        assert trades[0]["enter_tag"] == "ta+ml+oracle"
+        assert trades[0]["open_date"] >= "2024-08-20"  # the bot lives on the replay's clock
+
+        # The candle gap: freqtrade fills the missing candles flat, with no volume; no entry
+        # signal on them; the bot keeps going.
+        candles = live.wait(lambda: (c := client.pair_candles("ETH/USDT", "5m", limit=500))
+                            and c["data"][-1][0] > "2024-08-20T09" and c, 120, "past the gap")
+        rows = [dict(zip(candles["columns"], r, strict=False)) for r in candles["data"]]
+        holes = [r for r in rows if "2024-08-20T08:00" <= r["date"] < "2024-08-20T08:30"]
+        assert len(holes) == 6 and all(r["volume"] == 0 for r in holes)
+        assert not any(r.get("enter_long") == 1 for r in holes)
+
+        # The exchange killed: the supervisor restarts it on the same timeline; the bot
+        # rides it out (same process), its clock and candles go on, no order is duplicated.
+        bot_pid = live.child("freqtrade").pid
+        exchange = live.child("local_exchange serve")
+        before = last_row(client, "BTC/USDT")["date"]
+        exchange.kill()
+        live.wait(lambda: "local exchange exited with -9; restarting it" in live.output(), 30,
+                  "the exchange restart")
+        live.wait(lambda: live.child("local_exchange serve").pid != exchange.pid, 30,
+                  "a new exchange process")
+        live.wait(lambda: last_row(client, "BTC/USDT")["date"] > before, 120,
+                  "new candles after the restart")
+        assert live.child("freqtrade").pid == bot_pid
+        orders = [o["order_id"] for t in client.trades()["trades"] for o in t["orders"]]
+        assert len(orders) == len(set(orders))
+    finally:
+        live.stop()
 
 
 def test_two_bots_follow_one_served_oracle_and_survive_its_outage(real_datadir, start_exchange,
