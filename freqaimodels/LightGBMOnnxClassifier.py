@@ -16,6 +16,8 @@ retraining work as with its stock ``LightGBMClassifier``; what changes:
   each update (freqtrade 2026.9 + pandas 3: stored and fresh candles carry different UTC
   objects, the concatenation turns ``date`` into ``object`` and every retraining after the
   first candle fails with "Can only use .dt accessor with datetimelike values").
+* With ``hybrid_ai.ml.frozen_models`` set, ``train`` loads a saved model instead of fitting
+  one (``hybrid_ai.frozen_model``): a backtest of an unchanged model on later candles.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from freqtrade.freqai.base_models.BaseClassifierModel import BaseClassifierModel
 from freqtrade.freqai.data_kitchen import FreqaiDataKitchen
 from pandas import DataFrame
 
+from hybrid_ai import frozen_model
 from hybrid_ai.frames import utc_dates
 from hybrid_ai.ml_features import DOWN, UP
 from hybrid_ai.ml_pipeline import SampledDissimilarityIndex
@@ -89,6 +92,19 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
             for name, step in pipeline.steps
         ]
         return pipeline
+
+    def train(self, unfiltered_df: DataFrame, pair: str, dk: FreqaiDataKitchen, **kwargs):
+        frozen = load_settings(self.config).ml.frozen_models
+        if frozen is None:
+            return super().train(unfiltered_df, pair, dk, **kwargs)
+        saved = frozen_model.load(Path(frozen.dir), pair, frozen.trained_before)
+        dk.data.update(saved.metadata)
+        dk.training_features_list = saved.metadata["training_features_list"]
+        dk.label_list = saved.metadata["label_list"]
+        dk.feature_pipeline, dk.label_pipeline = saved.feature_pipeline, saved.label_pipeline
+        logger.info("%s: frozen model from %s (trained until %s), no training", pair,
+                    saved.path, saved.trained_until)
+        return saved.model
 
     def fit(self, data_dictionary: dict, dk: FreqaiDataKitchen, **kwargs) -> OnnxClassifier:
         ml = load_settings(self.config).ml

@@ -5,9 +5,15 @@ named ``gate_<layer>`` in ``populate_indicators``. The gate is the AND of all su
 columns present (none yet: always open), so adding a layer is adding a column, never a
 rewrite of the entry logic. The entry tag names the layers that decided, e.g.
 ``ta+ml+oracle``.
+
+A layer can be *observed* instead (``hybrid_ai.observe_only``): its columns are computed
+and plotted but its gate does not block, its sizing does not apply and the entry tag leaves
+it out. ``make report`` uses that to see which technical entries each layer would block.
 """
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 import pandas as pd
 
@@ -17,13 +23,15 @@ GATE_PREFIX = "gate_"
 APPROVED = "gate_approved"
 
 
-def gate_columns(df: pd.DataFrame) -> list[str]:
-    return [c for c in df.columns if c.startswith(GATE_PREFIX) and c != APPROVED]
+def gate_columns(df: pd.DataFrame, observed: Collection[str] = ()) -> list[str]:
+    """The ``gate_*`` columns of the layers that decide (not the observed ones)."""
+    skip = {GATE_PREFIX + layer for layer in observed} | {APPROVED}
+    return [c for c in df.columns if c.startswith(GATE_PREFIX) and c not in skip]
 
 
-def approve(df: pd.DataFrame) -> pd.DataFrame:
-    """Set ``gate_approved`` = AND of all gate columns (missing values count as "no")."""
-    cols = gate_columns(df)
+def approve(df: pd.DataFrame, observed: Collection[str] = ()) -> pd.DataFrame:
+    """Set ``gate_approved`` = AND of the deciding gate columns (missing values: "no")."""
+    cols = gate_columns(df, observed)
     approved = pd.Series(True, index=df.index)
     for col in cols:
         approved &= df[col].fillna(False).astype(bool)
@@ -33,8 +41,8 @@ def approve(df: pd.DataFrame) -> pd.DataFrame:
 LAYER_ORDER = ("ml", "oracle")  # how entry tags list the layers, whatever the column order
 
 
-def entry_tag(df: pd.DataFrame) -> str:
+def entry_tag(df: pd.DataFrame, observed: Collection[str] = ()) -> str:
     """Which layers decided, bottom up: ``ta``, ``ta+ml``, ``ta+ml+oracle``."""
-    layers = [c.removeprefix(GATE_PREFIX) for c in gate_columns(df)]
+    layers = [c.removeprefix(GATE_PREFIX) for c in gate_columns(df, observed)]
     rank = {name: i for i, name in enumerate(LAYER_ORDER)}
     return "+".join(["ta", *sorted(layers, key=lambda n: (rank.get(n, len(rank)), n))])

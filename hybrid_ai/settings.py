@@ -6,8 +6,9 @@ the strategy's callbacks enforce them and no upper layer (ML, oracle) can raise 
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -38,6 +39,16 @@ class HardLimits(BaseModel):
                                       description="all open trades' stakes together")
 
 
+class FrozenModels(BaseModel):
+    """Predict with models saved earlier instead of retraining (see hybrid_ai.frozen_model)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    dir: str = Field(description="user_data/models/<identifier> of the run that trained them")
+    trained_before: datetime | None = Field(
+        None, description="newest model per pair trained before this time (default: newest)")
+
+
 class MLSettings(BaseModel):
     """How the ML layer's prediction gates and sizes entries (FreqAI sets the model itself)."""
 
@@ -58,6 +69,8 @@ class MLSettings(BaseModel):
     onnx_threads: int = Field(1, ge=1, le=16)
     # Rows of training data FreqAI's dissimilarity index compares against.
     di_sample_rows: int = Field(2000, ge=100)
+    # Test saved models on later candles, no training (null: FreqAI retrains as usual).
+    frozen_models: FrozenModels | None = None
 
     @model_validator(mode="after")
     def _thresholds_tighten_when_conservative(self) -> MLSettings:
@@ -118,6 +131,9 @@ class PackSettings(BaseModel):
     limits: HardLimits = Field(default_factory=HardLimits)
     ml: MLSettings = Field(default_factory=MLSettings)
     oracle: OracleGate = Field(default_factory=OracleGate)
+    # Layers computed and plotted but not deciding: no gate, no sizing, no oracle exits
+    # (``make report`` runs its technical baseline this way to attribute blocked entries).
+    observe_only: list[Literal["ml", "oracle"]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _all_levels_priced(self) -> PackSettings:
@@ -127,6 +143,9 @@ class PackSettings(BaseModel):
         if any(m < 0 for m in self.stake_multipliers.values()):
             raise ValueError("stake_multipliers must be >= 0")
         return self
+
+    def decides(self, layer: str) -> bool:
+        return layer not in self.observe_only
 
     def multiplier(self, level: RiskLevel) -> float:
         return self.stake_multipliers[level]

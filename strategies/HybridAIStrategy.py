@@ -192,7 +192,8 @@ class HybridAIStrategy(IStrategy):
         last candle takes the decision in force now."""
         tf = timedelta(minutes=timeframe_to_minutes(self.timeframe))
         updated = self.oracle.merge(frame[["date"]].copy(), pair, tf, now=now)
-        updated[RISK_RANK] = updated["oracle_risk_level"]
+        updated[RISK_RANK] = (updated["oracle_risk_level"] if self._oracle_decides
+                              else self.settings.risk_level.rank)
         if self.ml_enabled and "up" in frame:
             ml_inputs = frame[["up", "do_predict"]
                               + (["DI_values"] if "DI_values" in frame else [])].copy()
@@ -202,18 +203,24 @@ class HybridAIStrategy(IStrategy):
                 ["ml_buy_prob", "ml_confidence", "ml_target_position", "gate_ml"]])
         for column in updated.columns.drop("date"):
             frame[column] = updated[column].to_numpy()
-        approved = gates.approve(frame)[gates.APPROVED].to_numpy()
+        observed = self.settings.observe_only
+        approved = gates.approve(frame, observed)[gates.APPROVED].to_numpy()
         frame[gates.APPROVED] = approved
         if "ta_signal" in frame:
             entries = (frame["ta_signal"] == 1).to_numpy() & approved
             frame["enter_long"] = entries.astype(int)
-            frame["enter_tag"] = [gates.entry_tag(frame) if e else None for e in entries]
+            frame["enter_tag"] = [gates.entry_tag(frame, observed) if e else None
+                                  for e in entries]
 
     @property
     def settings(self) -> PackSettings:
         if getattr(self, "_settings", None) is None:
             self._settings = load_settings(self.config)
         return self._settings
+
+    @property
+    def _oracle_decides(self) -> bool:
+        return self.oracle is not None and self.settings.decides("oracle")
 
     @property
     def ml_enabled(self) -> bool:
@@ -243,11 +250,12 @@ class HybridAIStrategy(IStrategy):
             # each candle's close only.
             now = datetime.now(UTC) if self._trading_live() else None
             dataframe = self.oracle.merge(dataframe, metadata["pair"], tf, now=now)
-            dataframe[RISK_RANK] = dataframe["oracle_risk_level"]
+            if self._oracle_decides:
+                dataframe[RISK_RANK] = dataframe["oracle_risk_level"]
         if self.ml_enabled:
             di_threshold = self.config["freqai"]["feature_parameters"].get("DI_threshold", 0)
             dataframe = add_ml_columns(dataframe, self.settings.ml, di_threshold)
-        return gates.approve(dataframe)
+        return gates.approve(dataframe, self.settings.observe_only)
 
     def _start_freqai(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         """FreqAI's predictions; live, a broken model closes only this pair's ML gate.
@@ -309,7 +317,8 @@ class HybridAIStrategy(IStrategy):
             ta_signal &= dataframe["close_1h"] > dataframe["sma50_1h"]
         dataframe["ta_signal"] = ta_signal.astype(int)
         entries = ta_signal & dataframe[gates.APPROVED]
-        dataframe.loc[entries, ["enter_long", "enter_tag"]] = (1, gates.entry_tag(dataframe))
+        dataframe.loc[entries, ["enter_long", "enter_tag"]] = (
+            1, gates.entry_tag(dataframe, self.settings.observe_only))
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
@@ -335,13 +344,13 @@ class HybridAIStrategy(IStrategy):
         """Freqtrade's stake x risk-level multiplier x ML target position, within the hard
         caps, tightened by the oracle's max_exposure (0 = skip)."""
         level, limits = self.risk_level, self.settings.limits
-        if self.oracle is not None:
+        if self._oracle_decides:
             guidance = self.oracle.at(current_time)
             level = guidance.risk_level
             limits = limits.model_copy(update={"max_total_exposure": min(
                 limits.max_total_exposure, guidance.max_exposure)})
         multiplier = self.settings.multiplier(level)
-        if self.ml_enabled:
+        if self.ml_enabled and self.settings.decides("ml"):
             df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
             if df.empty or "ml_target_position" not in df:
                 return 0.0
@@ -364,7 +373,7 @@ class HybridAIStrategy(IStrategy):
                     current_profit: float, **kwargs) -> str | None:
         """The oracle may close a trade (never open one): its decision in force biases the
         pair at or below ``hybrid_ai.oracle.exit_bias``."""
-        if self.oracle is None:
+        if not self._oracle_decides:
             return None
         if self.oracle.at(current_time).wants_out(pair, self.settings.oracle.exit_bias):
             return "oracle_exit"
@@ -374,7 +383,7 @@ class HybridAIStrategy(IStrategy):
                             time_in_force: str, current_time: datetime, entry_tag: str | None,
                             side: str, **kwargs) -> bool:
         """Last check against the oracle's latest word: focus and open-trade slots."""
-        if self.oracle is None:
+        if not self._oracle_decides:
             return True
         guidance = self.oracle.at(current_time)
         if not guidance.allows(pair, self.settings.oracle.require_focus):
