@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Real candles for tests and benchmarks, when present (CI has them); tests skip without.
 export HYBRID_AI_SHARED_DATA ?= $(abspath ../shared/data/binance)
 
-.PHONY: venv demo live test test-fast lint bench ml-quality clean
+.PHONY: venv demo live report test test-fast lint bench ml-quality clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,9 @@ demo: $(STAMP)
 
 live: $(STAMP)
 	$(PY) -m hybrid_ai.live $(if $(SPEED),--speed $(SPEED)) $(LIVE_ARGS)
+
+report: $(STAMP)
+	$(PY) -m hybrid_ai.report $(REPORT_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -11,7 +11,7 @@ feature pipeline (scaler, dissimilarity index) and its feature list.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,5 +67,5 @@ def load(models_dir: Path, pair: str, trained_before: datetime | None = None) ->
         raise FrozenModelError(f"{pair}: the saved model in {path} is incomplete or corrupt "
                                f"({type(exc).__name__}: {exc})") from exc
     stamp = int(path.name.rsplit("_", 1)[-1])
-    return SavedModel(path, datetime.fromtimestamp(stamp).astimezone(), metadata,
+    return SavedModel(path, datetime.fromtimestamp(stamp, tz=UTC), metadata,
                       feature_pipeline, label_pipeline, model)

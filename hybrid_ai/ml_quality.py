@@ -67,8 +67,12 @@ def score(df: pd.DataFrame, base_rate: float) -> dict[str, float]:
 
 
 def evaluate(models_dir: Path, datadir: Path, pairs: list[str], horizon: int, cost: float,
-             train_days: int) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+             train_days: int, since: pd.Timestamp | None = None,
+             ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+    """Scores of the predictions saved under ``models_dir`` (only candles from ``since``)."""
     preds = load_predictions(models_dir)
+    if since is not None:
+        preds = preds[preds["date"] >= since]
     rows, scored = [], []
     for pair in pairs:
         coin = pair.split("/")[0].upper()

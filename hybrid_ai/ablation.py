@@ -1,0 +1,150 @@
+"""The layers switched on one by one, each a plain ``freqtrade backtesting`` run.
+
+Every variant backtests the same pairs and timerange against one local exchange, in one
+work directory, so FreqAI trains the ML layer walk-forward once (a model per
+``backtest_period_days`` window, trained on the ``train_period_days`` before it) and the
+later variants reuse its saved predictions: no variant sees its test window in training.
+
+* ``ta``            technical entries; ML and oracle *observed* (computed, not deciding),
+                    so the report can say which of these entries each layer would block;
+* ``ta+ml``         the ML gate and sizing decide;
+* ``ta+ml+oracle``  plus the oracle, replayed from a heuristic backfill (point-in-time);
+* ``ta+ml+llm``     plus the oracle replayed from a journal an LLM wrote, when one is given;
+* ``frozen`` / ``walk-forward (late)``  the last weeks twice: once with the models frozen
+  at their start (``hybrid_ai.ml.frozen_models``), once retrained weekly as usual.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hybrid_ai.demo import CONFIG, REPO
+from local_exchange.overlay import offline_overlay
+
+
+@dataclass
+class Variant:
+    name: str
+    overlay: dict[str, Any]
+    timerange: str
+    description: str
+    result_dir: Path | None = None
+    wall_s: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AblationError(RuntimeError):
+    """A backtest failed; the message holds the end of freqtrade's output."""
+
+
+def oracle_overlay(journal: Path, observe: list[str] | None = None) -> dict[str, Any]:
+    section: dict[str, Any] = {"oracle": {"enabled": True, "source": str(journal.resolve())}}
+    if observe:
+        section["observe_only"] = observe
+    return {"hybrid_ai": section}
+
+
+def split_late(timerange: str, late_weeks: int, window_days: int) -> str:
+    """The start of the late period: whole FreqAI windows after the timerange's start, so
+    the walk-forward windows of the full run and of the late run coincide."""
+    start_s, _, end_s = timerange.partition("-")
+    start, end = (datetime.strptime(x, "%Y%m%d").replace(tzinfo=UTC) for x in (start_s, end_s))
+    windows = max(1, ((end - start).days - late_weeks * 7) // window_days)
+    late = start + timedelta(days=windows * window_days)
+    if late >= end:
+        raise AblationError(f"timerange {timerange} is too short for a late period")
+    return late.strftime("%Y%m%d")
+
+
+def plan(timerange: str, heuristic_journal: Path, llm_journal: Path | None,
+         models_dir: Path, late_weeks: int = 8) -> list[Variant]:
+    config = json.loads(CONFIG.read_text())
+    identifier = config["freqai"]["identifier"]
+    late = split_late(timerange, late_weeks, config["freqai"]["backtest_period_days"])
+    end = timerange.partition("-")[2]
+    no_oracle = {"hybrid_ai": {"oracle": {"enabled": False}}}
+    variants = [
+        Variant("ta+ml", no_oracle, timerange, "TA entries gated and sized by the ML layer"),
+        Variant("ta", oracle_overlay(heuristic_journal, ["ml", "oracle"]), timerange,
+                "TA entries only (ML and oracle observed, not deciding)"),
+        Variant("ta+ml+oracle", oracle_overlay(heuristic_journal), timerange,
+                "ML plus the oracle (heuristic provider, backfilled point-in-time)"),
+    ]
+    if llm_journal is not None:
+        variants.append(Variant("ta+ml+llm", oracle_overlay(llm_journal), timerange,
+                                f"ML plus the oracle replayed from {llm_journal.name}"))
+    variants += [
+        Variant("walk-forward (late)", no_oracle, f"{late}-{end}",
+                "TA+ML on the late period, retrained every window"),
+        Variant("frozen (late)", {
+            # Nothing new to save: the frozen model is loaded again for every window.
+            "freqai": {"identifier": f"{identifier}-frozen", "save_backtest_models": False},
+            "hybrid_ai": {"oracle": {"enabled": False}, "ml": {"frozen_models": {
+                "dir": str((models_dir / identifier).resolve()),
+                "trained_before": datetime.strptime(late, "%Y%m%d").replace(
+                    tzinfo=UTC).isoformat()}}},
+        }, f"{late}-{end}", "TA+ML on the late period with the models frozen at its start"),
+    ]
+    return variants
+
+
+def run_variant(variant: Variant, workdir: Path, datadir: Path, exchange_url: str,
+                pairs: list[str] | None) -> Variant:
+    slug = re.sub(r"[^a-z0-9]+", "_", variant.name).strip("_")
+    vdir = workdir / "runs" / slug
+    vdir.mkdir(parents=True, exist_ok=True)
+    overlay = vdir / "variant.json"
+    overlay.write_text(json.dumps(variant.overlay, indent=2))
+    offline = workdir / "offline.json"
+    offline.write_text(json.dumps(offline_overlay(exchange_url), indent=2))
+    cmd = [sys.executable, "-m", "freqtrade", "backtesting", "-c", str(CONFIG),
+           "-c", str(offline), "-c", str(overlay), "--userdir", str(workdir),
+           "--datadir", str(datadir), "--timerange", variant.timerange, "--cache", "none",
+           "--export", "signals", "--backtest-directory", str(vdir)]
+    if pairs:
+        cmd += ["--pairs", *pairs]
+    started = time.monotonic()
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    variant.wall_s = time.monotonic() - started
+    (vdir / "freqtrade.log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise AblationError(f"backtest of {variant.name} failed (log: {vdir / 'freqtrade.log'})"
+                            f":\n{proc.stderr[-2500:]}")
+    variant.result_dir = vdir
+    print(f"report: {variant.name:<22} {variant.timerange}  {variant.wall_s:6.1f} s", flush=True)
+    return variant
+
+
+def run_analyses(workdir: Path, datadir: Path, exchange_url: str, timerange: str,
+                 pairs: list[str]) -> dict[str, str]:
+    """freqtrade's lookahead-analysis and recursive-analysis of the technical layer (the ML
+    layer's point-in-time property has its own test: FreqAI never predicts a backtest's
+    last candle, which these tools would flag)."""
+    offline = workdir / "offline.json"
+    ta_only = workdir / "ta_only.json"
+    ta_only.write_text(json.dumps({"freqai": {"enabled": False},
+                                   "hybrid_ai": {"oracle": {"enabled": False}}}))
+    outputs = {}
+    for name, extra in (("lookahead-analysis", ["--minimum-trade-amount", "2",
+                                                "--targeted-trade-amount", "10"]),
+                        ("recursive-analysis", ["--startup-candle", "200", "400"])):
+        cmd = [sys.executable, "-m", "freqtrade", name, "-c", str(CONFIG), "-c", str(offline),
+               "-c", str(ta_only), "--userdir", str(workdir), "--datadir", str(datadir),
+               "--timerange", timerange, "--pairs", *pairs, *extra]
+        proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                              env={**os.environ, "COLUMNS": "200"})
+        text = proc.stdout + proc.stderr
+        tables = [ln for ln in text.splitlines() if ln.startswith(("┃", "│", "┏", "┡", "└",
+                                                                     "|", "+"))]
+        outputs[name] = ("\n".join(tables) if tables else text[-3000:]) + (
+            "" if proc.returncode == 0 else f"\n(exit code {proc.returncode})")
+    return outputs
