@@ -113,7 +113,9 @@ def run_variant(variant: Variant, workdir: Path, datadir: Path, exchange_url: st
     if pairs:
         cmd += ["--pairs", *pairs]
     started = time.monotonic()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
+    # Wide "terminal": freqtrade's rich log lines stay whole in the saved log.
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "250"})
     variant.wall_s = time.monotonic() - started
     (vdir / "freqtrade.log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
@@ -141,7 +143,7 @@ def run_analyses(workdir: Path, datadir: Path, exchange_url: str, timerange: str
                "-c", str(ta_only), "--userdir", str(workdir), "--datadir", str(datadir),
                "--timerange", timerange, "--pairs", *pairs, *extra]
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
-                              env={**os.environ, "COLUMNS": "200"})
+                              env={**os.environ, "COLUMNS": "250"})
         text = proc.stdout + proc.stderr
         tables = [ln for ln in text.splitlines() if ln.startswith(("┃", "│", "┏", "┡", "└",
                                                                      "|", "+"))]
