@@ -71,6 +71,7 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
+        self._frozen: dict[str, frozen_model.SavedModel] = {}
         update = self.dd.update_historic_data
 
         def update_keeping_dates(strategy, dk: FreqaiDataKitchen) -> None:
@@ -97,7 +98,9 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
         frozen = load_settings(self.config).ml.frozen_models
         if frozen is None:
             return super().train(unfiltered_df, pair, dk, **kwargs)
-        saved = frozen_model.load(Path(frozen.dir), pair, frozen.trained_before)
+        if pair not in self._frozen:  # one load per pair, not one per FreqAI window
+            self._frozen[pair] = frozen_model.load(Path(frozen.dir), pair, frozen.trained_before)
+        saved = self._frozen[pair]
         dk.data.update(saved.metadata)
         dk.training_features_list = saved.metadata["training_features_list"]
         dk.label_list = saved.metadata["label_list"]

@@ -97,6 +97,13 @@ def plan(timerange: str, heuristic_journal: Path, llm_journal: Path | None,
     return variants
 
 
+def offline_config(workdir: Path, exchange_url: str) -> Path:
+    """The overlay pointing freqtrade at this report's local exchange (its port changes)."""
+    path = workdir / "offline.json"
+    path.write_text(json.dumps(offline_overlay(exchange_url), indent=2))
+    return path
+
+
 def run_variant(variant: Variant, workdir: Path, datadir: Path, exchange_url: str,
                 pairs: list[str] | None) -> Variant:
     slug = re.sub(r"[^a-z0-9]+", "_", variant.name).strip("_")
@@ -104,8 +111,7 @@ def run_variant(variant: Variant, workdir: Path, datadir: Path, exchange_url: st
     vdir.mkdir(parents=True, exist_ok=True)
     overlay = vdir / "variant.json"
     overlay.write_text(json.dumps(variant.overlay, indent=2))
-    offline = workdir / "offline.json"
-    offline.write_text(json.dumps(offline_overlay(exchange_url), indent=2))
+    offline = offline_config(workdir, exchange_url)
     cmd = [sys.executable, "-m", "freqtrade", "backtesting", "-c", str(CONFIG),
            "-c", str(offline), "-c", str(overlay), "--userdir", str(workdir),
            "--datadir", str(datadir), "--timerange", variant.timerange, "--cache", "none",
@@ -131,7 +137,7 @@ def run_analyses(workdir: Path, datadir: Path, exchange_url: str, timerange: str
     """freqtrade's lookahead-analysis and recursive-analysis of the technical layer (the ML
     layer's point-in-time property has its own test: FreqAI never predicts a backtest's
     last candle, which these tools would flag)."""
-    offline = workdir / "offline.json"
+    offline = offline_config(workdir, exchange_url)
     ta_only = workdir / "ta_only.json"
     ta_only.write_text(json.dumps({"freqai": {"enabled": False},
                                    "hybrid_ai": {"oracle": {"enabled": False}}}))
