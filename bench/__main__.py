@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import live_footprint, ml_inference, oracle_speed, strategy_speed
+from bench import cost_curve, live_footprint, ml_inference, oracle_speed, strategy_speed
 from bench.common import Results
 
 BENCHMARKS = {
@@ -13,6 +13,7 @@ BENCHMARKS = {
     "ml": ml_inference.run,
     "oracle": oracle_speed.run,
     "live": live_footprint.run,
+    "cost": cost_curve.run,
 }
 
 

@@ -43,17 +43,19 @@ def strategy_dirs(tmp: Path) -> dict[str, Path]:
 
 
 def backtest_seconds(name: str, strategy_path: Path, datadir: Path, timerange: str,
-                     url: str, tmp: Path, ml: bool = False) -> float:
+                     url: str, tmp: Path, ml: bool = False, pairs: list[str] = PAIRS,
+                     oracle_journal: Path | None = None) -> float:
+    """Wall time of one ``freqtrade backtesting`` in a fresh user dir (FreqAI trains anew)."""
     overlay = write_overlay(tmp / "offline.json", url)
-    layers = tmp / ("ml_on.json" if ml else "ta_only.json")
-    layers.write_text(json.dumps({"freqai": {"enabled": ml},
-                                  "hybrid_ai": {"oracle": {"enabled": False}}}))
-    userdir = tmp / f"ud_{name}_{ml}"
-    userdir.mkdir(exist_ok=True)
+    oracle = ({"enabled": True, "source": str(oracle_journal)} if oracle_journal
+              else {"enabled": False})
+    layers = tmp / f"layers_{ml}_{bool(oracle_journal)}.json"
+    layers.write_text(json.dumps({"freqai": {"enabled": ml}, "hybrid_ai": {"oracle": oracle}}))
+    userdir = Path(tempfile.mkdtemp(prefix=f"ud_{name}_", dir=tmp))
     cmd = [sys.executable, "-m", "freqtrade", "backtesting", "-c", str(REPO / "config.json"),
            "-c", str(overlay), "-c", str(layers), "--userdir", str(userdir), "--strategy", name,
            "--strategy-path", str(strategy_path), "--datadir", str(datadir),
-           "--timerange", timerange, "--pairs", *PAIRS, "--cache", "none", "--export", "none"]
+           "--timerange", timerange, "--pairs", *pairs, "--cache", "none", "--export", "none"]
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     elapsed = time.perf_counter() - start
