@@ -138,6 +138,10 @@ def run_analyses(workdir: Path, datadir: Path, exchange_url: str, timerange: str
     layer's point-in-time property has its own test: FreqAI never predicts a backtest's
     last candle, which these tools would flag)."""
     offline = offline_config(workdir, exchange_url)
+    # Own user dir: both tools delete models/<freqai.identifier> of the one they are given,
+    # which would take the walk-forward models the report still scores.
+    userdir = workdir / "analyses"
+    userdir.mkdir(exist_ok=True)
     ta_only = workdir / "ta_only.json"
     ta_only.write_text(json.dumps({"freqai": {"enabled": False},
                                    "hybrid_ai": {"oracle": {"enabled": False}}}))
@@ -146,7 +150,7 @@ def run_analyses(workdir: Path, datadir: Path, exchange_url: str, timerange: str
                                                 "--targeted-trade-amount", "10"]),
                         ("recursive-analysis", ["--startup-candle", "200", "400"])):
         cmd = [sys.executable, "-m", "freqtrade", name, "-c", str(CONFIG), "-c", str(offline),
-               "-c", str(ta_only), "--userdir", str(workdir), "--datadir", str(datadir),
+               "-c", str(ta_only), "--userdir", str(userdir), "--datadir", str(datadir),
                "--timerange", timerange, "--pairs", *pairs, *extra]
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
                               env={**os.environ, "COLUMNS": "250"})

@@ -50,7 +50,8 @@ def test_report_files_render(report):
     for png in ("equity.png", "drawdown.png", "calibration.png"):
         assert (report / png).read_bytes()[:4] == b"\x89PNG"
     assert (report / "summary.md").read_text().startswith("# Hybrid-AI ablation")
-    browser = next((b for b in ("chromium", "chromium-browser", "google-chrome")
+    browser = next((b for b in ("chromium", "chromium-headless-shell", "chromium-browser",
+                                "google-chrome")
                     if shutil.which(b)), None)
     if browser is None:
         pytest.skip("no headless Chromium here: the HTML was checked as text only")
