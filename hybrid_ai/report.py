@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _last_month(timerange: str) -> str:
-    end = datetime.strptime(timerange.partition("-")[2], "%Y%m%d")
+    """The last 30 whole days of the range (its end day may be cut short by the data)."""
+    end = datetime.strptime(timerange.partition("-")[2], "%Y%m%d") - pd.Timedelta(days=1)
     return f"{(end - pd.Timedelta(days=30)):%Y%m%d}-{end:%Y%m%d}"
 
 
