@@ -68,17 +68,17 @@ def verdicts(table: pd.DataFrame) -> list[str]:
         if lower not in rows.index or upper not in rows.index:
             continue
         a, b = rows.loc[lower], rows.loc[upper]
-        better_return = b["total_return"] > a["total_return"]
-        better_risk = b["max_drawdown"] < a["max_drawdown"]
-        better_sharpe = b["sharpe"] > a["sharpe"]
-        if better_return and better_sharpe:
-            verdict = "helps on this data"
-        elif better_risk and not better_return:
-            verdict = "lowers risk but costs return on this data"
-        elif better_return:
-            verdict = "adds return with worse risk-adjusted figures on this data"
+        better = {"return": b["total_return"] > a["total_return"],
+                  "drawdown": b["max_drawdown"] < a["max_drawdown"],
+                  "Sharpe": b["sharpe"] > a["sharpe"]}
+        if all(better.values()):
+            verdict = "helps on this data (better return, drawdown and Sharpe)"
+        elif not any(better.values()):
+            verdict = "does not help on this data (worse return, drawdown and Sharpe)"
         else:
-            verdict = "does not help on this data"
+            verdict = ("is mixed on this data: better " + ", ".join(k for k, v in better.items()
+                                                                  if v)
+                       + "; worse " + ", ".join(k for k, v in better.items() if not v))
         if min(a["trades"], b["trades"]) < 30:
             verdict += " (under 30 trades: weak evidence either way)"
         said.append(
