@@ -161,6 +161,10 @@ class HybridAIStrategy(IStrategy):
         if self.settings.oracle.enabled:
             self.oracle = OracleFeed(self.settings.oracle, base_dir=Path.cwd())
             self.oracle.refresh()
+        if not self._oracle_decides or self.settings.oracle.exit_bias is None:
+            # No oracle exits possible: fall back to IStrategy's hook, which freqtrade calls
+            # without deep-copying the Trade on every candle of every open trade.
+            self.custom_exit = IStrategy.custom_exit.__get__(self)
 
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
         if self.oracle is None:
