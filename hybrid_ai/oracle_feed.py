@@ -38,6 +38,9 @@ class Guidance:
     focus: frozenset[str]
     max_exposure: float
     bias: dict[str, float] = field(default_factory=dict)  # -1 (get out) .. +1 (favour)
+    max_position: float = 1.0  # one trade's share of equity (1.0: only the hard limit)
+    overnight_target: float = 1.0  # exposure to hold overnight (1.0: no trim)
+    decided_at: datetime | None = None  # identifies the decision (None: no valid one)
 
     def allows(self, pair: str, require_focus: bool) -> bool:
         return not (self.valid and require_focus) or pair in self.focus
@@ -59,13 +62,16 @@ class OracleFeed:
         self._problem: str | None = None
         self.table = pd.DataFrame({"decided_at": pd.to_datetime([], utc=True),
                                    "valid_until": pd.to_datetime([], utc=True),
-                                   "risk_rank": [], "max_exposure": [], "focus": [],
-                                   "bias": []})
+                                   "risk_rank": [], "max_exposure": [], "max_position": [],
+                                   "overnight_target": [], "focus": [], "bias": []})
         self._index()
         self.loads = 0
 
     def _index(self) -> None:
         """Nanosecond arrays for lookups that cost a binary search, not a pandas call."""
+        self._by_row: dict[int, Guidance] = {}
+        self._fallback = Guidance(False, RiskLevel.CONSERVATIVE, frozenset(),
+                                  self.settings.fallback_max_exposure)
         self._decided_ns = self.table["decided_at"].dt.as_unit("ns").astype("int64").to_numpy()
         self._valid_ns = self.table["valid_until"].dt.as_unit("ns").astype("int64").to_numpy()
 
@@ -88,6 +94,9 @@ class OracleFeed:
             "valid_until": pd.to_datetime([d.valid_until for d in decisions], utc=True),
             "risk_rank": [d.risk_level.rank for d in decisions],
             "max_exposure": [d.max_exposure for d in decisions],
+            "max_position": [1.0 if d.max_position is None else d.max_position
+                             for d in decisions],
+            "overnight_target": [d.overnight_target for d in decisions],
             "focus": [frozenset(d.focus_pairs) for d in decisions],
             "bias": [dict(d.pair_bias) for d in decisions],
         }).sort_values("decided_at", kind="stable").reset_index(drop=True)
@@ -134,11 +143,21 @@ class OracleFeed:
         idx = int(np.searchsorted(self._decided_ns, t_ns, side="right")) - 1
         grace_ns = int(self.settings.grace_minutes * 60e9)
         if idx >= 0 and t_ns <= self._valid_ns[idx] + grace_ns:
+            return self._guidance(idx)
+        return self._fallback
+
+    def _guidance(self, idx: int) -> Guidance:
+        """Guidance of journal row ``idx``, built once (callbacks ask every candle)."""
+        cached = self._by_row.get(idx)
+        if cached is None:
             row = self.table.iloc[idx]
-            return Guidance(True, list(RiskLevel)[int(row["risk_rank"])], row["focus"],
-                            float(row["max_exposure"]), row["bias"])
-        return Guidance(False, RiskLevel.CONSERVATIVE, frozenset(),
-                        self.settings.fallback_max_exposure)
+            cached = self._by_row[idx] = Guidance(
+                True, list(RiskLevel)[int(row["risk_rank"])], row["focus"],
+                float(row["max_exposure"]), row["bias"],
+                max_position=float(row["max_position"]),
+                overnight_target=float(row["overnight_target"]),
+                decided_at=row["decided_at"].to_pydatetime())
+        return cached
 
     def merge(self, df: pd.DataFrame, pair: str, timeframe: timedelta,
               now: datetime | None = None) -> pd.DataFrame:

@@ -6,26 +6,18 @@ the strategy's callbacks enforce them and no upper layer (ML, oracle) can raise 
 
 from __future__ import annotations
 
-from datetime import datetime
-from enum import StrEnum
+from datetime import datetime, time, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+# The oracle owns its contract (risk levels, config error messages); the strategy reads it.
+from llm_oracle.schema import RiskLevel
+from llm_oracle.settings import CONFIG_SECTION as ORACLE_SECTION
+from llm_oracle.settings import OracleSettings, describe_errors
+
 CONFIG_SECTION = "hybrid_ai"
-
-
-class RiskLevel(StrEnum):
-    """How boldly to trade; set by config now, by the LLM oracle later."""
-
-    CONSERVATIVE = "conservative"
-    MODERATE = "moderate"
-    AGGRESSIVE = "aggressive"
-
-    @property
-    def rank(self) -> int:
-        """0, 1, 2: a number FreqUI can plot."""
-        return list(RiskLevel).index(self)
+__all__ = ["CONFIG_SECTION", "RiskLevel", "describe_errors"]
 
 
 class HardLimits(BaseModel):
@@ -112,6 +104,41 @@ class OracleGate(BaseModel):
             RiskLevel.AGGRESSIVE: 4,
         }
     )
+    # Steering open positions (hybrid_ai.steering): a new decision that lowers the risk
+    # level, max_exposure or max_position trims the trades already open (tag oracle_derisk).
+    steer_open_trades: bool = True
+    # With steering on, a downgrade of the risk level also closes open trades whose pair
+    # left the focus list.
+    derisk_closes_unfocused: bool = False
+    # "HH:MM" (UTC) when exposure is trimmed to the decision's overnight_target (tag
+    # overnight_trim); "auto": 15 minutes after the last llm_oracle session; null: never.
+    overnight_at: str | None = "auto"
+
+    @model_validator(mode="after")
+    def _overnight_hhmm(self) -> OracleGate:
+        if self.overnight_at not in (None, "auto"):
+            parse_hhmm(self.overnight_at)
+        return self
+
+    def overnight_time(self, config: dict[str, Any]) -> time | None:
+        """When the overnight trim runs, or None when it is off."""
+        if self.overnight_at is None:
+            return None
+        if self.overnight_at != "auto":
+            return parse_hhmm(self.overnight_at)
+        sessions = (config.get(ORACLE_SECTION) or {}).get("sessions")
+        if not sessions:
+            sessions = OracleSettings.model_fields["sessions"].default_factory()
+        last = max(parse_hhmm(s) for s in sessions)
+        moment = datetime.combine(datetime(2000, 1, 1), last) + timedelta(minutes=15)
+        return moment.time()
+
+
+def parse_hhmm(value: str) -> time:
+    hh, _, mm = value.partition(":")
+    if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
+        raise ValueError(f"{value!r} is not HH:MM (UTC)")
+    return time(int(hh), int(mm))
 
 
 class PackSettings(BaseModel):
@@ -163,10 +190,3 @@ def load_settings(config: dict[str, Any]) -> PackSettings:
     except ValidationError as exc:
         raise SettingsError(describe_errors(CONFIG_SECTION, exc)) from exc
 
-
-def describe_errors(section: str, exc: ValidationError) -> str:
-    """One line naming every bad key as it is spelled in the config file."""
-    problems = "; ".join(
-        f"{section}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-    )
-    return f"Invalid '{section}' config section: {problems}"

@@ -11,7 +11,6 @@ from typing import Any
 
 import pandas as pd
 
-from hybrid_ai.settings import RiskLevel
 from llm_oracle import store
 from llm_oracle.bot_api import BotView
 from llm_oracle.context import (
@@ -28,7 +27,7 @@ from llm_oracle.providers import (
     ProviderReply,
     make_provider,
 )
-from llm_oracle.schema import OracleDecision
+from llm_oracle.schema import OracleDecision, RiskLevel
 from llm_oracle.settings import OracleSettings
 from llm_oracle.validate import AnswerError, extract_json, validate_answer
 
@@ -57,6 +56,7 @@ class Oracle:
 
     def limits(self) -> dict[str, float]:
         return {"max_exposure_cap": self.settings.max_exposure_cap,
+                "max_position_cap": self.settings.max_position_cap,
                 "max_focus_pairs": self.settings.max_focus_pairs}
 
     # -- cost ---------------------------------------------------------------------------
@@ -130,6 +130,7 @@ class Oracle:
             logger.info("session %s: %s", session, "; ".join(notes))
         return OracleDecision(**base, status=status, focus_pairs=answer.focus_pairs,
                               risk_level=answer.risk_level, max_exposure=answer.max_exposure,
+                              max_position=answer.max_position,
                               overnight_target=answer.overnight_target,
                               pair_bias=answer.pair_bias, reasoning=answer.reasoning,
                               rejected_reason="; ".join(notes) or None)

@@ -60,15 +60,16 @@ class HeuristicProvider:
         week = median(m["ret_7d"] for m in markets.values()) if markets else 0.0
         drawdown = median(m["drawdown_30d"] for m in markets.values()) if markets else 0.0
         if drawdown < -0.20 or trend < -0.02 or not markets:
-            level, exposure = "conservative", 0.4
+            level, exposure, position = "conservative", 0.4, 0.15
         elif trend > 0.02 and week > 0.03:
-            level, exposure = "aggressive", 0.9
+            level, exposure, position = "aggressive", 0.9, 0.25
         else:
-            level, exposure = "moderate", 0.7
+            level, exposure, position = "moderate", 0.7, 0.2
         answer = {
             "focus_pairs": focus,
             "risk_level": level,
             "max_exposure": exposure,
+            "max_position": position,
             "overnight_target": round(exposure / 2, 3),
             "pair_bias": [{"pair": p, "bias": round(max(-1.0, min(1.0, 10 * scores[p])), 3)}
                           for p in ranked],

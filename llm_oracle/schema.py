@@ -9,14 +9,26 @@ HTTP endpoint all carry ``OracleDecision`` JSON.
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from hybrid_ai.settings import RiskLevel
-
 SCHEMA_VERSION = 1
 REASONING_MAX_CHARS = 1200
+
+
+class RiskLevel(StrEnum):
+    """How boldly to trade: the oracle's word, read by the strategy (config default otherwise)."""
+
+    CONSERVATIVE = "conservative"
+    MODERATE = "moderate"
+    AGGRESSIVE = "aggressive"
+
+    @property
+    def rank(self) -> int:
+        """0, 1, 2: a number FreqUI can plot; lower is more cautious."""
+        return list(RiskLevel).index(self)
 
 
 class OracleAnswer(BaseModel):
@@ -30,6 +42,10 @@ class OracleAnswer(BaseModel):
                                 description="share of equity open trades may use")
     overnight_target: float = Field(ge=0.0, le=1.0,
                                     description="share of equity to hold into the night")
+    # Optional in the model so older answers and journals stay readable; validation fills
+    # it with the configured cap when the model leaves it out.
+    max_position: float | None = Field(None, ge=0.0, le=1.0,
+                                       description="largest share of equity one trade may use")
     pair_bias: dict[str, float] = Field(default_factory=dict,
                                         description="per pair, -1 (avoid) .. 1 (favour)")
     reasoning: str = Field(default="", description="short justification")
@@ -49,12 +65,13 @@ def answer_json_schema() -> dict[str, Any]:
     return {
         "type": "object",
         "additionalProperties": False,
-        "required": ["focus_pairs", "risk_level", "max_exposure", "overnight_target",
-                     "pair_bias", "reasoning"],
+        "required": ["focus_pairs", "risk_level", "max_exposure", "max_position",
+                     "overnight_target", "pair_bias", "reasoning"],
         "properties": {
             "focus_pairs": {"type": "array", "items": {"type": "string"}},
             "risk_level": {"type": "string", "enum": [lvl.value for lvl in RiskLevel]},
             "max_exposure": {"type": "number", "minimum": 0, "maximum": 1},
+            "max_position": {"type": "number", "minimum": 0, "maximum": 1},
             "overnight_target": {"type": "number", "minimum": 0, "maximum": 1},
             "pair_bias": {
                 "type": "array",
@@ -85,6 +102,8 @@ class OracleDecision(BaseModel):
     risk_level: RiskLevel
     max_exposure: float = Field(ge=0.0, le=1.0)
     overnight_target: float = Field(ge=0.0, le=1.0)
+    # Per-trade cap; None in journals written before it existed (the hard limit applies).
+    max_position: float | None = Field(None, ge=0.0, le=1.0)
     pair_bias: dict[str, float] = Field(default_factory=dict)
     reasoning: str = Field(default="", max_length=REASONING_MAX_CHARS)
     provider: str

@@ -7,9 +7,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from hybrid_ai.settings import describe_errors
-
 CONFIG_SECTION = "llm_oracle"
+
+
+def describe_errors(section: str, exc: ValidationError) -> str:
+    """One line naming every bad key as it is spelled in the config file."""
+    problems = "; ".join(
+        f"{section}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+    )
+    return f"Invalid '{section}' config section: {problems}"
 
 
 class OracleSettings(BaseModel):
@@ -32,6 +38,7 @@ class OracleSettings(BaseModel):
     event_min_spacing_minutes: float = Field(60.0, ge=0)
     # Hard caps the answer is clamped to (the strategy's own caps apply on top).
     max_exposure_cap: float = Field(0.9, gt=0, le=1)
+    max_position_cap: float = Field(0.25, gt=0, le=1)  # one trade's share of equity
     min_focus_pairs: int = Field(0, ge=0)
     max_focus_pairs: int = Field(6, ge=1)
     daily_budget_usd: float = Field(1.0, ge=0)

@@ -44,7 +44,11 @@ def validate_answer(raw: dict[str, Any], universe: list[str],
     """Clamp and filter ``raw`` into an ``OracleAnswer``; returns it and what was changed."""
     notes: list[str] = []
     data = dict(raw)
-    for key, cap in (("max_exposure", settings.max_exposure_cap), ("overnight_target", 1.0)):
+    if data.get("max_position") is None:
+        data["max_position"] = settings.max_position_cap
+        notes.append(f"max_position missing: set to the cap {settings.max_position_cap}")
+    for key, cap in (("max_exposure", settings.max_exposure_cap),
+                     ("max_position", settings.max_position_cap), ("overnight_target", 1.0)):
         value = data.get(key)
         if isinstance(value, int | float) and not isinstance(value, bool):
             clamped = min(max(float(value), 0.0), cap)

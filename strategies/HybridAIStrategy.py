@@ -43,7 +43,8 @@ from hybrid_ai.indicators import add_ta_indicators
 from hybrid_ai.ml_layer import RISK_RANK, add_ml_columns
 from hybrid_ai.oracle_feed import OracleFeed
 from hybrid_ai.risk import capped_stake
-from hybrid_ai.settings import PackSettings, RiskLevel, load_settings
+from hybrid_ai.settings import HardLimits, PackSettings, RiskLevel, load_settings
+from hybrid_ai.steering import Caps, Position, overnight_mark, plan_trims
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +159,13 @@ class HybridAIStrategy(IStrategy):
         self.risk_level: RiskLevel = self.settings.risk_level
         self.oracle: OracleFeed | None = None
         self._ml_failures: dict[str, str] = {}  # pair -> last error logged (once each)
+        self._overnight_at = self.settings.oracle.overnight_time(self.config)
+        # Steering caches (hybrid_ai.steering): plans per event, marks and sized risk
+        # ranks per trade (also kept in freqtrade's trade custom data, for restarts).
+        self._plans: dict[tuple[str, ...], tuple[Caps, dict]] = {}
+        self._steered: dict[tuple[int, datetime], set[str]] = {}
+        self._sized: dict[tuple[int, datetime], int] = {}
+        self._steer_failure: str | None = None
         if self.settings.oracle.enabled:
             self.oracle = OracleFeed(self.settings.oracle, base_dir=Path.cwd())
             self.oracle.refresh()
@@ -349,10 +357,8 @@ class HybridAIStrategy(IStrategy):
         caps, tightened by the oracle's max_exposure (0 = skip)."""
         level, limits = self.risk_level, self.settings.limits
         if self._oracle_decides:
-            guidance = self.oracle.at(current_time)
-            level = guidance.risk_level
-            limits = limits.model_copy(update={"max_total_exposure": min(
-                limits.max_total_exposure, guidance.max_exposure)})
+            level = self.oracle.at(current_time).risk_level
+            limits = self._entry_limits(current_time)
         multiplier = self.settings.multiplier(level)
         if self.ml_enabled and self.settings.decides("ml"):
             df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
@@ -372,6 +378,25 @@ class HybridAIStrategy(IStrategy):
         if stake == 0.0:
             logger.info("%s: no entry, no stake fits under the hard limits", pair)
         return stake
+
+    def _entry_limits(self, now: datetime) -> HardLimits:
+        """The hard limits tightened by the decision in force: its max_position and
+        max_exposure, and overnight (after the mark, until the next decision) its
+        overnight_target, so entries cannot undo a trim."""
+        guidance, limits = self.oracle.at(now), self.settings.limits
+        exposure = min(limits.max_total_exposure, guidance.max_exposure)
+        if guidance.valid and self._overnight_since(guidance, now) is not None:
+            exposure = min(exposure, guidance.overnight_target)
+        return limits.model_copy(update={
+            "max_total_exposure": exposure,
+            "max_stake_per_trade": min(limits.max_stake_per_trade, guidance.max_position)})
+
+    def _overnight_since(self, guidance, now: datetime) -> datetime | None:
+        """The overnight mark in force at ``now``: passed, and no decision since."""
+        mark = overnight_mark(now, self._overnight_at)
+        if mark is None or guidance.decided_at is None or guidance.decided_at > mark:
+            return None
+        return mark
 
     def custom_exit(self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
                     current_profit: float, **kwargs) -> str | None:
@@ -414,9 +439,115 @@ class HybridAIStrategy(IStrategy):
         current_exit_profit: float,
         **kwargs,
     ) -> float | tuple[float | None, str | None] | None:
-        """Partial take-profit: sell half the position once, at the configured gain."""
-        if trade.has_open_orders or trade.nr_of_successful_exits > 0:
+        """Oracle trims first (``hybrid_ai.steering``), then the partial take-profit: half
+        the position, once, at the configured gain."""
+        if trade.has_open_orders:
             return None
-        if current_exit_profit >= self.sell_partial_tp.value:
+        trim = self._steer(trade, current_time, min_stake)
+        if trim is not None:
+            return trim
+        if current_exit_profit >= self.sell_partial_tp.value and not self._took_profit(trade):
             return -(trade.stake_amount * self.partial_tp_fraction), "partial_tp"
         return None
+
+    @staticmethod
+    def _took_profit(trade: Trade) -> bool:
+        return trade.nr_of_successful_exits > 0 and any(
+            o.ft_order_tag == "partial_tp" and o.ft_order_side == trade.exit_side
+            and o.status == "closed" for o in trade.orders)
+
+    # --- steering open trades (the oracle's trims) ----------------------------------------
+    def _steer(self, trade: Trade, now: datetime,
+               min_stake: float | None) -> tuple[float, str] | None:
+        """A trim of ``trade`` the decision in force asks for, as (-stake, tag), or None.
+
+        Exit side: a failure here logs once and trims nothing; stops keep working."""
+        if not (self._oracle_decides and self.settings.oracle.steer_open_trades):
+            return None
+        try:
+            trim = self._trim_for(trade, now, min_stake)
+        except Exception as exc:  # never let steering take the exits down
+            message = f"{type(exc).__name__}: {exc}"
+            if message != self._steer_failure:
+                logger.error("oracle steering failed (%s): open trades keep their size; "
+                             "stops and exits work as usual", message)
+                self._steer_failure = message
+            return None
+        self._steer_failure = None
+        return trim
+
+    def _trim_for(self, trade: Trade, now: datetime,
+                  min_stake: float | None) -> tuple[float, str] | None:
+        guidance = self.oracle.at(now)
+        if not guidance.valid:  # stale/missing journal: caps new entries only, no trims
+            return None
+        events = [f"decision@{guidance.decided_at.isoformat()}"]
+        overnight = self._overnight_since(guidance, now)
+        if overnight is not None:
+            events.append(f"overnight@{overnight.isoformat()}")
+        keys = tuple(events)
+        if all(k in self._marks(trade) for k in keys):
+            return None
+        if keys not in self._plans:
+            self._plans.clear()  # only the event in force matters
+            self._plans[keys] = self._plan(guidance, overnight, keys)
+        caps, plan = self._plans[keys]
+        self._mark(trade, keys)
+        trim = plan.get(trade.id)
+        if trim is None:
+            return None
+        if caps.rank < self._sized_rank(trade):
+            self._sized[(trade.id, trade.open_date_utc)] = caps.rank
+            trade.set_custom_data("sized_rank", caps.rank)
+        cut = trade.stake_amount - trim.target
+        if min_stake and trim.target < min_stake:
+            cut = trade.stake_amount  # the remainder could not be sold later: close it
+        elif min_stake and cut < min_stake:
+            return None
+        logger.info("%s: %s, stake %.2f -> %.2f", trade.pair, trim.tag,
+                    trade.stake_amount, trade.stake_amount - cut)
+        return -cut, trim.tag
+
+    def _plan(self, guidance, overnight: datetime | None, keys: tuple[str, ...]):
+        trades = Trade.get_open_trades()
+        equity = self.wallets.get_total_stake_amount()
+        limits = self.settings.limits
+        caps = Caps(
+            decided_at=guidance.decided_at,
+            rank=guidance.risk_level.rank,
+            focus=guidance.focus,
+            max_position=min(limits.max_stake_per_trade, guidance.max_position) * equity,
+            max_exposure=min(limits.max_total_exposure, guidance.max_exposure) * equity,
+            multipliers=[self.settings.multiplier(level) for level in RiskLevel],
+            close_unfocused=self.settings.oracle.derisk_closes_unfocused,
+            overnight_since=overnight,
+            overnight_exposure=guidance.overnight_target * equity,
+        )
+        positions = [Position(t.id, t.pair, t.stake_amount, t.open_date_utc,
+                              self._sized_rank(t)) for t in trades]
+        skip = frozenset(t.id for t in trades if all(k in self._marks(t) for k in keys))
+        return caps, plan_trims(positions, caps, skip)
+
+    def _marks(self, trade: Trade) -> set[str]:
+        """Events that already steered this trade (memory first, then its custom data)."""
+        key = (trade.id, trade.open_date_utc)
+        if key not in self._steered:
+            self._steered[key] = set(trade.get_custom_data("steered", default=[]) or [])
+        return self._steered[key]
+
+    def _mark(self, trade: Trade, keys: tuple[str, ...]) -> None:
+        marks = self._marks(trade)
+        if not set(keys) <= marks:
+            marks.update(keys)
+            trade.set_custom_data("steered",
+                                  sorted(marks, key=lambda k: k.partition("@")[2])[-8:])
+
+    def _sized_rank(self, trade: Trade) -> int:
+        """The risk rank a trade's size reflects: the level in force when it opened, or
+        the level of the trim that last cut it."""
+        key = (trade.id, trade.open_date_utc)
+        if key not in self._sized:
+            stored = trade.get_custom_data("sized_rank")
+            self._sized[key] = (int(stored) if stored is not None
+                                else self.oracle.at(trade.open_date_utc).risk_level.rank)
+        return self._sized[key]

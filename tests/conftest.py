@@ -99,3 +99,30 @@ def run_freqtrade(
 @pytest.fixture
 def freqtrade() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_freqtrade
+
+
+def backtest_in_process(strategy: str, datadir: Path, exchange_url: str, tmp: Path,
+                        extra_config: dict, timerange: str) -> list[dict]:
+    """Freqtrade's own Backtesting, in this process, of a probe strategy in tests/strategies
+    (config.json + offline overlay + ``extra_config``); returns its trades."""
+    from freqtrade.configuration import setup_utils_configuration
+    from freqtrade.enums import RunMode
+    from freqtrade.optimize.backtesting import Backtesting
+
+    overlay = write_overlay(tmp / "offline.json", exchange_url)
+    extra = tmp / "extra.json"
+    extra.write_text(json.dumps(extra_config))
+    args = {
+        "config": [str(CONFIG), str(overlay), str(extra)],
+        "strategy": strategy,
+        "strategy_path": str(REPO / "tests" / "strategies"),
+        "datadir": str(datadir),
+        "user_data_dir": str(tmp / "user_data"),
+        "timerange": timerange,
+        "export": "none",
+        "backtest_cache": "none",
+    }
+    (tmp / "user_data").mkdir(exist_ok=True)
+    bt = Backtesting(setup_utils_configuration(args, RunMode.BACKTEST))
+    bt.start()
+    return bt.results["strategy"][strategy]["trades"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -41,14 +42,16 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def decide(journal: Path, focus: list[str], level: str) -> None:
+def decide(journal: Path, focus: list[str], level: str, max_exposure: float = 0.5,
+           max_position: float | None = None, overnight_target: float = 0.1) -> None:
     """Append a decision in force from now, as the oracle daemon would."""
     now = datetime.now(UTC)
     with journal.open("a") as fh:
         fh.write(OracleDecision(decided_at=now - timedelta(seconds=1),
                                 valid_until=now + timedelta(hours=8), session="test",
-                                focus_pairs=focus, risk_level=level, max_exposure=0.5,
-                                overnight_target=0.1, provider="test").model_dump_json() + "\n")
+                                focus_pairs=focus, risk_level=level, max_exposure=max_exposure,
+                                max_position=max_position, overnight_target=overnight_target,
+                                provider="test").model_dump_json() + "\n")
 
 
 def last_rows(client, pair: str, limit: int) -> list[dict]:
@@ -340,3 +343,45 @@ def test_two_bots_follow_one_served_oracle_and_survive_its_outage(real_datadir, 
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(timeout=30)
+
+
+def test_dry_run_bot_trims_an_open_trade_after_a_downgrade(real_datadir, tmp_path):
+    """Steering open trades live: a downgrade in the journal becomes a trim order within two
+    bot loops (process_throttle_secs 5)."""
+    extra = tmp_path / "steer.json"
+    extra.write_text(json.dumps({"freqai": {"enabled": False}, "force_entry_enable": True,
+                                 "hybrid_ai": {"oracle": {"overnight_at": None}}}))
+    live = Live(real_datadir, tmp_path, "--pairs", "BTC/USDT", "ETH/USDT", "-c", str(extra))
+    client = live.client
+    journal = tmp_path / "oracle-live" / "journal.jsonl"
+    try:
+        live.wait(lambda: (r := last_row(client, "BTC/USDT")) and r.get("oracle_valid"), 180,
+                  "analysed candles with the oracle")
+        decide(journal, ["BTC/USDT", "ETH/USDT"], "aggressive", 0.9, 0.25, 0.9)
+        live.wait(lambda: last_row(client, "BTC/USDT")["oracle_risk_level"] == 2, 60,
+                  "the aggressive decision")
+        client.forceenter("BTC/USDT", "long", order_type="market")
+        trade = live.wait(lambda: (t := client.status()) and t[0]["amount"] > 0
+                          and not t[0]["has_open_orders"] and t[0], 60, "the entry filled")
+        stake = trade["stake_amount"]
+        time.sleep(2)  # the decision comes after the entry (trims never touch later trades)
+        decide(journal, ["BTC/USDT", "ETH/USDT"], "conservative", 0.9, 0.05, 0.9)
+        start = time.monotonic()
+
+        def trim_order():
+            orders = client.status()[0]["orders"]
+            return next((o for o in orders if o["ft_order_tag"] == "oracle_derisk"), None)
+
+        order = live.wait(trim_order, 60, "the oracle_derisk order")
+        latency = time.monotonic() - start
+        print(f"trim order placed {latency:.1f}s after the journal changed")
+        assert latency <= 2 * 5 + 4  # two bot loops, plus the test's 2 s polling
+        # Sells down to max_position (5 % of equity), a partial exit, not a close.
+        assert order["ft_order_side"] == "sell"
+        assert order["amount"] * trade["open_rate"] == pytest.approx(stake - 0.05 * 990, rel=0.05)
+        time.sleep(12)  # two more loops: one trim per decision, no second order
+        orders = client.status()[0]["orders"]
+        assert sum(o["ft_order_tag"] == "oracle_derisk" for o in orders) == 1
+    finally:
+        out = live.stop()
+    assert out.count("BTC/USDT: oracle_derisk") == 1

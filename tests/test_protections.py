@@ -6,19 +6,14 @@ tests/strategies/ProtectionProbe.py); the local exchange serves their markets.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from freqtrade.configuration import setup_utils_configuration
-from freqtrade.enums import RunMode
-from freqtrade.optimize.backtesting import Backtesting
+from conftest import backtest_in_process
 
-from local_exchange.overlay import write_overlay
 from local_exchange.synthetic import resample
 
-REPO = Path(__file__).resolve().parent.parent
 ENTRY_SIGNAL = pd.Timestamp("2024-01-03 00:00", tz="UTC")
 FLAT = (100.0, 100.05, 99.95, 100.0)
 
@@ -68,28 +63,11 @@ def scenario_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def backtest(scenario_dir: Path, url: str, tmp: Path, hybrid_ai: dict | None = None) -> dict:
     """Run freqtrade's Backtesting in-process; return {pair: trade dict}."""
-    overlay = write_overlay(tmp / "offline.json", url)
-    extra = tmp / "extra.json"
-    extra.write_text(json.dumps({
+    trades = backtest_in_process("ProtectionProbe", scenario_dir, url, tmp, {
         "exchange": {"pair_whitelist": list(SCENARIOS)},
         "freqai": {"enabled": False},  # the execution layer's rules alone
         "hybrid_ai": {"oracle": {"enabled": False}, **(hybrid_ai or {})},
-    }))
-    args = {
-        "config": [str(REPO / "config.json"), str(overlay), str(extra)],
-        "strategy": "ProtectionProbe",
-        "strategy_path": str(REPO / "tests" / "strategies"),
-        "datadir": str(scenario_dir),
-        "user_data_dir": str(tmp / "user_data"),
-        "timerange": "20240102-20240104",
-        "export": "none",
-        "backtest_cache": "none",
-    }
-    (tmp / "user_data").mkdir(exist_ok=True)
-    config = setup_utils_configuration(args, RunMode.BACKTEST)
-    bt = Backtesting(config)
-    bt.start()
-    trades = bt.results["strategy"]["ProtectionProbe"]["trades"]
+    }, "20240102-20240104")
     return {t["pair"]: t for t in trades}
 
 
