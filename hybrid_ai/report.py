@@ -117,6 +117,30 @@ def chart_equity(curves: dict[str, pd.Series], journal: Path, out: Path) -> Path
     return out
 
 
+def chart_exposure(exposure: pd.Series, journal: Path, out: Path) -> Path:
+    """The full pack's exposure against the oracle's caps on the decision timeline."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(11, 3.5))
+    ax.fill_between(exposure.index, exposure * 100, step="post", alpha=0.4,
+                    label="exposure (stake in open trades)")
+    start, end = exposure.index[[0, -1]]
+    decisions = [d for d in read_journal(journal)
+                 if d.usable and start <= pd.Timestamp(d.decided_at) <= end]
+    if decisions:
+        when = [d.decided_at for d in decisions]
+        ax.step(when, [d.max_exposure * 100 for d in decisions], where="post",
+                color="slateblue", lw=0.9, label="oracle max_exposure")
+        ax.step(when, [d.overnight_target * 100 for d in decisions], where="post",
+                color="darkorange", lw=0.7, ls=":", label="oracle overnight_target")
+    ax.set_ylabel("% of starting balance")
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("Exposure vs the oracle's caps (ta+ml+oracle)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    plt.close(fig)
+    return out
+
+
 def chart_drawdown(curves: dict[str, pd.Series], out: Path) -> Path:
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(11, 3.5))
@@ -233,6 +257,9 @@ def main(argv: list[str] | None = None) -> int:
         "equity": chart_equity(curves, journal, out / "equity.png"),
         "drawdown": chart_drawdown(curves, out / "drawdown.png"),
     }
+    if "ta+ml+oracle" in runs:
+        charts["exposure"] = chart_exposure(rm.exposure_series(runs["ta+ml+oracle"]), journal,
+                                            out / "exposure.png")
     freqai = config["freqai"]
     _, calibration, overall = ml_quality.evaluate(
         workdir / "models" / freqai["identifier"], args.datadir, pairs,
@@ -278,8 +305,9 @@ def main(argv: list[str] | None = None) -> int:
          + "<p>From the <code>ta</code> run, where ML and oracle are observed: the gate of "
            "each layer at the signal candle of every technical trade.</p>"),
         ("Oracle trims of open trades (ta+ml+oracle)",
-         (fmt_table(trims).to_html(index=False) if not trims.empty
-          else "<p>No trims in this range.</p>")
+         (img(charts["exposure"]) if "exposure" in charts else "")
+         + (fmt_table(trims).to_html(index=False) if not trims.empty
+            else "<p>No trims in this range.</p>")
          + "<p>Each trimmed part against holding it to the trade's final exit; saved &gt; 0: "
            "the trim sold above the final exit. Interval: bootstrap 90 % of the mean.</p>"),
         ("ML calibration", f"<p>{html.escape(ml_line)}</p>" + img(charts["calibration"])

@@ -202,3 +202,23 @@ def trim_attribution(run: Run, seed: int = 0, resamples: int = 2000) -> pd.DataF
                      "verdict": "inconclusive" if low <= 0 <= high
                      else ("helped" if low > 0 else "hurt")})
     return pd.DataFrame(rows)
+
+
+def exposure_series(run: Run, freq: str = "1h") -> pd.Series:
+    """Stake committed to open trades (cost basis) over time, as a share of the starting
+    balance: the measure the oracle's caps and trims use."""
+    events: list[tuple[pd.Timestamp, float]] = []
+    for _, trade in run.trades.iterrows():
+        for order in trade.get("orders") or []:
+            if not order.get("order_filled_timestamp"):
+                continue
+            when = pd.Timestamp(order["order_filled_timestamp"], unit="ms", tz="UTC")
+            sign = 1.0 if order.get("ft_is_entry") else -1.0
+            events.append((when, sign * float(order["amount"]) * float(trade["open_rate"])))
+    index = pd.date_range(run.start, run.end, freq=freq)
+    if not events:
+        return pd.Series(0.0, index=index)
+    flows = pd.Series([v for _, v in events], index=[t for t, _ in events]).sort_index()
+    held = flows.groupby(level=0).sum().cumsum().clip(lower=0)
+    return (held.reindex(index.union(held.index)).ffill().fillna(0.0).reindex(index)
+            / run.starting_balance)

@@ -195,3 +195,16 @@ def test_report_attributes_each_trim_against_holding_to_the_final_exit(scripted)
     assert table.loc[OVERNIGHT, "saved_abs"] == pytest.approx(expected)
     low, high = table.loc[DERISK, ["ci90_low_pct", "ci90_high_pct"]]
     assert low <= table.loc[DERISK, "mean_saved_pct"] <= high
+
+
+def test_exposure_series_follows_the_trims(scripted):
+    from hybrid_ai.report_metrics import Run, exposure_series
+
+    day = pd.Timestamp(T0.date()).tz_localize("UTC")
+    run = Run("steered", pd.DataFrame(scripted), {}, {}, day, day + pd.Timedelta(hours=20),
+              1000.0)
+    exposure = exposure_series(run, "15min")
+    at = {h: exposure[day + pd.Timedelta(f"{h}:00")] for h in ("07:45", "09:00", "10:15", "16:00")}
+    assert at["07:45"] == 0.0
+    assert at["09:00"] == pytest.approx(3 * 247.5 / 1000, rel=0.01)
+    assert at["10:15"] <= 0.7 * 0.99 * 1.005 and at["16:00"] == pytest.approx(0.5 * 0.99, rel=0.01)
