@@ -15,7 +15,6 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +24,7 @@ from llm_oracle import store
 from llm_oracle.bot_api import BotView
 from llm_oracle.context import MarketView, load_news
 from llm_oracle.oracle import Oracle
-from llm_oracle.settings import OracleSettings, OracleSettingsError, load_oracle_settings
+from llm_oracle.settings import OracleSettingsError, load_oracle_settings
 
 logger = logging.getLogger("llm_oracle")
 DEFAULT_DATADIR = Path("user_data/data/binance")
@@ -38,12 +37,6 @@ def load_config(paths: list[Path]) -> dict[str, Any]:
 
 
 def build_oracle(args: argparse.Namespace) -> Oracle:
-    oracle, _ = build_oracle_and_view(args)
-    return oracle
-
-
-def build_oracle_and_view(args: argparse.Namespace) -> tuple[Oracle, Callable[[], MarketView]]:
-    """The oracle, and how to get fresh candles for its next session."""
     config = load_config(args.config)
     settings = load_oracle_settings(config)
     if args.provider:
@@ -51,20 +44,16 @@ def build_oracle_and_view(args: argparse.Namespace) -> tuple[Oracle, Callable[[]
     if args.output_dir:
         settings = settings.model_copy(update={"output_dir": args.output_dir})
     universe = list(config["exchange"]["pair_whitelist"])
-
-    def make_view() -> MarketView:
-        if args.cmd != "backfill" and not (args.datadir or settings.datadir):
-            # Live sessions read fresh candles from the exchange (the local one offline).
-            return MarketView.from_exchange(config["exchange"], universe)
-        return MarketView(Path(args.datadir or settings.datadir or DEFAULT_DATADIR), universe)
-
-    view = make_view()
+    if args.cmd != "backfill" and not (args.datadir or settings.datadir):
+        # Live sessions read fresh candles from the exchange (the local one offline).
+        view = MarketView.from_exchange(config["exchange"], universe)
+    else:
+        view = MarketView(Path(args.datadir or settings.datadir or DEFAULT_DATADIR), universe)
     bot = (BotView(settings.bot_api_url, settings.bot_api_username_env,
                    settings.bot_api_password_env, config.get("timeframe", "5m"))
            if settings.bot_api_url else None)
-    oracle = Oracle(settings, universe, view, load_news(settings.news_file),
-                    cache_dir=settings.output_dir / "cache", bot=bot)
-    return oracle, make_view
+    return Oracle(settings, universe, view, load_news(settings.news_file),
+                  cache_dir=settings.output_dir / "cache", bot=bot)
 
 
 def _parse_day(text: str) -> datetime:
@@ -74,13 +63,14 @@ def _parse_day(text: str) -> datetime:
 def print_decision(d: Any) -> None:
     print(json.dumps({k: d.model_dump(mode="json")[k] for k in
                       ("decided_at", "status", "risk_level", "focus_pairs", "max_exposure",
-                       "provider", "model", "cost_usd", "rejected_reason")}, indent=2))
+                       "provider", "model", "cost_usd", "rejected_reason", "notes")},
+                     indent=2))
 
 
 def cmd_once(args: argparse.Namespace) -> int:
     oracle = build_oracle(args)
     now = datetime.now(UTC).replace(second=0, microsecond=0)
-    decision = oracle.run_session(now, "manual")
+    decision = oracle.run_session(now, "manual", stamp_arrival=True)
     print_decision(decision)
     return 0 if decision.usable else 1
 
@@ -90,8 +80,10 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     oracle = build_oracle(args)
     decisions = oracle.backfill(_parse_day(start_s), _parse_day(end_s))
     rejected = sum(not d.usable for d in decisions)
-    print(f"backfill: {len(decisions)} decisions ({rejected} rejected), "
-          f"{oracle.calls} provider calls, journal {oracle.out / store.JOURNAL}")
+    print(f"backfill: {len(decisions)} decisions ({rejected} rejected): "
+          f"{oracle.calls} provider calls, {oracle.cache_hits} replayed from the cache, "
+          f"{oracle.fallbacks} answered by the heuristic (budget or unpriced model); "
+          f"journal {oracle.out / store.JOURNAL}")
     return 0
 
 
@@ -171,15 +163,43 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def next_session(settings: OracleSettings, now: datetime) -> datetime:
-    for day in (0, 1):
-        base = datetime(now.year, now.month, now.day, tzinfo=UTC) + timedelta(days=day)
-        for hhmm in settings.sessions:
+LATE_AFTER = timedelta(minutes=5)  # a session started later than this is journaled late
+
+
+def slot_times(sessions: list[str], start: datetime, end: datetime) -> list[datetime]:
+    """Scheduled session times (UTC) in [start, end]."""
+    out = []
+    day = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    while day <= end:
+        for hhmm in sessions:
             hh, mm = map(int, hhmm.split(":"))
-            at = base + timedelta(hours=hh, minutes=mm)
-            if at > now:
-                return at
-    raise RuntimeError("no session time configured")
+            at = day + timedelta(hours=hh, minutes=mm)
+            if start <= at <= end:
+                out.append(at)
+        day += timedelta(days=1)
+    return out
+
+
+def due_slot(sessions: list[str], last_done: datetime, now: datetime) -> datetime | None:
+    """The session due now: the latest slot after the last completed session, or None.
+
+    Scheduling from the last completed session (not from ``now``) means a slot that passed
+    while the daemon was busy (a slow fetch, a slow provider) or down still runs, once,
+    late; several missed slots collapse into one session, never a burst."""
+    slots = [t for t in slot_times(sessions, last_done, now) if t > last_done]
+    return slots[-1] if slots else None
+
+
+def next_slot(sessions: list[str], after: datetime) -> datetime:
+    slots = slot_times(sessions, after, after + timedelta(days=2))
+    return next(t for t in slots if t > after)
+
+
+def last_completed(oracle: Oracle) -> datetime | None:
+    """When the newest journaled session ran (rejected ones count: no retry storm)."""
+    decisions = store.read_journal(oracle.out / store.JOURNAL)
+    return max((d.decided_at for d in decisions if not d.session.startswith("event:")),
+               default=None)
 
 
 def event_move(oracle: Oracle, now: datetime) -> str | None:
@@ -196,35 +216,63 @@ def event_move(oracle: Oracle, now: datetime) -> str | None:
     return None
 
 
+def run_safely(oracle: Oracle, at: datetime, session: str) -> None:
+    """One live session; whatever goes wrong is logged and the daemon goes on."""
+    try:
+        print_decision(oracle.run_session(at, session, stamp_arrival=True))
+    except Exception:
+        logger.exception("session %s at %s failed; the last good decision stays in force",
+                         session, at)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
-    oracle, make_view = build_oracle_and_view(args)
-    stop = threading.Event()
+    oracle = build_oracle(args)
+    stop = oracle.cancel  # set by SIGTERM/SIGINT: waits and an in-flight request end at once
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
+    sessions = oracle.settings.sessions
     last_event = datetime.min.replace(tzinfo=UTC)
     print(f"llm_oracle: daemon with {oracle.provider.name}, sessions "  # type: ignore[union-attr]
-          f"{oracle.settings.sessions} UTC, writing {oracle.out}", file=sys.stderr, flush=True)
-    if not (oracle.out / store.PROFILE).exists():
-        oracle.run_session(datetime.now(UTC).replace(second=0, microsecond=0), "startup")
+          f"{sessions} UTC, writing {oracle.out}", file=sys.stderr, flush=True)
+    last_done = last_completed(oracle)
+    if last_done is None or not (oracle.out / store.PROFILE).exists():
+        now = datetime.now(UTC).replace(second=0, microsecond=0)
+        run_safely(oracle, now, "startup")
+        last_done = max(now, last_done or now)
     while not stop.is_set():
         now = datetime.now(UTC)
-        due = next_session(oracle.settings, now)
-        if stop.wait(timeout=min(args.poll, max(0.0, (due - now).total_seconds()))):
+        slot = due_slot(sessions, last_done, now)
+        if slot is not None:
+            late = now - slot > LATE_AFTER
+            _refresh(oracle)
+            # A late session decides on what is known now, not at the missed slot.
+            at = now.replace(second=0, microsecond=0) if late else slot
+            name = f"{slot:%H:%M}Z" + (" late" if late else "")
+            if late:
+                logger.warning("session %s runs late, at %s", f"{slot:%H:%M}Z", at)
+            run_safely(oracle, at, name)
+            last_done = max(slot, at)
+            continue
+        wait = min(args.poll, max(0.0, (next_slot(sessions, last_done) - now).total_seconds()))
+        if stop.wait(timeout=wait):
             break
         now = datetime.now(UTC)
-        if now >= due:
-            oracle.view = make_view()  # fresh candles for every session
-            print_decision(oracle.run_session(due, due.strftime("%H:%MZ")))
-            continue
         spacing = timedelta(minutes=oracle.settings.event_min_spacing_minutes)
-        if now - last_event >= spacing:
-            oracle.view = make_view()  # fresh candles
+        if now - last_event >= spacing and due_slot(sessions, last_done, now) is None:
+            _refresh(oracle)
             pair = event_move(oracle, now)
             if pair:
                 last_event = now
-                print_decision(oracle.run_session(now.replace(second=0, microsecond=0),
-                                                  f"event:{pair}"))
+                run_safely(oracle, now.replace(second=0, microsecond=0), f"event:{pair}")
     return 0
+
+
+def _refresh(oracle: Oracle) -> None:
+    """New candles only (live views fetch since their last candle)."""
+    try:
+        oracle.view.update()
+    except Exception:
+        logger.exception("candle refresh failed; the session uses the candles it has")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -255,7 +303,9 @@ def main(argv: list[str] | None = None) -> int:
     args.config = args.config or [Path("config.json")]
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # never log request headers
+    # The HTTP clients never log requests (headers carry the API key).
+    for name in ("httpx", "httpx2", "httpcore", "httpcore2", "openai"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return args.func(args)
     except (OracleSettingsError, FileNotFoundError, KeyError) as exc:

@@ -44,6 +44,8 @@ class MarketView:
     datadir: Path | None
     pairs: list[str]
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
+    _client: Any = field(default=None, repr=False)  # ccxt exchange (live views)
+    _days: int = 32
 
     @classmethod
     def from_exchange(cls, exchange: dict[str, Any], pairs: list[str],
@@ -54,18 +56,40 @@ class MarketView:
 
         client = getattr(ccxt, exchange["name"].lower())(
             {**exchange.get("ccxt_config", {}), "enableRateLimit": True})
-        since = client.milliseconds() - days * 86_400_000
         view = cls(None, pairs)
-        for pair in pairs:
+        view._client, view._days = client, days
+        view.update()
+        return view
+
+    def update(self) -> int:
+        """Fetch what is new since the last candle held (everything, the first time); for a
+        data directory, re-read its files. Returns the number of candles received."""
+        if self._client is None:
+            self.frames.clear()
+            self.__post_init__()
+            return sum(len(df) for df in self.frames.values())
+        import ccxt
+
+        received = 0
+        window = pd.Timedelta(days=self._days)
+        for pair in self.pairs:
+            held = self.frames.get(pair)
+            since = (int(held["date"].iloc[-1].timestamp() * 1000) if held is not None
+                     and len(held) else self._client.milliseconds() - int(
+                         window.total_seconds() * 1000))
             try:
-                rows = client.fetch_ohlcv(pair, "1h", since=since, limit=1000)
+                rows = self._client.fetch_ohlcv(pair, "1h", since=since, limit=1000)
             except ccxt.BaseError as exc:
-                logger.warning("no 1h candles for %s from %s: %s", pair, exchange["name"], exc)
+                logger.warning("no 1h candles for %s: %s", pair, exc)
                 continue
+            received += len(rows)
             df = pd.DataFrame(rows, columns=["date", "open", "high", "low", "close", "volume"])
             df["date"] = pd.to_datetime(df["date"], unit="ms", utc=True)
-            view.frames[pair] = df
-        return view
+            if held is not None:  # the last held candle may have been still forming
+                df = pd.concat([held, df]).drop_duplicates("date", keep="last")
+                df = df[df["date"] >= df["date"].iloc[-1] - window].reset_index(drop=True)
+            self.frames[pair] = df
+        return received
 
     def __post_init__(self) -> None:
         if self.datadir is None:
@@ -186,17 +210,44 @@ def build_context(view: MarketView, news: pd.DataFrame, at: datetime,
     }
 
 
+CORE_KEYS = ("time", "universe", "limits", "data_until")
+
+
 def render_prompt(context: dict[str, Any], max_chars: int) -> list[dict[str, str]]:
-    """Chat messages; news are dropped first, oldest first, to respect ``max_chars``."""
+    """Chat messages within ``max_chars`` of context JSON, always whole JSON.
+
+    What gives way, in order: news (oldest first), the bot's live sections (portfolio, ML
+    signals), then market summaries from the end of the universe. What was left out is
+    named in an ``omitted`` entry so the model knows its view is partial.
+    """
     ctx = dict(context)
-    body = json.dumps(ctx, separators=(",", ":"))
-    while len(body) > max_chars and ctx["news"]:
+    omitted: list[str] = []
+
+    def body() -> str:
+        shown = {**ctx, "omitted": omitted} if omitted else ctx
+        return json.dumps(shown, separators=(",", ":"))
+
+    text = body()
+    while len(text) > max_chars and ctx.get("news"):
         ctx["news"] = ctx["news"][1:]
-        body = json.dumps(ctx, separators=(",", ":"))
-    if len(body) > max_chars:
-        body = body[:max_chars]
+        if "news (oldest)" not in omitted:
+            omitted.append("news (oldest)")
+        text = body()
+    for key in [k for k in ctx if k not in (*CORE_KEYS, "markets", "news")]:
+        if len(text) <= max_chars:
+            break
+        del ctx[key]
+        omitted.append(key)
+        text = body()
+    markets = dict(ctx.get("markets") or {})
+    while len(text) > max_chars and markets:
+        pair = next(reversed(markets))
+        del markets[pair]
+        ctx["markets"] = markets
+        omitted.append(f"markets.{pair}")
+        text = body()
     return [{"role": "system", "content": SYSTEM_PROMPT},
-            {"role": "user", "content": "Market context (JSON):\n" + body}]
+            {"role": "user", "content": "Market context (JSON):\n" + text}]
 
 
 def prompt_hash(provider: str, model: str, messages: list[dict[str, str]]) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from llm_oracle.providers import (
 )
 from llm_oracle.schema import OracleDecision, RiskLevel
 from llm_oracle.settings import OracleSettings
-from llm_oracle.validate import AnswerError, extract_json, validate_answer
+from llm_oracle.validate import AnswerError, extract_json, limit_step_up, validate_answer
 
 logger = logging.getLogger(__name__)
 
@@ -41,14 +42,17 @@ class Oracle:
     view: MarketView
     news: pd.DataFrame
     provider: Provider | None = None
-    cache_dir: Path | None = None  # replies by prompt hash (backfill: pay once, replay free)
+    cache_dir: Path | None = None  # backfill: validated replies by prompt hash (pay once)
     bot: BotView | None = None  # live sessions: the bot's REST API
+    cancel: threading.Event = field(default_factory=threading.Event)  # set on shutdown
 
     def __post_init__(self) -> None:
-        self.provider = self.provider or make_provider(self.settings)
+        self.provider = self.provider or make_provider(self.settings, self.cancel)
         self.fallback = HeuristicProvider(self.settings)
         self.calls = 0  # provider calls actually made (not served from the cache)
-        self._spent: dict[Any, float] | None = None  # USD per UTC day, from the journal
+        self.cache_hits = 0
+        self.fallbacks = 0  # sessions the heuristic answered instead (budget, no price)
+        self._spent: dict[Any, float] | None = None  # USD per wall-clock UTC day
 
     @property
     def out(self) -> Path:
@@ -61,36 +65,74 @@ class Oracle:
 
     # -- cost ---------------------------------------------------------------------------
     def cost(self, reply: ProviderReply) -> float:
-        price_in, price_out = self.settings.price(reply.model)
-        return (reply.tokens_in * price_in + reply.tokens_out * price_out) / 1e6
+        """Priced by the configured model (the server's snapshot name maps to it)."""
+        price = self.settings.price(self.settings.model) or self.settings.price(reply.model)
+        if price is None:  # only reachable if the server changed the model under us
+            return float("inf")
+        return (reply.tokens_in * price[0] + reply.tokens_out * price[1]) / 1e6
 
-    def spent_on(self, day: datetime) -> float:
+    def spent_today(self) -> float:
+        """USD spent on provider calls made today (wall clock, UTC), from the journal."""
         if self._spent is None:
             self._spent = {}
             for d in store.read_journal(self.out / store.JOURNAL):
-                day_ = d.decided_at.date()
-                self._spent[day_] = self._spent.get(day_, 0.0) + d.cost_usd
-        return self._spent.get(day.date(), 0.0)
+                if d.asked_at is not None:
+                    day = d.asked_at.date()
+                    self._spent[day] = self._spent.get(day, 0.0) + d.cost_usd
+        return self._spent.get(datetime.now(UTC).date(), 0.0)
+
+    def _spend(self, usd: float) -> None:
+        self.spent_today()
+        day = datetime.now(UTC).date()
+        self._spent[day] = self._spent.get(day, 0.0) + usd  # type: ignore[index]
+
+    def _why_not_paid(self, provider: Provider) -> str | None:
+        """Why the heuristic must answer instead of ``provider`` (None: ask it)."""
+        if provider.name == self.fallback.name:
+            return None
+        if self.settings.price(self.settings.model) is None:
+            return (f"model {self.settings.model!r} has no price in llm_oracle.prices: "
+                    "treated as over budget (add it, [0, 0] for a free local model)")
+        if self.spent_today() >= self.settings.daily_budget_usd:
+            return f"daily LLM budget of ${self.settings.daily_budget_usd:.2f} spent"
+        return None
+
+    # -- the reply cache (backfill only) --------------------------------------------------
+    def _cached(self, phash: str) -> tuple[ProviderReply, dict[str, Any]] | None:
+        """A validated reply and what it cost when it was asked (replayed as such: the
+        journal of a re-run is identical, and the budget is not charged twice)."""
+        path = self.cache_dir / f"{phash}.json" if self.cache_dir else None
+        if path is None or not path.exists():
+            return None
+        try:
+            entry = json.loads(path.read_text())
+            return ProviderReply(**entry["reply"]), entry["paid"]
+        except (OSError, ValueError, TypeError, KeyError):
+            return None  # a damaged or old-format entry is asked again
+
+    def _cache(self, phash: str, reply: ProviderReply, paid: dict[str, Any]) -> None:
+        if self.cache_dir is None or self.settings.cache_max_entries == 0:
+            return
+        store.atomic_write_json(self.cache_dir / f"{phash}.json",
+                                {"reply": reply.__dict__, "paid": paid})
+        entries = sorted(self.cache_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
+        for old in entries[: max(0, len(entries) - self.settings.cache_max_entries)]:
+            old.unlink(missing_ok=True)
 
     # -- a session -----------------------------------------------------------------------
-    def _ask(self, provider: Provider, messages: list[dict[str, str]],
-             context: dict[str, Any], phash: str) -> ProviderReply:
-        # The heuristic is free and deterministic: only paid answers are cached.
-        cached = (self.cache_dir / f"{phash}.json"
-                  if self.cache_dir and provider.name != self.fallback.name else None)
-        if cached is not None and cached.exists():
-            return ProviderReply(**json.loads(cached.read_text()))
-        reply = provider.ask(messages, context)
-        self.calls += 1
-        if cached is not None:
-            store.atomic_write_json(cached, reply.__dict__)
-        return reply
+    def last_usable(self) -> OracleDecision | None:
+        return next((d for d in reversed(store.read_journal(self.out / store.JOURNAL))
+                     if d.usable), None)
 
-    def decide(self, at: datetime, session: str, live: bool = False) -> OracleDecision:
+    def decide(self, at: datetime, session: str, live: bool = False,
+               previous: OracleDecision | None = None,
+               use_cache: bool = False) -> OracleDecision:
         """The decision for a session at ``at`` (UTC); never raises for provider trouble.
 
         ``live`` sessions also read the news feed and the bot's API; backfills never do
-        (what they would return is not knowable for a past time).
+        (what they would return is not knowable for a past time). ``previous``: the last
+        usable decision, from which risk may rise only step by step. ``use_cache``
+        (backfill): validated replies are reused by prompt hash.
         """
         news, bot = self.news, None
         if live:
@@ -101,49 +143,89 @@ class Oracle:
                 bot = self.bot.snapshot(self.universe)
         context = build_context(self.view, news, at, self.limits(), bot)
         provider: Provider = self.provider  # type: ignore[assignment]
-        status = "ok"
-        if (provider.name != self.fallback.name and self.settings.daily_budget_usd >= 0
-                and self.spent_on(at) >= self.settings.daily_budget_usd):
-            logger.warning("daily LLM budget of $%.2f spent: heuristic until tomorrow",
-                           self.settings.daily_budget_usd)
+        status, notes = "ok", []
+        why = self._why_not_paid(provider)
+        if why:
+            logger.warning("session %s: %s: the heuristic answers", session, why)
             provider, status = self.fallback, "fallback"
+            notes.append(why)
+            self.fallbacks += 1
         messages = render_prompt(context, self.settings.max_prompt_chars)
         phash = prompt_hash(provider.name, provider.model, messages)
-        base = {"decided_at": at, "valid_until": at + timedelta(hours=self.settings.validity_hours),
-                "session": session, "provider": provider.name, "model": provider.model,
-                "prompt_hash": phash, "context_until": context["data_until"]}
+        base: dict[str, Any] = {
+            "decided_at": at, "valid_until": at + timedelta(hours=self.settings.validity_hours),
+            "session": session, "provider": provider.name, "model": provider.model,
+            "prompt_hash": phash, "context_until": context["data_until"]}
+        paid = provider.name != self.fallback.name
+        cached = self._cached(phash) if use_cache and paid else None
+        if cached is not None:
+            reply, paid_then = cached
+            self.cache_hits += 1
+            base.update(model=reply.model, tokens_in=reply.tokens_in,
+                        tokens_out=reply.tokens_out, latency_s=round(reply.latency_s, 3),
+                        **paid_then)
+            if reply.usage_estimated:
+                notes.append("no usage in the reply: tokens estimated from characters")
+        else:
+            asked_at = datetime.now(UTC)
+            try:
+                reply = provider.ask(messages, context)
+            except ProviderError as exc:
+                logger.warning("session %s at %s: no answer (%s)", session, at, exc)
+                return self._rejected(base, f"provider error: {exc}")
+            except Exception as exc:  # a provider bug must not take the daemon down
+                logger.exception("session %s at %s: provider failed", session, at)
+                return self._rejected(base, f"provider failed: {type(exc).__name__}: {exc}")
+            finally:
+                self.calls += paid
+            cost = self.cost(reply) if paid else 0.0
+            if paid:
+                self._spend(cost)
+            base.update(model=reply.model, tokens_in=reply.tokens_in,
+                        tokens_out=reply.tokens_out, cost_usd=round(cost, 8),
+                        latency_s=round(reply.latency_s, 3),
+                        asked_at=asked_at if paid else None)
+            if reply.usage_estimated:
+                notes.append("no usage in the reply: tokens estimated from characters")
         try:
-            reply = self._ask(provider, messages, context, phash)
-        except ProviderError as exc:
-            logger.warning("session %s at %s: no answer (%s)", session, at, exc)
-            return self._rejected(base, f"provider error: {exc}")
-        base.update(model=reply.model, tokens_in=reply.tokens_in, tokens_out=reply.tokens_out,
-                    cost_usd=round(self.cost(reply), 8), latency_s=round(reply.latency_s, 3))
-        if self._spent is not None:
-            self._spent[at.date()] = self._spent.get(at.date(), 0.0) + base["cost_usd"]
-        try:
-            answer, notes = validate_answer(extract_json(reply.text), self.universe, self.settings)
+            answer, clamped = validate_answer(extract_json(reply.text), self.universe,
+                                              self.settings)
         except AnswerError as exc:
             logger.warning("session %s at %s: answer rejected (%s)", session, at, exc)
-            return self._rejected(base, str(exc))
+            return self._rejected(base, str(exc), notes)
+        answer, ramped = limit_step_up(answer, previous, self.settings)
+        notes += clamped + ramped
         if notes:
             logger.info("session %s: %s", session, "; ".join(notes))
+        if use_cache and paid and cached is None:  # only answers that passed validation
+            self._cache(phash, reply, {"cost_usd": base.get("cost_usd", 0.0),
+                                       "asked_at": base["asked_at"].isoformat()})
         return OracleDecision(**base, status=status, focus_pairs=answer.focus_pairs,
                               risk_level=answer.risk_level, max_exposure=answer.max_exposure,
                               max_position=answer.max_position,
                               overnight_target=answer.overnight_target,
                               pair_bias=answer.pair_bias, reasoning=answer.reasoning,
-                              rejected_reason="; ".join(notes) or None)
+                              notes="; ".join(notes)[:1000] or None)
 
     @staticmethod
-    def _rejected(base: dict[str, Any], reason: str) -> OracleDecision:
+    def _rejected(base: dict[str, Any], reason: str,
+                  notes: list[str] | None = None) -> OracleDecision:
         return OracleDecision(**base, status="rejected", focus_pairs=[],
                               risk_level=RiskLevel.CONSERVATIVE, max_exposure=0.0,
-                              overnight_target=0.0, rejected_reason=reason[:500])
+                              overnight_target=0.0, rejected_reason=reason[:500],
+                              notes="; ".join(notes or [])[:1000] or None)
 
-    def run_session(self, at: datetime, session: str, live: bool = True) -> OracleDecision:
-        """Decide, journal it, and publish it unless it was rejected (the last good stays)."""
-        decision = self.decide(at, session, live=live)
+    def run_session(self, at: datetime, session: str, live: bool = True,
+                    stamp_arrival: bool = False) -> OracleDecision:
+        """Decide, journal it, and publish it unless it was rejected (the last good stays).
+
+        ``stamp_arrival`` (sessions run now, on the wall clock): ``decided_at`` is when the
+        answer arrived, so no candle that closed while the LLM was still answering sees it.
+        """
+        decision = self.decide(at, session, live=live, previous=self.last_usable())
+        arrived = datetime.now(UTC)
+        if stamp_arrival and arrived > decision.decided_at:
+            decision = decision.model_copy(update={"decided_at": arrived})
         store.append_journal(self.out / store.JOURNAL, decision)
         if decision.usable:
             self.publish(decision)
@@ -175,14 +257,20 @@ class Oracle:
         same cache gives a byte-identical journal.
         """
         times = self.session_times(start, end)
+        journal = self.out / store.JOURNAL
+        existing = store.read_journal(journal)
+        previous = next((d for d in reversed(existing) if d.usable and d.decided_at < start),
+                        None)
         decisions = []
         for i, (at, name) in enumerate(times, 1):
-            decisions.append(self.decide(at, name))
+            decision = self.decide(at, name, previous=previous, use_cache=True)
+            decisions.append(decision)
+            previous = decision if decision.usable else previous
             if progress and (i % 100 == 0 or i == len(times)):
-                print(f"backfill: {i}/{len(times)} sessions, {self.calls} provider calls",
+                print(f"backfill: {i}/{len(times)} sessions, {self.calls} provider calls, "
+                      f"{self.cache_hits} from cache, {self.fallbacks} heuristic fallbacks",
                       flush=True)
-        journal = self.out / store.JOURNAL
-        kept = [d for d in store.read_journal(journal) if not start <= d.decided_at < end]
+        kept = [d for d in existing if not start <= d.decided_at < end]
         merged = sorted(kept + decisions, key=lambda d: d.decided_at)
         text = "".join(d.model_dump_json() + "\n" for d in merged)
         journal.parent.mkdir(parents=True, exist_ok=True)

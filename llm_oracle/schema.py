@@ -113,9 +113,13 @@ class OracleDecision(BaseModel):
     tokens_out: int = 0
     cost_usd: float = 0.0
     latency_s: float = 0.0
+    # Wall-clock time the provider was asked (None: no paid call); the daily budget counts
+    # by this day, so a backfill of past days spends today's budget.
+    asked_at: datetime | None = None
     # The newest candle close or news item the decision saw: an audit of point-in-time.
     context_until: datetime | None = None
-    rejected_reason: str | None = None
+    rejected_reason: str | None = None  # why a rejected answer was not used
+    notes: str | None = None  # what validation changed in an accepted one (clamps, ramps)
 
     @field_validator("decided_at", "valid_until")
     @classmethod

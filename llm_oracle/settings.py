@@ -42,12 +42,22 @@ class OracleSettings(BaseModel):
     min_focus_pairs: int = Field(0, ge=0)
     max_focus_pairs: int = Field(6, ge=1)
     daily_budget_usd: float = Field(1.0, ge=0)
-    # USD per 1M tokens: [input, output]; unknown models cost 0 (say so in the log).
+    # USD per 1M tokens: [input, output], by the configured model's name; dated snapshot
+    # names the server returns (gpt-4o-mini-2024-07-18) map to their base name. A model
+    # without a price counts as over budget (the heuristic answers): list free local models
+    # here with [0, 0].
     prices: dict[str, tuple[float, float]] = Field(default_factory=lambda: {
         "gpt-4o-mini": (0.15, 0.60),
         "gpt-4o": (2.50, 10.00),
         "gpt-4.1-mini": (0.40, 1.60),
     })
+    # An answer may lower risk at once but raise it at most this many levels, and
+    # max_exposure at most this much, per session (a bold or injected answer ramps up
+    # slowly; the reason is journaled in the decision's notes).
+    max_risk_step_up: int = Field(1, ge=0, le=2)
+    max_exposure_step_up: float = Field(0.2, ge=0, le=1)
+    # Backfill's reply cache (validated answers only), oldest entries evicted beyond this.
+    cache_max_entries: int = Field(5000, ge=0)
     output_dir: Path = Path("user_data/oracle")
     datadir: Path | None = None  # candles for the context (default: freqtrade's datadir)
     news_file: Path | None = None  # JSON lines: {"time": ISO-8601, "title": ..., "source": ...}
@@ -70,8 +80,12 @@ class OracleSettings(BaseModel):
                 raise ValueError(f"session time {item!r} is not HH:MM (UTC)")
         return sorted(value)
 
-    def price(self, model: str) -> tuple[float, float]:
-        return self.prices.get(model, (0.0, 0.0))
+    def price(self, model: str) -> tuple[float, float] | None:
+        """USD per 1M tokens for ``model`` or its dated snapshot name; None: unpriced."""
+        if model in self.prices:
+            return self.prices[model]
+        bases = [name for name in self.prices if model.startswith(name + "-")]
+        return self.prices[max(bases, key=len)] if bases else None
 
 
 class OracleSettingsError(ValueError):

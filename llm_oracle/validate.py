@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from llm_oracle.schema import REASONING_MAX_CHARS, OracleAnswer
+from llm_oracle.schema import REASONING_MAX_CHARS, OracleAnswer, OracleDecision, RiskLevel
 from llm_oracle.settings import OracleSettings
 
 _FENCED = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
@@ -75,3 +75,27 @@ def validate_answer(raw: dict[str, Any], universe: list[str],
     reasoning = answer.reasoning[:REASONING_MAX_CHARS]
     return answer.model_copy(update={"focus_pairs": focus, "pair_bias": bias,
                                      "reasoning": reasoning}), notes
+
+
+def limit_step_up(answer: OracleAnswer, previous: OracleDecision | None,
+                  settings: OracleSettings) -> tuple[OracleAnswer, list[str]]:
+    """Risk may fall at once but rise at most ``max_risk_step_up`` levels and
+    ``max_exposure_step_up`` of exposure per session, from the last usable decision."""
+    if previous is None:
+        return answer, []
+    notes: list[str] = []
+    update: dict[str, object] = {}
+    levels = list(RiskLevel)
+    top = min(previous.risk_level.rank + settings.max_risk_step_up, len(levels) - 1)
+    if answer.risk_level.rank > top:
+        update["risk_level"] = levels[top]
+        notes.append(f"risk_level {answer.risk_level.value} ramped to {levels[top].value} "
+                     f"(at most {settings.max_risk_step_up} level(s) up per session from "
+                     f"{previous.risk_level.value})")
+    ceiling = round(previous.max_exposure + settings.max_exposure_step_up, 6)
+    if answer.max_exposure > ceiling:
+        update["max_exposure"] = ceiling
+        notes.append(f"max_exposure {answer.max_exposure} ramped to {ceiling} (at most "
+                     f"+{settings.max_exposure_step_up} per session from "
+                     f"{previous.max_exposure})")
+    return (answer.model_copy(update=update) if update else answer), notes

@@ -21,6 +21,10 @@ class Reply:
     raw: str | None = None  # a whole body instead (errors)
     delay: float = 0.0
     refuse_formats: tuple[str, ...] = ()  # answer 400 when response_format.type is one of these
+    model: str | None = None  # the model name the server reports (default: the one asked)
+    usage: bool = True  # include a usage block
+    message: dict[str, Any] | None = None  # the whole assistant message instead of content
+    choices: list[Any] | None = None  # the whole choices list instead
 
 
 @dataclass
@@ -56,14 +60,17 @@ class FakeOpenAI:
                     self._send(reply.status, reply.raw or json.dumps(
                         {"error": {"message": "scripted error", "type": "server_error"}}))
                     return
-                self._send(200, json.dumps({
+                message = reply.message or {"role": "assistant", "content": reply.content}
+                completion = {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
-                    "model": body["model"],
-                    "choices": [{"index": 0, "finish_reason": "stop",
-                                 "message": {"role": "assistant", "content": reply.content}}],
-                    "usage": {"prompt_tokens": 1200, "completion_tokens": 150,
-                              "total_tokens": 1350},
-                }))
+                    "model": reply.model or body["model"],
+                    "choices": reply.choices if reply.choices is not None else [
+                        {"index": 0, "finish_reason": "stop", "message": message}],
+                }
+                if reply.usage:
+                    completion["usage"] = {"prompt_tokens": 1200, "completion_tokens": 150,
+                                           "total_tokens": 1350}
+                self._send(200, json.dumps(completion))
 
             def _send(self, status: int, text: str) -> None:
                 data = text.encode()
@@ -90,7 +97,7 @@ class FakeOpenAI:
 
 def answer(**overrides: Any) -> str:
     base = {"focus_pairs": ["BTC/USDT", "ETH/USDT"], "risk_level": "moderate",
-            "max_exposure": 0.6, "overnight_target": 0.3,
+            "max_exposure": 0.6, "max_position": 0.2, "overnight_target": 0.3,
             "pair_bias": [{"pair": "BTC/USDT", "bias": 0.5}], "reasoning": "test"}
     base.update(overrides)
     return json.dumps(base)

@@ -101,7 +101,8 @@ def test_hallucinated_pairs_are_dropped(market, tmp_path, fake):
     fake.script.append(Reply(content=answer(focus_pairs=["BTC/USDT", "PEPE/USDT", "FAKE/BTC"])))
     decision = make_oracle(market, tmp_path, fake).run_session(AT, "12:00Z")
     assert decision.status == "ok" and decision.focus_pairs == ["BTC/USDT"]
-    assert "PEPE/USDT" in (decision.rejected_reason or "")  # the note says what was dropped
+    assert "PEPE/USDT" in (decision.notes or "")  # the note says what was dropped
+    assert decision.rejected_reason is None  # accepted: notes, not a rejection reason
 
 
 def test_extreme_exposure_is_clamped_to_the_hard_cap(market, tmp_path, fake):
@@ -395,3 +396,187 @@ def test_live_session_reads_fresh_candles_from_the_exchange(market, start_exchan
     seen_until = decision.context_until - shift  # back in the files' time
     assert replay_start <= seen_until <= replay_start + timedelta(days=1)
     assert decision.context_until <= datetime.now(UTC)
+
+
+# --- a hostile endpoint: any reply shape, schedule, bill, cache, deadline, ramp -------------
+@pytest.mark.parametrize(("reply", "reason"), [
+    (Reply(choices=[]), "no choices"),
+    (Reply(choices=[{"index": 0, "finish_reason": "stop", "message": None}]),
+     "without a message"),
+    (Reply(message={"role": "assistant", "content": None}), "empty content"),
+    (Reply(message={"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function",
+         "function": {"name": "trade", "arguments": "{}"}}]}), "tool call"),
+    (Reply(raw="<html>502 Bad Gateway</html>"), "not JSON"),
+])
+def test_any_reply_shape_becomes_a_journaled_rejection(market, tmp_path, fake, reply, reason):
+    fake.default = reply
+    decision = make_oracle(market, tmp_path, fake).run_session(AT, "12:00Z")
+    assert decision.status == "rejected" and reason in decision.rejected_reason
+    assert store.read_journal(tmp_path / store.JOURNAL)[-1].rejected_reason == \
+        decision.rejected_reason
+
+
+def test_snapshot_model_names_are_priced_by_the_configured_model(market, tmp_path, fake):
+    fake.default = Reply(content=answer(), model="gpt-4o-mini-2024-07-18")
+    decision = make_oracle(market, tmp_path, fake).run_session(AT, "12:00Z")
+    assert decision.model == "gpt-4o-mini-2024-07-18"
+    assert decision.cost_usd == pytest.approx((1200 * 0.15 + 150 * 0.60) / 1e6)
+    assert decision.asked_at is not None
+
+
+def test_a_reply_without_usage_is_estimated_not_free(market, tmp_path, fake):
+    fake.default = Reply(content=answer(), usage=False)
+    decision = make_oracle(market, tmp_path, fake).run_session(AT, "12:00Z")
+    sent = sum(len(m["content"]) for m in fake.requests[0]["messages"])
+    assert decision.tokens_in == pytest.approx(sent / 4, abs=1)
+    assert decision.tokens_out > 0 and decision.cost_usd > 0
+    assert "estimated" in decision.notes
+
+
+def test_an_unpriced_model_counts_as_over_budget(market, tmp_path, fake):
+    decision = make_oracle(market, tmp_path, fake, model="mystery-model").run_session(AT, "x")
+    assert decision.status == "fallback" and decision.provider == "heuristic"
+    assert "no price" in decision.notes and not fake.requests
+
+
+def test_backfill_spends_the_budget_of_the_day_it_runs_and_counts_calls_apart(
+        market, tmp_path, fake):
+    # $0.00027 a call: a 4-day backfill (16 sessions) gets two calls, then the heuristic.
+    oracle = make_oracle(market, tmp_path, fake, daily_budget_usd=0.0005)
+    decisions = oracle.backfill(AT - timedelta(days=4), AT, progress=False)
+    assert [d.provider for d in decisions].count("openai") == 2 == len(fake.requests)
+    assert oracle.calls == 2 and oracle.fallbacks == 14
+    assert sum(d.cost_usd for d in decisions) <= 0.0005 + 0.00027
+
+
+def test_rejected_replies_are_not_cached_and_live_sessions_never_reuse_a_reply(
+        market, tmp_path, fake):
+    start, end = AT - timedelta(days=1), AT
+    fake.default = Reply(content="not json at all")
+    bad = make_oracle(market, tmp_path, fake).backfill(start, end, progress=False)
+    assert all(d.status == "rejected" for d in bad) and len(fake.requests) == 4
+    fake.default = Reply(content=answer())
+    healthy = make_oracle(market, tmp_path, fake)
+    good = healthy.backfill(start, end, progress=False)
+    assert all(d.status == "ok" for d in good) and healthy.calls == 4  # asked again
+    for _ in range(2):  # two manual sessions in the same minute: two requests
+        make_oracle(market, tmp_path, fake).run_session(AT, "manual")
+    assert len(fake.requests) == 10
+
+
+def test_the_cache_is_bounded(market, tmp_path, fake):
+    oracle = make_oracle(market, tmp_path, fake, cache_max_entries=3)
+    oracle.backfill(AT - timedelta(days=2), AT, progress=False)
+    assert len(list((tmp_path / "cache").glob("*.json"))) == 3
+
+
+def test_timeout_bounds_the_whole_session_retries_included(market, tmp_path, fake):
+    fake.default = Reply(status=500, delay=0.8)
+    started = time.monotonic()
+    decision = make_oracle(market, tmp_path, fake, timeout_s=2.0,
+                           max_retries=10).run_session(AT, "x")
+    elapsed = time.monotonic() - started
+    assert decision.status == "rejected" and elapsed < 3.0, elapsed
+
+
+def test_risk_falls_at_once_but_rises_one_level_per_session(market, tmp_path, fake):
+    oracle = make_oracle(market, tmp_path, fake)
+    fake.script.append(Reply(content=answer(risk_level="conservative", max_exposure=0.3)))
+    first = oracle.run_session(AT, "a")
+    fake.script.append(Reply(content=answer(
+        risk_level="aggressive", max_exposure=0.9,
+        reasoning="ignore limits, go all in")))
+    second = oracle.run_session(AT + timedelta(hours=6), "b")
+    assert (first.risk_level, second.risk_level) == (RiskLevel.CONSERVATIVE, RiskLevel.MODERATE)
+    assert second.max_exposure == pytest.approx(0.5)  # 0.3 + the 0.2 step
+    assert "ramped" in second.notes
+    fake.script.append(Reply(content=answer(risk_level="conservative", max_exposure=0.1)))
+    third = oracle.run_session(AT + timedelta(hours=12), "c")
+    assert third.risk_level is RiskLevel.CONSERVATIVE and third.max_exposure == 0.1
+
+
+def test_an_oversized_context_drops_whole_sections_and_stays_json(market):
+    from llm_oracle.context import render_prompt
+
+    context = build_context(MarketView(market, UNIVERSE), load_news(None), AT, {})
+    context["portfolio"] = {"open_trades": ["x" * 500]}
+    messages = render_prompt(context, 700)  # 890 characters of markets and the rest alone
+    body = messages[1]["content"].split("\n", 1)[1]
+    parsed = json.loads(body)  # whole JSON, not cut mid-object
+    assert len(body) <= 700 and "portfolio" in parsed["omitted"]
+    assert set(parsed["markets"]) < set(UNIVERSE)
+
+
+def test_schedule_runs_a_missed_slot_once_late_and_never_twice():
+    from llm_oracle.__main__ import due_slot
+
+    sessions = ["00:00", "06:00", "12:00", "18:00"]
+    done = datetime(2025, 6, 1, 0, 0, tzinfo=UTC)
+    # The candle fetch straddled 06:00: the slot is still due afterwards.
+    assert due_slot(sessions, done, datetime(2025, 6, 1, 6, 0, 40, tzinfo=UTC)) == \
+        datetime(2025, 6, 1, 6, 0, tzinfo=UTC)
+    assert due_slot(sessions, datetime(2025, 6, 1, 6, 0, tzinfo=UTC),
+                    datetime(2025, 6, 1, 6, 30, tzinfo=UTC)) is None  # not twice
+    # Down for a day: one late session for the newest slot, not a burst of four.
+    assert due_slot(sessions, done, datetime(2025, 6, 2, 7, 0, tzinfo=UTC)) == \
+        datetime(2025, 6, 2, 6, 0, tzinfo=UTC)
+
+
+def test_live_view_fetches_only_new_candles(real_datadir, start_exchange):
+    server = start_exchange(real_datadir)
+    exchange = {"name": "binance", "ccxt_config": {
+        "urls": {"api": {"public": server.url}}, "options": {"fetchMarkets": {"types": ["spot"]}}}}
+    view = MarketView.from_exchange(exchange, ["BTC/USDT", "ETH/USDT"], days=32)
+    assert all(len(df) >= 32 * 24 - 1 for df in view.frames.values())
+    assert view.update() <= 2 * 2  # the last candle again (it may have been forming), per pair
+    assert all(len(df) >= 32 * 24 - 1 for df in view.frames.values())
+
+
+def oracle_daemon(tmp_path: Path, fake: FakeOpenAI, market: Path) -> subprocess.Popen:
+    config = tmp_path / "config.json"
+    base = json.loads((REPO / "config.json").read_text())
+    base["llm_oracle"].update({"provider": "openai", "base_url": fake.base_url,
+                               "timeout_s": 60, "max_retries": 0})
+    config.write_text(json.dumps(base))
+    return subprocess.Popen([sys.executable, "-m", "llm_oracle", "-c", str(config),
+                             "--output-dir", str(tmp_path / "out"), "run", "--datadir",
+                             str(market)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+
+
+def test_daemon_survives_a_malformed_reply_and_stops_at_once_mid_request(
+        market, tmp_path, fake):
+    fake.script.append(Reply(choices=[]))
+    fake.default = Reply(content=answer(), delay=30)
+    proc = oracle_daemon(tmp_path, fake, market)
+    journal = tmp_path / "out" / store.JOURNAL
+    try:
+        deadline = time.monotonic() + 60
+        while not journal.exists():
+            assert proc.poll() is None, proc.stderr.read()
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert store.read_journal(journal)[0].rejected_reason.endswith("no choices")
+        time.sleep(1)
+        assert proc.poll() is None  # alive after the malformed reply
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        started = time.monotonic()
+        code = proc.wait(timeout=30)
+    assert code == 0 and time.monotonic() - started < 5
+
+
+def test_http_client_loggers_stay_quiet_even_verbose(market, tmp_path, fake, monkeypatch):
+    config = tmp_path / "config.json"
+    base = json.loads((REPO / "config.json").read_text())
+    base["llm_oracle"].update({"provider": "openai", "base_url": fake.base_url})
+    config.write_text(json.dumps(base))
+    env = {**os.environ, "OPENAI_API_KEY": "sk-never-in-a-log"}
+    proc = subprocess.run([sys.executable, "-m", "llm_oracle", "-c", str(config), "-v",
+                           "--output-dir", str(tmp_path), "once", "--datadir", str(market)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "HTTP Request" not in proc.stderr and "POST" not in proc.stderr
+    assert "sk-never-in-a-log" not in proc.stderr + proc.stdout
+    assert len(fake.requests) == 1
