@@ -19,13 +19,13 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m hybrid_ai.demo $(DEMO_ARGS)
+	$(PY) -m lab.demo $(DEMO_ARGS)
 
 live: $(STAMP)
-	$(PY) -m hybrid_ai.live $(if $(SPEED),--speed $(SPEED)) $(LIVE_ARGS)
+	$(PY) -m lab.live $(if $(SPEED),--speed $(SPEED)) $(LIVE_ARGS)
 
 report: $(STAMP)
-	$(PY) -m hybrid_ai.report $(REPORT_ARGS)
+	$(PY) -m lab.report $(REPORT_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
@@ -35,12 +35,13 @@ test-fast: $(STAMP)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
 ml-quality: $(STAMP)
-	$(PY) -m hybrid_ai.ml_quality --datadir $(HYBRID_AI_SHARED_DATA) $(ML_QUALITY_ARGS)
+	$(PY) -m lab.ml_quality --datadir $(HYBRID_AI_SHARED_DATA) $(ML_QUALITY_ARGS)
 
 clean:
 	rm -rf $(VENV) user_data/backtest_results user_data/hyperopt_results user_data/bench

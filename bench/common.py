@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+from lab.project import REPO, shared_data
+
 LATEST = REPO / "user_data" / "bench" / "latest.json"
 
 
@@ -79,6 +80,3 @@ def candles_or_synthetic(tmp: Path, days: int) -> tuple[Path, bool]:
     return tmp / "synthetic", False
 
 
-def shared_data() -> Path | None:
-    path = Path(os.environ.get("HYBRID_AI_SHARED_DATA", REPO.parent / "shared/data/binance"))
-    return path if any(path.glob("*-5m.feather")) else None

@@ -13,9 +13,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from bench.common import Results, shared_data
+from bench.common import Results
 from bench.strategy_speed import backtest_seconds, strategy_dirs
-from hybrid_ai.demo import backfill_oracle
+from lab.demo import backfill_oracle
+from lab.project import shared_data
 from local_exchange.market_data import MarketData
 from local_exchange.server import BinanceApi, LocalExchangeServer
 

@@ -1,6 +1,6 @@
 """Footprint of `make live` on this machine: the three processes at idle and at a candle close.
 
-Starts ``python -m hybrid_ai.live`` (all nine pairs, ML and oracle on) on free ports, waits
+Starts ``python -m lab.live`` (all nine pairs, ML and oracle on) on free ports, waits
 for the REST API and the first analysed candles, then for FreqAI's start-up training to
 finish (nine models on disk). Then it samples CPU and resident memory of the local
 exchange, the oracle daemon and freqtrade for 30 s between two 5-minute boundaries (idle),
@@ -52,7 +52,7 @@ def run(results: Results, quick: bool = False) -> None:
                "FREQTRADE__API_SERVER__JWT_SECRET_KEY": "x" * 40}
         started = time.perf_counter()
         launcher = subprocess.Popen(
-            [sys.executable, "-m", "hybrid_ai.live", "--datadir", str(datadir),
+            [sys.executable, "-m", "lab.live", "--datadir", str(datadir),
              "--exchange-port", str(free_port()), "--api-port", str(api_port),
              "--userdir", str(tmp / "ud")],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -21,9 +21,10 @@ import numpy as np
 from freqtrade.data.history import load_pair_history
 from freqtrade.freqai.prediction_models.LightGBMClassifier import LightGBMClassifier
 
-from bench.common import Results, median_seconds, shared_data
-from hybrid_ai import ml_offline
-from hybrid_ai.onnx_model import export_lightgbm
+from bench.common import Results, median_seconds
+from hybrid_ai.ml.onnx_model import export_lightgbm
+from lab import ml_offline
+from lab.project import shared_data
 from local_exchange.synthetic import generate
 
 PAIR = "BTC/USDT"

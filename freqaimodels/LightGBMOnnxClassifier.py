@@ -17,7 +17,7 @@ retraining work as with its stock ``LightGBMClassifier``; what changes:
   objects, the concatenation turns ``date`` into ``object`` and every retraining after the
   first candle fails with "Can only use .dt accessor with datetimelike values").
 * With ``hybrid_ai.ml.frozen_models`` set, ``train`` loads a saved model instead of fitting
-  one (``hybrid_ai.frozen_model``): a backtest of an unchanged model on later candles.
+  one (``hybrid_ai.ml.frozen``): a backtest of an unchanged model on later candles.
 """
 
 from __future__ import annotations
@@ -33,17 +33,17 @@ from freqtrade.freqai.base_models.BaseClassifierModel import BaseClassifierModel
 from freqtrade.freqai.data_kitchen import FreqaiDataKitchen
 from pandas import DataFrame
 
-from hybrid_ai import frozen_model
 from hybrid_ai.frames import utc_dates
-from hybrid_ai.ml_features import DOWN, UP
-from hybrid_ai.ml_pipeline import SampledDissimilarityIndex
-from hybrid_ai.onnx_model import (
+from hybrid_ai.ml import frozen as frozen_model
+from hybrid_ai.ml.features import DOWN, UP
+from hybrid_ai.ml.onnx_model import (
     Calibration,
     OnnxClassifier,
     OnnxModelError,
     check_parity,
     export_lightgbm,
 )
+from hybrid_ai.ml.pipeline import SampledDissimilarityIndex
 from hybrid_ai.settings import load_settings
 
 logger = logging.getLogger(__name__)

@@ -32,7 +32,7 @@ class HardLimits(BaseModel):
 
 
 class FrozenModels(BaseModel):
-    """Predict with models saved earlier instead of retraining (see hybrid_ai.frozen_model)."""
+    """Predict with models saved earlier instead of retraining (see hybrid_ai.ml.frozen)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -38,9 +38,10 @@ from freqtrade.strategy import (
 )
 from pandas import DataFrame
 
-from hybrid_ai import gates, ml_features
+from hybrid_ai import gates
 from hybrid_ai.indicators import add_ta_indicators
-from hybrid_ai.ml_layer import RISK_RANK, add_ml_columns
+from hybrid_ai.ml import features as ml_features
+from hybrid_ai.ml.signals import RISK_RANK, add_ml_columns
 from hybrid_ai.oracle_feed import OracleFeed
 from hybrid_ai.risk import capped_stake
 from hybrid_ai.settings import HardLimits, PackSettings, RiskLevel, load_settings
@@ -297,7 +298,7 @@ class HybridAIStrategy(IStrategy):
             logger.info("%s: ML layer predicting again", pair)
         return result
 
-    # --- FreqAI hooks (ML layer): features and target, see hybrid_ai.ml_features ---------
+    # --- FreqAI hooks (ML layer): features and target, see hybrid_ai.ml.features--------
     def feature_engineering_expand_all(self, dataframe: DataFrame, period: int,
                                        metadata: dict, **kwargs) -> DataFrame:
         return ml_features.expand_all(dataframe, period)

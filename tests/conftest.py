@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.project import shared_data
 from local_exchange.clock import Clock
 from local_exchange.market_data import MarketData
 from local_exchange.overlay import write_overlay
@@ -21,17 +22,16 @@ REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "config.json"
 
 
-def shared_data_dir() -> Path | None:
-    """Real candles from ../shared (or $HYBRID_AI_SHARED_DATA), None when absent."""
-    path = Path(os.environ.get("HYBRID_AI_SHARED_DATA", REPO.parent / "shared/data/binance"))
-    return path if any(path.glob("*-5m.feather")) else None
-
-
 @pytest.fixture(scope="session")
 def real_datadir() -> Path:
-    path = shared_data_dir()
+    """The shared real candles. A user's machine may lack them (the test skips); CI must
+    not: there a missing ../shared/data is an error, not a quiet skip."""
+    path = shared_data()
     if path is None:
-        pytest.skip("real candles absent: set HYBRID_AI_SHARED_DATA or add ../shared/data/binance")
+        reason = "real candles absent: set HYBRID_AI_SHARED_DATA or add ../shared/data/binance"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI=true but {reason}", pytrace=False)
+        pytest.skip(reason)
     return path
 
 

@@ -259,7 +259,7 @@ def test_demo_runs_offline_on_a_fresh_synthetic_market(tmp_path):
     datadir = tmp_path / "binance"
     (tmp_path / "ud").mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "hybrid_ai.demo", "--datadir", str(datadir), "--days", "45",
+        [sys.executable, "-m", "lab.demo", "--datadir", str(datadir), "--days", "45",
          "--oracle-dir", str(tmp_path / "oracle"), "--", "--userdir", str(tmp_path / "ud")],
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env={**os.environ, "COLUMNS": "250"},
@@ -278,7 +278,7 @@ def test_demo_names_missing_files(real_datadir, tmp_path):
     datadir.mkdir()
     real = real_datadir / "BTC_USDT-5m.feather"
     (datadir / real.name).write_bytes(real.read_bytes())
-    proc = subprocess.run([sys.executable, "-m", "hybrid_ai.demo", "--datadir", str(datadir)],
+    proc = subprocess.run([sys.executable, "-m", "lab.demo", "--datadir", str(datadir)],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "BTC_USDT-1h.feather" in proc.stderr and "download-data" in proc.stderr

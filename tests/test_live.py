@@ -69,7 +69,7 @@ CREDS = {"FREQTRADE__API_SERVER__USERNAME": "tester",
 
 
 class Live:
-    """`python -m hybrid_ai.live` as a user starts it; its output goes to a log file (a pipe
+    """`python -m lab.live` as a user starts it; its output goes to a log file (a pipe
     nobody reads would fill up and block the processes)."""
 
     def __init__(self, datadir: Path, userdir: Path, *args: str) -> None:
@@ -80,7 +80,7 @@ class Live:
         userdir.mkdir(parents=True, exist_ok=True)
         with self.log.open("w") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hybrid_ai.live", "--datadir", str(datadir),
+                [sys.executable, "-m", "lab.live", "--datadir", str(datadir),
                  "--exchange-port", str(free_port()), "--api-port", str(self.api_port),
                  "--userdir", str(userdir), *args],
                 cwd=REPO, env={**os.environ, **CREDS}, stdout=out, stderr=subprocess.STDOUT,
@@ -115,7 +115,7 @@ class Live:
         time.sleep(1)
         children = self.children + psutil.Process(os.getpid()).children(recursive=True)
         left = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-                and "hybrid_ai.live" not in " ".join(p.cmdline())]
+                and "lab.live" not in " ".join(p.cmdline())]
         out = self.output()
         assert "all processes stopped" in out
         assert not left, f"processes left: {[p.cmdline() for p in left]}"

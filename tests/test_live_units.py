@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 import pytest
 
-from hybrid_ai import frozen_model, gates
+from hybrid_ai import gates
 from hybrid_ai.frames import utc_dates
-from hybrid_ai.live import Supervisor
+from hybrid_ai.ml import frozen as frozen_model
 from hybrid_ai.oracle_feed import OracleFeed
 from hybrid_ai.settings import OracleGate, load_settings
+from lab.live import Supervisor
 from llm_oracle.schema import OracleDecision
 from local_exchange.clock import ScaledClock, wall_ms
 from local_exchange.market_data import MarketData

@@ -11,16 +11,17 @@ import onnx
 import pandas as pd
 import pytest
 
-from hybrid_ai import ml_features, ml_offline
-from hybrid_ai.ml_layer import RISK_RANK, add_ml_columns
-from hybrid_ai.onnx_model import (
+from hybrid_ai.ml import features as ml_features
+from hybrid_ai.ml.onnx_model import (
     Calibration,
     OnnxClassifier,
     OnnxModelError,
     check_parity,
     export_lightgbm,
 )
+from hybrid_ai.ml.signals import RISK_RANK, add_ml_columns
 from hybrid_ai.settings import MLSettings, SettingsError, load_settings
+from lab import ml_offline
 from local_exchange.synthetic import generate
 
 PAIR = "BTC/USDT"

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def report(real_datadir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report")
-    subprocess.run([sys.executable, "-m", "hybrid_ai.report", "--datadir", str(real_datadir),
+    subprocess.run([sys.executable, "-m", "lab.report", "--datadir", str(real_datadir),
                     "--pairs", "BTC/USDT", "ETH/USDT", "--timerange", "20240301-20240420",
                     "--late-weeks", "2", "--out", str(out)],
                    cwd=REPO, check=True, capture_output=True, text=True)

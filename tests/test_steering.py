@@ -182,7 +182,7 @@ def test_steering_can_be_switched_off(real_datadir, module_exchange, tmp_path):
 
 
 def test_report_attributes_each_trim_against_holding_to_the_final_exit(scripted):
-    from hybrid_ai.report_metrics import Run, trim_attribution
+    from lab.report_metrics import Run, trim_attribution
 
     run = Run("steered", pd.DataFrame(scripted), {}, {}, pd.Timestamp(T0), pd.Timestamp(T0),
               1000.0)
@@ -198,7 +198,7 @@ def test_report_attributes_each_trim_against_holding_to_the_final_exit(scripted)
 
 
 def test_exposure_series_follows_the_trims(scripted):
-    from hybrid_ai.report_metrics import Run, exposure_series
+    from lab.report_metrics import Run, exposure_series
 
     day = pd.Timestamp(T0.date()).tz_localize("UTC")
     run = Run("steered", pd.DataFrame(scripted), {}, {}, day, day + pd.Timedelta(hours=20),

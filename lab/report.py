@@ -1,6 +1,6 @@
 """``make report``: does each layer earn its place? A walk-forward ablation on real candles.
 
-Runs the variants of ``hybrid_ai.ablation`` with freqtrade's own backtesting against the
+Runs the variants of ``lab.ablation`` with freqtrade's own backtesting against the
 local exchange, then writes ``user_data/reports/<timestamp>/``: ``report.html`` (open it
 in a browser), ``summary.md``, PNG charts and ``metrics.json``. Every figure is computed
 from freqtrade's result files; the verdicts are written from the numbers, whatever they say.
@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hybrid_ai import ablation, ml_quality
-from hybrid_ai import report_metrics as rm
-from hybrid_ai.demo import CONFIG, REPO, backfill_oracle, default_timerange, whitelist
+from lab import ablation, ml_quality
+from lab import report_metrics as rm
+from lab.demo import backfill_oracle
+from lab.project import CONFIG, REPO, default_timerange, load_config, shared_data, whitelist
 from llm_oracle.store import read_journal
 from local_exchange.market_data import MarketData
 from local_exchange.server import BinanceApi, LocalExchangeServer
 
-SHARED = REPO.parent / "shared" / "data" / "binance"
 PCT = ("total_return", "cagr", "max_drawdown", "win_rate", "exposure")
 
 
@@ -195,10 +195,10 @@ font-size:11px}}img{{max-width:100%}}</style></head>
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hybrid_ai.report", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m lab.report", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datadir", type=Path,
-                        default=SHARED if SHARED.exists() else REPO / "user_data/data/binance")
+                        default=shared_data() or REPO / "user_data/data/binance")
     parser.add_argument("--timerange", help="YYYYMMDD-YYYYMMDD (default: the data after "
                         "FreqAI's first training period, at most 200 days)")
     parser.add_argument("--pairs", nargs="+", help="default: the config's whitelist")
@@ -213,9 +213,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     started = time.monotonic()
-    pairs = args.pairs or whitelist()
+    config = load_config([CONFIG])
+    pairs = args.pairs or whitelist(config)
     data = MarketData.load(args.datadir, pairs)
-    timerange = args.timerange or default_timerange(data, 200)
+    timerange = args.timerange or default_timerange(data, 200, config)
     out = args.out or REPO / "user_data" / "reports" / datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     workdir = out / "work"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -223,7 +224,6 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     backfill_oracle(args.datadir, timerange, workdir / "oracle")
     journal = workdir / "oracle" / "journal.jsonl"
-    config = json.loads(CONFIG.read_text())
     variants = ablation.plan(timerange, journal, args.llm_journal, workdir / "models",
                              args.late_weeks)
     server = LocalExchangeServer(BinanceApi(data), port=0)

@@ -1,6 +1,6 @@
 """Out-of-sample quality of the ML layer, from a FreqAI walk-forward backtest.
 
-``python -m hybrid_ai.ml_quality --timerange 20240301-20240701`` runs ``freqtrade
+``python -m lab.ml_quality --timerange 20240301-20240701`` runs ``freqtrade
 backtesting`` with the ML layer (FreqAI retrains every ``backtest_period_days`` on the
 ``train_period_days`` before each window, so no window is seen in training), then scores
 the predictions FreqAI saved for every window against what actually happened:
@@ -25,7 +25,8 @@ import pandas as pd
 from freqtrade.data.history import load_pair_history
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
-REPO = Path(__file__).resolve().parent.parent
+from lab.project import CONFIG, DEFAULT_DATADIR, REPO, load_config, shared_data
+
 DAY = pd.Timedelta(days=1)
 
 
@@ -105,7 +106,7 @@ def run_backtest(datadir: Path, userdir: Path, timerange: str, pairs: list[str])
     cmd = [sys.executable, "-m", "local_exchange", "run", "--datadir", str(datadir),
            "--port", "0", "--write-overlay", str(userdir / "offline.json"),
            "--", sys.executable, "-m", "freqtrade", "backtesting",
-           "-c", str(REPO / "config.json"), "-c", str(userdir / "offline.json"),
+           "-c", str(CONFIG), "-c", str(userdir / "offline.json"),
            "-c", str(ml_only),
            "--userdir", str(userdir), "--datadir", str(datadir), "--timerange", timerange,
            "--pairs", *pairs, "--cache", "none", "--export", "none"]
@@ -115,16 +116,16 @@ def run_backtest(datadir: Path, userdir: Path, timerange: str, pairs: list[str])
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hybrid_ai.ml_quality", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m lab.ml_quality", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datadir", type=Path, default=REPO.parent / "shared/data/binance")
+    parser.add_argument("--datadir", type=Path, default=shared_data() or DEFAULT_DATADIR)
     parser.add_argument("--userdir", type=Path, default=REPO / "user_data/reports/ml_quality")
     parser.add_argument("--timerange", default="20240301-20240701")
     parser.add_argument("--pairs", nargs="+", default=["BTC/USDT", "ETH/USDT", "SOL/USDT",
                                                         "XRP/USDT"])
     parser.add_argument("--no-run", action="store_true", help="score an existing run")
     args = parser.parse_args(argv)
-    config = json.loads((REPO / "config.json").read_text())
+    config = load_config([CONFIG])
     freqai = config["freqai"]
     if not args.no_run:
         run_backtest(args.datadir, args.userdir, args.timerange, args.pairs)

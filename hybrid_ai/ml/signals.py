@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from hybrid_ai.frames import join_columns
-from hybrid_ai.ml_features import UP
+from hybrid_ai.ml.features import UP
 from hybrid_ai.settings import MLSettings
 
 RISK_RANK = "risk_rank"

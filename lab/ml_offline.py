@@ -16,9 +16,9 @@ from freqtrade.configuration import setup_utils_configuration
 from freqtrade.enums import RunMode
 from freqtrade.freqai.data_kitchen import FreqaiDataKitchen
 
-from hybrid_ai import ml_features
+from hybrid_ai.ml import features as ml_features
+from lab.project import CONFIG, REPO
 
-REPO = Path(__file__).resolve().parent.parent
 MODEL_FILE = REPO / "freqaimodels" / "LightGBMOnnxClassifier.py"
 
 
@@ -31,7 +31,7 @@ def model_class() -> type:
 
 
 def load_config(userdir: Path, identifier: str, training: dict[str, Any] | None = None,
-                config_file: Path = REPO / "config.json") -> dict[str, Any]:
+                config_file: Path = CONFIG) -> dict[str, Any]:
     """config.json as freqtrade loads it, FreqAI pointed at ``userdir``/models/``identifier``."""
     config = setup_utils_configuration(
         {"config": [str(config_file)], "user_data_dir": str(userdir),

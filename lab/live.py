@@ -36,7 +36,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from hybrid_ai.demo import CONFIG, DEFAULT_DATADIR, REPO, DemoError, prepare_data, whitelist
+from lab.demo import prepare_data
+from lab.project import CONFIG, DEFAULT_DATADIR, REPO, DemoError, load_config, whitelist
 from local_exchange.market_data import MarketData, MarketDataError
 from local_exchange.overlay import DEFAULT_HOST, offline_overlay
 
@@ -153,7 +154,7 @@ class Supervisor:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hybrid_ai.live", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m lab.live", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datadir", type=Path, default=DEFAULT_DATADIR)
     parser.add_argument("--replay-start", help="data date shown as now (default: 2 days "
@@ -172,7 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     live_dir = args.userdir / "live"
     oracle_dir = args.userdir / ("oracle-fast" if fast else "oracle-live")
     try:
-        prepare_data(args.datadir, args.pairs or whitelist(), days=180, seed=42)
+        config = load_config([CONFIG, *args.config])  # refuse what the bot would refuse
+        prepare_data(args.datadir, args.pairs or whitelist(config), days=180, seed=42)
         data = MarketData.load(args.datadir)
     except (DemoError, MarketDataError) as exc:
         print(f"live: error: {exc}", file=sys.stderr)
@@ -198,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         db.unlink(missing_ok=True)
         shutil.rmtree(oracle_dir, ignore_errors=True)
         # Models of an earlier fast replay were trained on candles after this start.
-        identifier = f"{json.loads(CONFIG.read_text())['freqai']['identifier']}-fast"
+        identifier = f"{config['freqai']['identifier']}-fast"
         overlay.setdefault("freqai", {})["identifier"] = identifier
         shutil.rmtree(args.userdir / "models" / identifier, ignore_errors=True)
         exchange_cmd += ["--speed", str(args.speed)]

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from hybrid_ai.demo import CONFIG, REPO
+from lab.project import CONFIG, REPO, load_config
 from local_exchange.overlay import offline_overlay
 
 
@@ -67,7 +67,7 @@ def split_late(timerange: str, late_weeks: int, window_days: int) -> str:
 
 def plan(timerange: str, heuristic_journal: Path, llm_journal: Path | None,
          models_dir: Path, late_weeks: int = 8) -> list[Variant]:
-    config = json.loads(CONFIG.read_text())
+    config = load_config([CONFIG])
     identifier = config["freqai"]["identifier"]
     late = split_late(timerange, late_weeks, config["freqai"]["backtest_period_days"])
     end = timerange.partition("-")[2]

@@ -16,27 +16,24 @@ import argparse
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
+from lab.project import (
+    CONFIG,
+    DEFAULT_DATADIR,
+    OVERLAY,
+    REPO,
+    TIMEFRAMES,
+    DemoError,
+    default_timerange,
+    load_config,
+    whitelist,
+)
 from local_exchange.market_data import MarketData, MarketDataError
 from local_exchange.overlay import DEFAULT_HOST, DEFAULT_PORT
 from local_exchange.server import BinanceApi, LocalExchangeServer, PortInUseError
 from local_exchange.synthetic import SYNTHETIC_MARKER, has_candles, is_synthetic, write_market
-
-REPO = Path(__file__).resolve().parent.parent
-CONFIG = REPO / "config.json"
-OVERLAY = REPO / "user_data" / "config.offline.json"
-DEFAULT_DATADIR = REPO / "user_data" / "data" / "binance"
-TIMEFRAMES = ("5m", "1h")  # the strategy's timeframe and its informative timeframe
-
-
-class DemoError(RuntimeError):
-    """Something the user must fix before the demo can run."""
-
-
-def whitelist(config_path: Path = CONFIG) -> list[str]:
-    return list(json.loads(config_path.read_text())["exchange"]["pair_whitelist"])
 
 
 def missing_files(datadir: Path, pairs: list[str]) -> list[str]:
@@ -65,21 +62,6 @@ def prepare_data(datadir: Path, pairs: list[str], days: int, seed: int) -> bool:
     return is_synthetic(datadir)
 
 
-def default_timerange(data: MarketData, backtest_days: int, config_path: Path = CONFIG) -> str:
-    """The last ``backtest_days`` of the data, leaving FreqAI its training period before."""
-    config = json.loads(config_path.read_text())
-    train_days = config.get("freqai", {}).get("train_period_days", 0) + 1
-    first = datetime.fromtimestamp(data.first_time() / 1000, tz=UTC)
-    end = datetime.fromtimestamp(data.last_close_time() / 1000, tz=UTC)
-    start = max(end - timedelta(days=backtest_days), first + timedelta(days=train_days))
-    if start >= end:
-        raise DemoError(
-            f"{data.datadir} covers {first:%Y-%m-%d} to {end:%Y-%m-%d}: too short for "
-            f"{train_days} days of FreqAI training before a backtest. Add older candles."
-        )
-    return f"{start:%Y%m%d}-{end:%Y%m%d}"
-
-
 def backfill_oracle(datadir: Path, timerange: str, oracle_dir: Path) -> Path:
     """Heuristic oracle decisions for the range (from a day before it), and a config overlay
     pointing the strategy at them."""
@@ -94,17 +76,17 @@ def backfill_oracle(datadir: Path, timerange: str, oracle_dir: Path) -> Path:
     return overlay
 
 
-def oracle_enabled(config_path: Path = CONFIG) -> bool:
-    config = json.loads(config_path.read_text())
+def oracle_enabled(config: dict) -> bool:
     return bool(config.get("hybrid_ai", {}).get("oracle", {}).get("enabled", False))
 
 
 def run_backtest(datadir: Path, timerange: str | None, backtest_days: int,
                  extra: list[str], oracle_dir: Path) -> int:
     data = MarketData.load(datadir)
-    timerange = timerange or default_timerange(data, backtest_days)
+    config = load_config([CONFIG, OVERLAY])
+    timerange = timerange or default_timerange(data, backtest_days, config)
     configs = ["-c", str(CONFIG), "-c", str(OVERLAY)]
-    if oracle_enabled():
+    if oracle_enabled(config):
         configs += ["-c", str(backfill_oracle(datadir, timerange, oracle_dir))]
     server = LocalExchangeServer(BinanceApi(data), host=DEFAULT_HOST, port=DEFAULT_PORT)
     server.start_in_thread()
@@ -112,6 +94,7 @@ def run_backtest(datadir: Path, timerange: str | None, backtest_days: int,
         sys.executable, "-m", "freqtrade", "backtesting", *configs,
         "--datadir", str(datadir), "--cache", "none", "--export", "trades",
         "--timerange", timerange,
+        "--enable-protections",  # as the live bot always runs them
     ]
     try:
         return subprocess.call([*cmd, *extra], cwd=REPO)
@@ -120,7 +103,7 @@ def run_backtest(datadir: Path, timerange: str | None, backtest_days: int,
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hybrid_ai.demo", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m lab.demo", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datadir", type=Path, default=DEFAULT_DATADIR)
     parser.add_argument("--timerange", help="freqtrade timerange, e.g. 20240301-20240601 "

@@ -1,0 +1,71 @@
+"""Where the repo, the config, the offline overlay and the data live: the one place the tools
+ask. The config is loaded as freqtrade loads it (``-c`` files merged in order) and validated
+by the same loaders the bot and the oracle use, so a tool never runs on a config the bot
+would refuse."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from hybrid_ai.settings import SettingsError, load_settings
+from llm_oracle.settings import OracleSettingsError, load_oracle_settings
+from local_exchange.market_data import MarketData
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIG = REPO / "config.json"
+OVERLAY = REPO / "user_data" / "config.offline.json"
+DEFAULT_DATADIR = REPO / "user_data" / "data" / "binance"
+TIMEFRAMES = ("5m", "1h")  # the strategy's timeframe and its informative timeframe
+SHARED_DATA_ENV = "HYBRID_AI_SHARED_DATA"
+
+
+class DemoError(RuntimeError):
+    """Something the user must fix before a tool can run."""
+
+
+def shared_data() -> Path | None:
+    """The real candles beside the repo (``../shared``, or $HYBRID_AI_SHARED_DATA), if any."""
+    path = Path(os.environ.get(SHARED_DATA_ENV, REPO.parent / "shared" / "data" / "binance"))
+    return path if any(path.glob("*-5m.feather")) else None
+
+
+def load_config(paths: Sequence[Path] = (CONFIG,)) -> dict[str, Any]:
+    """The merged config of ``paths``, with the pack's and the oracle's sections validated."""
+    from freqtrade.configuration.load_config import load_from_files
+
+    config = load_from_files([str(p) for p in paths])
+    try:
+        load_settings(config)
+        load_oracle_settings(config)
+    except (SettingsError, OracleSettingsError) as exc:
+        raise DemoError(f"{', '.join(str(p) for p in paths)}: {exc}") from exc
+    return config
+
+
+def whitelist(config: dict[str, Any] | None = None) -> list[str]:
+    return list((config or load_config())["exchange"]["pair_whitelist"])
+
+
+def default_timerange(data: MarketData, backtest_days: int,
+                      config: dict[str, Any] | None = None) -> str:
+    """The last ``backtest_days`` of the data, leaving FreqAI its training period before."""
+    config = config or load_config()
+    train_days = config.get("freqai", {}).get("train_period_days", 0) + 1
+    first = datetime.fromtimestamp(data.first_time() / 1000, tz=UTC)
+    end = datetime.fromtimestamp(data.last_close_time() / 1000, tz=UTC)
+    start = max(end - timedelta(days=backtest_days), first + timedelta(days=train_days))
+    if start >= end:
+        raise DemoError(
+            f"{data.datadir} covers {first:%Y-%m-%d} to {end:%Y-%m-%d}: too short for "
+            f"{train_days} days of FreqAI training before a backtest. Add older candles."
+        )
+    return f"{start:%Y%m%d}-{end:%Y%m%d}"
+
+
+def dumps(config: dict[str, Any]) -> str:
+    return json.dumps(config, indent=2)
