@@ -26,6 +26,7 @@ from freqtrade.enums import CandleType, RunMode
 from freqtrade.resolvers import ExchangeResolver, StrategyResolver
 
 from bench.common import REPO, Results, candles_or_synthetic
+from lab.demo import backfill_oracle
 from local_exchange.market_data import MarketData
 from local_exchange.overlay import write_overlay
 from local_exchange.server import BinanceApi, LocalExchangeServer
@@ -35,11 +36,30 @@ PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT"]
 LIVE_CANDLES = 1000  # Binance's candle limit: the dataframe size a live bot analyses
 
 
+# Freqtrade's own floor for a strategy with partial exits: SampleStrategy with position
+# adjustment on and an adjust_trade_position that never adjusts (freqtrade then calls it,
+# through its safe wrapper, for every open trade on every candle).
+SAMPLE_ADJUST = """
+
+class SampleAdjustStrategy(SampleStrategy):
+    position_adjustment_enable = True
+
+    def adjust_trade_position(self, trade, current_time, current_rate, current_profit,
+                              min_stake, max_stake, current_entry_rate, current_exit_rate,
+                              current_entry_profit, current_exit_profit, **kwargs):
+        return None
+"""
+
+
 def strategy_dirs(tmp: Path) -> dict[str, Path]:
     sample_dir = tmp / "sample"
     sample_dir.mkdir()
     shutil.copy(SAMPLE_TEMPLATE, sample_dir / "sample_strategy.py")
-    return {"HybridAIStrategy": REPO / "strategies", "SampleStrategy": sample_dir}
+    adjust_dir = tmp / "sample_adjust"
+    adjust_dir.mkdir()
+    (adjust_dir / "sample_adjust.py").write_text(SAMPLE_TEMPLATE.read_text() + SAMPLE_ADJUST)
+    return {"HybridAIStrategy": REPO / "strategies", "SampleStrategy": sample_dir,
+            "SampleAdjustStrategy": adjust_dir}
 
 
 def backtest_seconds(name: str, strategy_path: Path, datadir: Path, timerange: str,
@@ -97,28 +117,40 @@ def run(results: Results, quick: bool = False) -> None:
         if quick:  # one month instead of three
             timerange = timerange[:9] + timerange[:4] + str(int(timerange[4:6]) + 1).zfill(2) + "15"
         dirs = strategy_dirs(tmp)
+        journal = backfill_oracle(datadir, timerange, tmp / "oracle").parent / "journal.jsonl"
         server = LocalExchangeServer(BinanceApi(MarketData.load(datadir)), port=0)
         server.start_in_thread()
+        runs = {"HybridAIStrategy": None, "HybridAIStrategy+oracle": journal,
+                "SampleStrategy": None, "SampleAdjustStrategy": None}
         try:
-            walls: dict[str, list[float]] = {n: [] for n in dirs}
+            walls: dict[str, list[float]] = {n: [] for n in runs}
             for _ in range(1 if quick else 2):
-                for name, path in dirs.items():
-                    walls[name].append(backtest_seconds(name, path, datadir, timerange,
-                                                        server.url, tmp))
+                for run_name, oracle_journal in runs.items():
+                    name = run_name.split("+")[0]
+                    walls[run_name].append(backtest_seconds(
+                        name, dirs[name], datadir, timerange, server.url, tmp,
+                        oracle_journal=oracle_journal))
             full_pack = backtest_seconds("HybridAIStrategy", dirs["HybridAIStrategy"], datadir,
                                          timerange, server.url, tmp, ml=True)
             df = load_pair_history(pair="BTC/USDT", timeframe="5m", datadir=datadir)
             df = df.tail(LIVE_CANDLES)
             per_call = {}
-            for name, path in dirs.items():
-                strategy = load_strategy(name, path, datadir, tmp / "offline.json")
+            for name in ("HybridAIStrategy", "SampleStrategy"):
+                strategy = load_strategy(name, dirs[name], datadir, tmp / "offline.json")
                 analyse_seconds(strategy, df, "BTC/USDT", 3)  # warm caches (1h data load)
                 per_call[name] = analyse_seconds(strategy, df, "BTC/USDT", 10 if quick else 40)
         finally:
             server.stop()
-        hybrid, sample = min(walls["HybridAIStrategy"]), min(walls["SampleStrategy"])
+        best = {name: min(w) for name, w in walls.items()}
+        hybrid, sample = best["HybridAIStrategy"], best["SampleStrategy"]
         note = f"{label}, {len(PAIRS)} pairs, {timerange}, best of {len(walls['SampleStrategy'])}"
         results.add("backtest_wall_ta_layer_vs_sample", hybrid, "s", sample, note)
+        results.add("backtest_wall_ta_oracle_vs_sample", best["HybridAIStrategy+oracle"], "s",
+                    sample, "same, oracle on (heuristic journal: gates, exits, steering)")
+        results.add("backtest_wall_ta_oracle_vs_adjust_floor", best["HybridAIStrategy+oracle"],
+                    "s", best["SampleAdjustStrategy"], "oracle on vs SampleStrategy with "
+                    "position adjustment on and a no-op adjust_trade_position (freqtrade's "
+                    "floor for partial exits); goal <= 1.15")
         results.add("backtest_wall_ta_ml_vs_sample", full_pack, "s", sample,
                     "same, with FreqAI training LightGBM weekly (one run)")
         h, s = per_call["HybridAIStrategy"], per_call["SampleStrategy"]

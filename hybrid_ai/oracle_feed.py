@@ -181,10 +181,15 @@ class OracleFeed:
         exposure = np.where(valid, merged["max_exposure"].fillna(0),
                             self.settings.fallback_max_exposure)
         focus_gate = in_focus | ~valid if self.settings.require_focus else np.ones(len(df), bool)
+        exit_bias = self.settings.exit_bias
+        wants_out = (np.array([isinstance(b, dict) and b.get(pair, 0.0) <= exit_bias
+                               for b in merged["bias"]], dtype=bool) & valid
+                     if exit_bias is not None else np.zeros(len(df), bool))
         return join_columns(df, {
             "oracle_valid": valid,
             "oracle_risk_level": rank.astype(int),
             "oracle_focus": in_focus & valid,
             "oracle_max_exposure": exposure.astype(float),
             "gate_oracle": focus_gate,
+            "oracle_exit": wants_out,
         })

@@ -46,6 +46,10 @@ class MarketView:
     frames: dict[str, pd.DataFrame] = field(default_factory=dict)
     _client: Any = field(default=None, repr=False)  # ccxt exchange (live views)
     _days: int = 32
+    # Per pair, rebuilt after every update: close times, closes and volumes as arrays, so
+    # a session costs a binary search per pair, not a pandas filter.
+    _arrays: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, repr=False)
 
     @classmethod
     def from_exchange(cls, exchange: dict[str, Any], pairs: list[str],
@@ -64,6 +68,7 @@ class MarketView:
     def update(self) -> int:
         """Fetch what is new since the last candle held (everything, the first time); for a
         data directory, re-read its files. Returns the number of candles received."""
+        self._arrays.clear()
         if self._client is None:
             self.frames.clear()
             self.__post_init__()
@@ -104,16 +109,39 @@ class MarketView:
             self.frames[pair] = df.sort_values("date").reset_index(drop=True)
 
     def closed_before(self, pair: str, at: datetime) -> pd.DataFrame:
-        df = self.frames[pair]
-        return df[df["date"] + HOUR <= pd.Timestamp(at)]
+        return self.frames[pair].iloc[: self._closed_count(pair, at)]
+
+    def _closed_count(self, pair: str, at: datetime) -> int:
+        """How many candles of ``pair`` closed at or before ``at`` (a binary search)."""
+        arrays = self._arrays.get(pair)
+        if arrays is None:
+            df = self.frames[pair]
+            arrays = self._arrays[pair] = (
+                (df["date"] + HOUR).astype("datetime64[ns, UTC]").astype("int64").to_numpy(),
+                df["close"].to_numpy(dtype=float), df["volume"].to_numpy(dtype=float))
+        return int(np.searchsorted(arrays[0], pd.Timestamp(at).as_unit("ns").value,
+                                   side="right"))
+
+    def summary(self, pair: str, at: datetime) -> tuple[dict[str, float] | None, Any]:
+        """The pair's summary from candles closed by ``at``, and the last close time."""
+        n = self._closed_count(pair, at)
+        closes, close, volume = self._arrays[pair]
+        if n == 0:
+            return None, None
+        return (summarise_arrays(close[:n], volume[:n]),
+                pd.Timestamp(int(closes[n - 1]), tz="UTC"))
 
 
 def summarise(df: pd.DataFrame) -> dict[str, float] | None:
     """Trend, momentum, volatility and volume figures from closed 1h candles."""
-    if len(df) < 24 * 8:
+    return summarise_arrays(df["close"].to_numpy(dtype=float),
+                            df["volume"].to_numpy(dtype=float))
+
+
+def summarise_arrays(close: np.ndarray, volume: np.ndarray) -> dict[str, float] | None:
+    """``summarise`` on plain arrays (oldest first): what a backfill calls per session."""
+    if len(close) < 24 * 8:
         return None
-    close = df["close"].to_numpy(dtype=float)
-    volume = df["volume"].to_numpy(dtype=float)
     rets = np.diff(np.log(close[-24 * 7 - 1:]))
     sma50 = close[-50:].mean()
     rsi = talib.RSI(close[-200:], timeperiod=14)[-1]
@@ -187,14 +215,13 @@ def build_context(view: MarketView, news: pd.DataFrame, at: datetime,
     """
     markets, newest = {}, None
     for pair in view.frames:
-        closed = view.closed_before(pair, at)
-        summary = summarise(closed)
+        summary, last_close = view.summary(pair, at)
         if summary is None:
             continue
         markets[pair] = {k: round(v, 5) for k, v in summary.items()}
-        last_close = closed["date"].iloc[-1] + HOUR
         newest = last_close if newest is None else max(newest, last_close)
-    recent = news[news["time"] < pd.Timestamp(at)].sort_values("time").tail(NEWS_ITEMS)
+    recent = (news[news["time"] < pd.Timestamp(at)].sort_values("time").tail(NEWS_ITEMS)
+              if len(news) else news)
     if len(recent):
         newest = max(newest, recent["time"].max()) if newest is not None else recent["time"].max()
     return {
@@ -204,7 +231,7 @@ def build_context(view: MarketView, news: pd.DataFrame, at: datetime,
         "markets": markets,
         "news": [{"time": t.isoformat(), "source": s, "title": ti}
                  for t, s, ti in zip(recent["time"], recent["source"], recent["title"],
-                                     strict=True)],
+                                     strict=True)] if len(recent) else [],
         "data_until": newest.isoformat() if newest is not None else None,
         **(bot or {}),
     }

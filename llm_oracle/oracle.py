@@ -53,6 +53,7 @@ class Oracle:
         self.cache_hits = 0
         self.fallbacks = 0  # sessions the heuristic answered instead (budget, no price)
         self._spent: dict[Any, float] | None = None  # USD per wall-clock UTC day
+        self._cache_entries: int | None = None  # files in cache_dir, counted once
 
     @property
     def out(self) -> Path:
@@ -115,9 +116,16 @@ class Oracle:
             return
         store.atomic_write_json(self.cache_dir / f"{phash}.json",
                                 {"reply": reply.__dict__, "paid": paid})
-        entries = sorted(self.cache_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
-        for old in entries[: max(0, len(entries) - self.settings.cache_max_entries)]:
-            old.unlink(missing_ok=True)
+        if self._cache_entries is None:
+            self._cache_entries = sum(1 for _ in self.cache_dir.glob("*.json"))
+        else:
+            self._cache_entries += 1
+        if self._cache_entries > self.settings.cache_max_entries:  # evict the oldest
+            entries = sorted(self.cache_dir.glob("*.json"), key=lambda p: p.stat().st_mtime)
+            excess = entries[: len(entries) - self.settings.cache_max_entries]
+            for old in excess:
+                old.unlink(missing_ok=True)
+            self._cache_entries = len(entries) - len(excess)
 
     # -- a session -----------------------------------------------------------------------
     def last_usable(self) -> OracleDecision | None:

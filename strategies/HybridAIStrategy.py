@@ -26,6 +26,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import talib.abstract as ta
 from freqtrade.exchange import timeframe_to_minutes
 from freqtrade.persistence import Trade
@@ -147,6 +148,7 @@ class HybridAIStrategy(IStrategy):
                 "oracle_risk_level": {"color": "crimson"},
                 "oracle_focus": {"color": "gold"},
                 "oracle_max_exposure": {"color": "slateblue"},
+                "oracle_exit": {"color": "black"},
             },
             "Gate": {"gate_approved": {"color": "green"}, "gate_ml": {"color": "teal"},
                      "gate_oracle": {"color": "gold"}},
@@ -170,10 +172,6 @@ class HybridAIStrategy(IStrategy):
         if self.settings.oracle.enabled:
             self.oracle = OracleFeed(self.settings.oracle, base_dir=Path.cwd())
             self.oracle.refresh()
-        if not self._oracle_decides or self.settings.oracle.exit_bias is None:
-            # No oracle exits possible: fall back to IStrategy's hook, which freqtrade calls
-            # without deep-copying the Trade on every candle of every open trade.
-            self.custom_exit = IStrategy.custom_exit.__get__(self)
 
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
         if self.oracle is None:
@@ -201,29 +199,31 @@ class HybridAIStrategy(IStrategy):
         return self.dp is not None and self.dp.runmode.value in ("dry_run", "live")
 
     def _apply_upper_layers(self, frame: DataFrame, pair: str, now: datetime) -> None:
-        """Recompute oracle, ML-gate and entry columns of an analysed frame, in place; its
-        last candle takes the decision in force now."""
-        tf = timedelta(minutes=timeframe_to_minutes(self.timeframe))
-        updated = self.oracle.merge(frame[["date"]].copy(), pair, tf, now=now)
-        updated[RISK_RANK] = (updated["oracle_risk_level"] if self._oracle_decides
-                              else self.settings.risk_level.rank)
-        if self.ml_enabled and "up" in frame:
-            ml_inputs = frame[["up", "do_predict"]
-                              + (["DI_values"] if "DI_values" in frame else [])].copy()
-            ml_inputs[RISK_RANK] = updated[RISK_RANK]
-            di_threshold = self.config["freqai"]["feature_parameters"].get("DI_threshold", 0)
-            updated = updated.join(add_ml_columns(ml_inputs, self.settings.ml, di_threshold)[
-                ["ml_buy_prob", "ml_confidence", "ml_target_position", "gate_ml"]])
-        for column in updated.columns.drop("date"):
+        """Recompute the upper layers' columns and the signals of an analysed frame, in
+        place; its last candle takes the decision in force now."""
+        inputs = [c for c in ("date", "up", "do_predict", "DI_values") if c in frame]
+        updated = self._upper_layers(frame[inputs].copy(), pair, now)
+        for column in updated.columns.drop(inputs):
             frame[column] = updated[column].to_numpy()
-        observed = self.settings.observe_only
-        approved = gates.approve(frame, observed)[gates.APPROVED].to_numpy()
-        frame[gates.APPROVED] = approved
         if "ta_signal" in frame:
-            entries = (frame["ta_signal"] == 1).to_numpy() & approved
-            frame["enter_long"] = entries.astype(int)
-            frame["enter_tag"] = [gates.entry_tag(frame, observed) if e else None
-                                  for e in entries]
+            self._set_entries(frame)
+        if "ta_exit" in frame:
+            self._set_exits(frame)
+
+    def _upper_layers(self, dataframe: DataFrame, pair: str, now: datetime | None) -> DataFrame:
+        """The one place the upper layers become columns: the oracle's decision in force at
+        each candle (point-in-time), the risk rank it sets, the ML gate at that risk level,
+        and the approval gate over every deciding layer."""
+        dataframe[RISK_RANK] = getattr(self, "risk_level", self.settings.risk_level).rank
+        if getattr(self, "oracle", None) is not None:
+            tf = timedelta(minutes=timeframe_to_minutes(self.timeframe))
+            dataframe = self.oracle.merge(dataframe, pair, tf, now=now)
+            if self._oracle_decides:
+                dataframe[RISK_RANK] = dataframe["oracle_risk_level"]
+        if self.ml_enabled:
+            di_threshold = self.config["freqai"]["feature_parameters"].get("DI_threshold", 0)
+            dataframe = add_ml_columns(dataframe, self.settings.ml, di_threshold)
+        return gates.approve(dataframe, self.settings.observe_only)
 
     @property
     def settings(self) -> PackSettings:
@@ -254,21 +254,11 @@ class HybridAIStrategy(IStrategy):
         if self.ml_enabled:
             dataframe = self._start_freqai(dataframe, metadata)
         dataframe = add_ta_indicators(dataframe)
-        # The risk level in force at each candle: the config's, or the oracle's decision.
-        dataframe[RISK_RANK] = getattr(self, "risk_level", self.settings.risk_level).rank
         # Upper layers add their gate_* columns (ML, oracle); then the gate combines them.
-        if getattr(self, "oracle", None) is not None:
-            tf = timedelta(minutes=timeframe_to_minutes(self.timeframe))
-            # Live, the last candle stands for "now" (entries happen now); backtests use
-            # each candle's close only.
-            now = datetime.now(UTC) if self._trading_live() else None
-            dataframe = self.oracle.merge(dataframe, metadata["pair"], tf, now=now)
-            if self._oracle_decides:
-                dataframe[RISK_RANK] = dataframe["oracle_risk_level"]
-        if self.ml_enabled:
-            di_threshold = self.config["freqai"]["feature_parameters"].get("DI_threshold", 0)
-            dataframe = add_ml_columns(dataframe, self.settings.ml, di_threshold)
-        return gates.approve(dataframe, self.settings.observe_only)
+        # Live, the last candle stands for "now" (entries happen now); backtests use each
+        # candle's close only.
+        now = datetime.now(UTC) if self._trading_live() else None
+        return self._upper_layers(dataframe, metadata["pair"], now)
 
     def _start_freqai(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         """FreqAI's predictions; live, a broken model closes only this pair's ML gate.
@@ -329,16 +319,34 @@ class HybridAIStrategy(IStrategy):
         if self.buy_trend_filter.value:
             ta_signal &= dataframe["close_1h"] > dataframe["sma50_1h"]
         dataframe["ta_signal"] = ta_signal.astype(int)
-        entries = ta_signal & dataframe[gates.APPROVED]
-        dataframe.loc[entries, ["enter_long", "enter_tag"]] = (
-            1, gates.entry_tag(dataframe, self.settings.observe_only))
+        self._set_entries(dataframe)
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         # Technical reversal: MACD crosses down while RSI is stretched.
         reversal = dataframe["macd_cross_down"] & (dataframe["rsi"] > self.sell_rsi.value)
-        dataframe.loc[reversal, ["exit_long", "exit_tag"]] = (1, "ta_reversal")
+        dataframe["ta_exit"] = reversal.astype(int)
+        self._set_exits(dataframe)
         return dataframe
+
+    def _set_entries(self, df: DataFrame) -> None:
+        """Enter where the technical signal and every deciding layer's gate agree."""
+        entries = (df["ta_signal"] == 1).to_numpy() & df[gates.APPROVED].to_numpy(bool)
+        df["enter_long"] = entries.astype(int)
+        df["enter_tag"] = np.where(entries, gates.entry_tag(df, self.settings.observe_only),
+                                   None)
+
+    def _set_exits(self, df: DataFrame) -> None:
+        """Exit on a technical reversal, or where the oracle's decision in force biases the
+        pair at or below ``hybrid_ai.oracle.exit_bias`` (a signal column: freqtrade exits at
+        the next candle's open, with no per-candle callback)."""
+        ta_exit = (df["ta_exit"] == 1).to_numpy()
+        oracle_exit = (df["oracle_exit"].to_numpy(bool)
+                       if self._oracle_decides and "oracle_exit" in df
+                       else np.zeros(len(df), bool))
+        df["exit_long"] = (ta_exit | oracle_exit).astype(int)
+        df["exit_tag"] = np.where(ta_exit, "ta_reversal",
+                                  np.where(oracle_exit, "oracle_exit", None))
 
     # --- sizing and protection ----------------------------------------------------------
     def custom_stake_amount(
@@ -398,16 +406,6 @@ class HybridAIStrategy(IStrategy):
         if mark is None or guidance.decided_at is None or guidance.decided_at > mark:
             return None
         return mark
-
-    def custom_exit(self, pair: str, trade: Trade, current_time: datetime, current_rate: float,
-                    current_profit: float, **kwargs) -> str | None:
-        """The oracle may close a trade (never open one): its decision in force biases the
-        pair at or below ``hybrid_ai.oracle.exit_bias``."""
-        if not self._oracle_decides:
-            return None
-        if self.oracle.at(current_time).wants_out(pair, self.settings.oracle.exit_bias):
-            return "oracle_exit"
-        return None
 
     def confirm_trade_entry(self, pair: str, order_type: str, amount: float, rate: float,
                             time_in_force: str, current_time: datetime, entry_tag: str | None,

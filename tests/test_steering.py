@@ -88,11 +88,12 @@ PAIRS = ["BTC/USDT", "ETH/USDT", "TRX/USDT"]
 
 
 def decision(hhmm: str, level: str, exposure: float, position: float,
-             overnight: float) -> OracleDecision:
+             overnight: float, bias: dict[str, float] | None = None) -> OracleDecision:
     at = datetime.combine(T0.date(), time.fromisoformat(hhmm), tzinfo=UTC)
     return OracleDecision(decided_at=at, valid_until=at + timedelta(hours=8), session=hhmm,
                           focus_pairs=PAIRS, risk_level=level, max_exposure=exposure,
-                          max_position=position, overnight_target=overnight, provider="test")
+                          max_position=position, overnight_target=overnight,
+                          pair_bias=bias or {}, provider="test")
 
 
 SCRIPT = [
@@ -208,3 +209,17 @@ def test_exposure_series_follows_the_trims(scripted):
     assert at["07:45"] == 0.0
     assert at["09:00"] == pytest.approx(3 * 247.5 / 1000, rel=0.01)
     assert at["10:15"] <= 0.7 * 0.99 * 1.005 and at["16:00"] == pytest.approx(0.5 * 0.99, rel=0.01)
+
+
+def test_oracle_exit_is_a_signal_that_closes_the_pair_it_turns_against(
+        real_datadir, module_exchange, tmp_path):
+    url = module_exchange(real_datadir).url
+    journal = [decision("07:00", "moderate", 0.9, 0.25, 0.9),
+               decision("12:00", "moderate", 0.9, 0.25, 0.9, bias={"ETH/USDT": -0.8})]
+    trades = {t["pair"]: t for t in steered_backtest(real_datadir, url, tmp_path, journal,
+                                                     exit_bias=-0.5)}
+    eth = trades["ETH/USDT"]
+    assert eth["exit_reason"] == "oracle_exit"
+    # The 11:55 candle closes at 12:00, when the decision is known: exit at the 12:00 open.
+    assert pd.Timestamp(eth["close_date"]) == pd.Timestamp("2024-06-10 12:00", tz="UTC")
+    assert trades["BTC/USDT"]["exit_reason"] == "force_exit"  # not biased against: held

@@ -1,7 +1,8 @@
 """HybridAIStrategy with entries forced at one candle, to test how the oracle steers open trades.
 
-Only the entry signal is replaced (and TA exits switched off); sizing, the oracle's caps,
-its trims and the partial take-profit are HybridAIStrategy's own.
+Only the entry signal is replaced (and the technical reversal exit switched off); sizing,
+the oracle's caps, its trims, its exit signal and the partial take-profit are
+HybridAIStrategy's own.
 """
 
 import sys
@@ -18,7 +19,10 @@ ENTRY_SIGNAL = pd.Timestamp("2024-06-10 07:55", tz="UTC")
 
 
 class SteeringProbe(HybridAIStrategy):
-    use_exit_signal = False
+    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        dataframe["ta_exit"] = 0  # no technical reversal; the oracle's exits stay
+        self._set_exits(dataframe)
+        return dataframe
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         dataframe.loc[dataframe["date"] == ENTRY_SIGNAL, ["enter_long", "enter_tag"]] = (1, "probe")
