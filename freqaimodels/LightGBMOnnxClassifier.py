@@ -29,6 +29,7 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
+from freqtrade.exceptions import OperationalException
 from freqtrade.freqai.base_models.BaseClassifierModel import BaseClassifierModel
 from freqtrade.freqai.data_kitchen import FreqaiDataKitchen
 from pandas import DataFrame
@@ -48,6 +49,8 @@ from hybrid_ai.settings import load_settings
 
 logger = logging.getLogger(__name__)
 
+# The one place for the model's hyperparameters; freqai.model_training_parameters in the
+# config overrides any of them (the shipped config.json leaves them here).
 DEFAULT_PARAMS: dict[str, Any] = {
     "n_estimators": 400,
     "learning_rate": 0.05,
@@ -71,6 +74,12 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
 
     def __init__(self, **kwargs) -> None:
         super().__init__(**kwargs)
+        if self.freqai_info.get("continual_learning", False):
+            # FreqAI would hand fit() the previous model to continue from; this model always
+            # trains afresh per window, so silently ignoring the setting would mislead.
+            raise OperationalException(
+                "LightGBMOnnxClassifier does not support freqai.continual_learning: every "
+                "window trains a fresh model. Set freqai.continual_learning to false.")
         self._frozen: dict[str, frozen_model.SavedModel] = {}
         update = self.dd.update_historic_data
 

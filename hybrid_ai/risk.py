@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from hybrid_ai.settings import HardLimits
 
 
@@ -27,6 +29,6 @@ def capped_stake(
     per_trade_cap = limits.max_stake_per_trade * equity
     exposure_room = limits.max_total_exposure * equity - open_exposure
     stake = min(stake, per_trade_cap, exposure_room, max_stake)
-    if stake <= 0 or (min_stake is not None and stake < min_stake):
+    if not math.isfinite(stake) or stake <= 0 or (min_stake is not None and stake < min_stake):
         return 0.0
     return stake

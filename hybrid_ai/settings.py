@@ -67,12 +67,7 @@ class MLSettings(BaseModel):
     @model_validator(mode="after")
     def _thresholds_tighten_when_conservative(self) -> MLSettings:
         t = self.buy_prob_threshold
-        missing = [lvl.value for lvl in RiskLevel if lvl not in t]
-        if missing:
-            raise ValueError(f"buy_prob_threshold lacks risk levels {missing}")
-        if not (t[RiskLevel.CONSERVATIVE] >= t[RiskLevel.MODERATE] >= t[RiskLevel.AGGRESSIVE]):
-            raise ValueError("buy_prob_threshold must not loosen as the risk level gets "
-                             "more conservative (conservative >= moderate >= aggressive)")
+        check_levels("buy_prob_threshold", t, bolder="smaller")
         if not all(0 <= v <= 1 for v in t.values()):
             raise ValueError("buy_prob_threshold values must lie in [0, 1]")
         return self
@@ -118,6 +113,9 @@ class OracleGate(BaseModel):
     def _overnight_hhmm(self) -> OracleGate:
         if self.overnight_at not in (None, "auto"):
             parse_hhmm(self.overnight_at)
+        check_levels("max_open_trades", self.max_open_trades, bolder="larger")
+        if any(v < 0 for v in self.max_open_trades.values()):
+            raise ValueError("max_open_trades must be >= 0")
         return self
 
     def overnight_time(self, config: dict[str, Any]) -> time | None:
@@ -132,6 +130,21 @@ class OracleGate(BaseModel):
         last = max(parse_hhmm(s) for s in sessions)
         moment = datetime.combine(datetime(2000, 1, 1), last) + timedelta(minutes=15)
         return moment.time()
+
+
+def check_levels(name: str, values: dict[RiskLevel, Any], bolder: str) -> None:
+    """A per-risk-level map names every level, and conservative is never looser than
+    aggressive (``bolder``: "larger" or "smaller" values are the looser ones)."""
+    missing = [lvl.value for lvl in RiskLevel if lvl not in values]
+    if missing:
+        raise ValueError(f"{name} lacks risk levels {missing} (give conservative, moderate "
+                         "and aggressive)")
+    ordered = [values[lvl] for lvl in RiskLevel]
+    if ordered != sorted(ordered, reverse=bolder == "smaller"):
+        relation = "<=" if bolder == "larger" else ">="
+        raise ValueError(f"{name} must not loosen as the risk level gets more conservative "
+                         f"(conservative {relation} moderate {relation} aggressive), got "
+                         + ", ".join(f"{lvl.value} {values[lvl]}" for lvl in RiskLevel))
 
 
 def parse_hhmm(value: str) -> time:
@@ -164,9 +177,7 @@ class PackSettings(BaseModel):
 
     @model_validator(mode="after")
     def _all_levels_priced(self) -> PackSettings:
-        missing = [lvl.value for lvl in RiskLevel if lvl not in self.stake_multipliers]
-        if missing:
-            raise ValueError(f"stake_multipliers lacks risk levels {missing}")
+        check_levels("stake_multipliers", self.stake_multipliers, bolder="larger")
         if any(m < 0 for m in self.stake_multipliers.values()):
             raise ValueError("stake_multipliers must be >= 0")
         return self

@@ -12,9 +12,10 @@ CONFIG_SECTION = "llm_oracle"
 
 def describe_errors(section: str, exc: ValidationError) -> str:
     """One line naming every bad key as it is spelled in the config file."""
-    problems = "; ".join(
-        f"{section}.{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-    )
+    def where(loc: tuple) -> str:
+        return ".".join([section, *(str(p) for p in loc)])
+
+    problems = "; ".join(f"{where(err['loc'])}: {err['msg']}" for err in exc.errors())
     return f"Invalid '{section}' config section: {problems}"
 
 
@@ -32,7 +33,6 @@ class OracleSettings(BaseModel):
     # Sessions (UTC, HH:MM); each decision holds until the next session plus a margin.
     sessions: list[str] = Field(default_factory=lambda: ["00:00", "06:00", "12:00", "18:00"])
     validity_hours: float = Field(8.0, gt=0)
-    grace_minutes: float = Field(30.0, ge=0)
     # Event trigger: an extra session when a focus pair moves this much within an hour.
     event_move: float = Field(0.05, gt=0)
     event_min_spacing_minutes: float = Field(60.0, ge=0)

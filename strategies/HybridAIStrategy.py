@@ -169,6 +169,7 @@ class HybridAIStrategy(IStrategy):
         self._steered: dict[tuple[int, datetime], set[str]] = {}
         self._sized: dict[tuple[int, datetime], int] = {}
         self._steer_failure: str | None = None
+        self._entry_faults: set[str] = set()  # entry-side failures already logged
         if self.settings.oracle.enabled:
             self.oracle = OracleFeed(self.settings.oracle, base_dir=Path.cwd())
             self.oracle.refresh()
@@ -195,6 +196,17 @@ class HybridAIStrategy(IStrategy):
                                "journal): conservative mode within the hard limits")
             self._oracle_was_valid = valid
 
+    def _entry_fault(self, where: str, pair: str, exc: Exception) -> None:
+        """Fail closed: the entry side broke, so no new entry for ``pair``; one error line
+        per distinct problem (not one per loop). Exits and stops do not pass through here.
+        Freqtrade's own wrapper would *allow* the entry on an exception, hence the catch."""
+        problem = f"{where}: {type(exc).__name__}: {exc}"
+        if problem not in getattr(self, "_entry_faults", set()):
+            self.__dict__.setdefault("_entry_faults", set()).add(problem)
+            logger.error("%s: no new entries while %s failed (%s: %s). Exits and stops keep "
+                         "working. Fix the cause named here; the pack retries every candle.",
+                         pair, where, type(exc).__name__, exc)
+
     def _trading_live(self) -> bool:
         return self.dp is not None and self.dp.runmode.value in ("dry_run", "live")
 
@@ -202,7 +214,11 @@ class HybridAIStrategy(IStrategy):
         """Recompute the upper layers' columns and the signals of an analysed frame, in
         place; its last candle takes the decision in force now."""
         inputs = [c for c in ("date", "up", "do_predict", "DI_values") if c in frame]
-        updated = self._upper_layers(frame[inputs].copy(), pair, now)
+        try:
+            updated = self._upper_layers(frame[inputs].copy(), pair, now)
+        except Exception as exc:  # fail closed: no entries from a frame we cannot gate
+            self._entry_fault("the upper layers (oracle feed, ML columns)", pair, exc)
+            updated = frame[inputs].assign(**{gates.APPROVED: False})
         for column in updated.columns.drop(inputs):
             frame[column] = updated[column].to_numpy()
         if "ta_signal" in frame:
@@ -258,7 +274,13 @@ class HybridAIStrategy(IStrategy):
         # Live, the last candle stands for "now" (entries happen now); backtests use each
         # candle's close only.
         now = datetime.now(UTC) if self._trading_live() else None
-        return self._upper_layers(dataframe, metadata["pair"], now)
+        try:
+            return self._upper_layers(dataframe, metadata["pair"], now)
+        except Exception as exc:  # fail closed: TA and exits stay, entries are gated shut
+            self._entry_fault("the upper layers (oracle feed, ML columns)", metadata["pair"],
+                              exc)
+            dataframe[gates.APPROVED] = False
+            return dataframe
 
     def _start_freqai(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         """FreqAI's predictions; live, a broken model closes only this pair's ML gate.
@@ -363,7 +385,15 @@ class HybridAIStrategy(IStrategy):
         **kwargs,
     ) -> float:
         """Freqtrade's stake x risk-level multiplier x ML target position, within the hard
-        caps, tightened by the oracle's max_exposure (0 = skip)."""
+        caps, tightened by the oracle's max_exposure (0 = skip; any failure: 0)."""
+        try:
+            return self._stake(pair, current_time, proposed_stake, min_stake, max_stake)
+        except Exception as exc:
+            self._entry_fault("stake sizing", pair, exc)
+            return 0.0
+
+    def _stake(self, pair: str, current_time: datetime, proposed_stake: float,
+               min_stake: float | None, max_stake: float) -> float:
         level, limits = self.risk_level, self.settings.limits
         if self._oracle_decides:
             level = self.oracle.at(current_time).risk_level
@@ -410,7 +440,15 @@ class HybridAIStrategy(IStrategy):
     def confirm_trade_entry(self, pair: str, order_type: str, amount: float, rate: float,
                             time_in_force: str, current_time: datetime, entry_tag: str | None,
                             side: str, **kwargs) -> bool:
-        """Last check against the oracle's latest word: focus and open-trade slots."""
+        """Last check against the oracle's latest word: focus and open-trade slots (any
+        failure: refused)."""
+        try:
+            return self._confirm(pair, current_time)
+        except Exception as exc:
+            self._entry_fault("the entry confirmation", pair, exc)
+            return False
+
+    def _confirm(self, pair: str, current_time: datetime) -> bool:
         if not self._oracle_decides:
             return True
         guidance = self.oracle.at(current_time)

@@ -139,8 +139,9 @@ def test_oracle_journal_gates_pairs_and_sizes_stakes(real_datadir, module_exchan
     assert not any(t["pair"] == "ETH/USDT" and in_window(t) for t in trades)
     assert any(t["pair"] == "ETH/USDT" and not in_window(t) for t in trades)
     assert {t["enter_tag"] for t in trades} == {"ta+oracle"}
-    inside = [t["stake_amount"] for t in trades if in_window(t)]
-    outside = [t["stake_amount"] for t in trades if not in_window(t)]
+    # Entry stakes (max_stake_amount: trims and the partial take-profit shrink a trade later).
+    inside = [t["max_stake_amount"] for t in trades if in_window(t)]
+    outside = [t["max_stake_amount"] for t in trades if not in_window(t)]
     # Equal share of a ~1000 USDT wallet over 4 slots is ~250: conservative takes half of it
     # at most, aggressive asks 1.5x and meets the 25 % per-trade cap.
     assert inside and outside

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from conftest import backtest_in_process
 
+from llm_oracle.schema import OracleDecision
 from local_exchange.synthetic import resample
 
 ENTRY_SIGNAL = pd.Timestamp("2024-01-03 00:00", tz="UTC")
@@ -134,3 +135,58 @@ def test_stakes_follow_risk_level_within_hard_caps(moderate, scenario_dir, modul
                       {"risk_level": "aggressive", "limits": {"max_stake_per_trade": 0.10}})
     for trade in capped.values():
         assert trade["stake_amount"] <= 0.10 * 1000 + 1e-6
+
+
+# --- faults: the entry side fails closed, the exit side keeps the stops -----------------------
+def fault_backtest(scenario_dir: Path, url: str, tmp: Path, fault: str,
+                   caplog: pytest.LogCaptureFixture) -> dict:
+    journal = tmp / "journal.jsonl"
+    journal.write_text(OracleDecision(
+        decided_at=ENTRY_SIGNAL - pd.Timedelta(days=1), valid_until=ENTRY_SIGNAL
+        + pd.Timedelta(days=2), session="t", focus_pairs=list(SCENARIOS), risk_level="moderate",
+        max_exposure=0.9, overnight_target=0.9, provider="test").model_dump_json() + "\n")
+    trades = backtest_in_process("FaultProbe", scenario_dir, url, tmp, {
+        "fault_probe": fault,
+        "exchange": {"pair_whitelist": list(SCENARIOS)},
+        "freqai": {"enabled": False},
+        "hybrid_ai": {"oracle": {"enabled": True, "source": str(journal),
+                                 "overnight_at": None}},
+    }, "20240102-20240104")
+    return {t["pair"]: t for t in trades}
+
+
+def test_without_a_fault_the_probe_enters_every_pair(scenario_dir, module_exchange, tmp_path,
+                                                     caplog):
+    # The control for the fault runs below: the same gate, sizing and confirmation pass.
+    trades = fault_backtest(scenario_dir, module_exchange(scenario_dir).url, tmp_path, "none",
+                            caplog)
+    assert set(trades) == set(SCENARIOS)
+
+
+@pytest.mark.parametrize(("fault", "where"), [
+    ("merge", "the upper layers"),
+    ("ml_column", "the upper layers"),
+    ("stake", "stake sizing"),
+    ("confirm_map", "the entry confirmation"),
+])
+def test_entry_side_faults_mean_no_entry_and_one_line_saying_why(
+        scenario_dir, module_exchange, tmp_path, caplog, fault, where):
+    url = module_exchange(scenario_dir).url
+    with caplog.at_level("ERROR"):
+        trades = fault_backtest(scenario_dir, url, tmp_path, fault, caplog)
+    assert trades == {}  # freqtrade's wrappers would have let these entries through
+    lines = [r.getMessage() for r in caplog.records if "no new entries" in r.getMessage()]
+    assert lines and all(where in line for line in lines)
+    assert len(lines) == len(set(lines))  # one line per distinct problem, not per candle
+
+
+def test_a_broken_exit_side_never_blocks_the_stops(scenario_dir, module_exchange, tmp_path,
+                                                    caplog):
+    url = module_exchange(scenario_dir).url
+    with caplog.at_level("ERROR"):
+        trades = fault_backtest(scenario_dir, url, tmp_path, "steer", caplog)
+    assert trades["HARD/USDT"]["exit_reason"] == "stop_loss"
+    assert trades["HARD/USDT"]["close_rate"] == pytest.approx(90.0)
+    assert trades["TRAIL/USDT"]["exit_reason"] == "trailing_stop_loss"
+    steering = [r for r in caplog.records if "oracle steering failed" in r.getMessage()]
+    assert len(steering) == 1  # once, although every candle of every trade hit it

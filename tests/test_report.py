@@ -46,10 +46,11 @@ def test_report_files_render(report):
     for section in ("Verdict", "Variants vs buy &amp; hold", "Per-layer attribution",
                     "ML calibration", "Frozen model vs walk-forward", "Lookahead"):
         assert section in page
-    assert page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/png;base64,") == 4
+    assert "Oracle trims of open trades" in page
     # freqtrade's analyses ran (in their own user dir: they delete models/<identifier>).
     assert "has_bias" in page and "400 (from strategy)" in page and "exit code" not in page
-    for png in ("equity.png", "drawdown.png", "calibration.png"):
+    for png in ("equity.png", "drawdown.png", "calibration.png", "exposure.png"):
         assert (report / png).read_bytes()[:4] == b"\x89PNG"
     assert (report / "summary.md").read_text().startswith("# Hybrid-AI ablation")
     browser = next((b for b in ("chromium", "chromium-headless-shell", "chromium-browser",
