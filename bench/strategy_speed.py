@@ -75,7 +75,8 @@ def backtest_seconds(name: str, strategy_path: Path, datadir: Path, timerange: s
     cmd = [sys.executable, "-m", "freqtrade", "backtesting", "-c", str(REPO / "config.json"),
            "-c", str(overlay), "-c", str(layers), "--userdir", str(userdir), "--strategy", name,
            "--strategy-path", str(strategy_path), "--datadir", str(datadir),
-           "--timerange", timerange, "--pairs", *pairs, "--cache", "none", "--export", "none"]
+           "--timerange", timerange, "--pairs", *pairs, "--cache", "none", "--export", "none",
+           "--enable-protections"]  # as live runs (SampleStrategy defines none: no cost there)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
     elapsed = time.perf_counter() - start

@@ -115,7 +115,8 @@ def run_variant(variant: Variant, workdir: Path, datadir: Path, exchange_url: st
     cmd = [sys.executable, "-m", "freqtrade", "backtesting", "-c", str(CONFIG),
            "-c", str(offline), "-c", str(overlay), "--userdir", str(workdir),
            "--datadir", str(datadir), "--timerange", variant.timerange, "--cache", "none",
-           "--export", "signals", "--backtest-directory", str(vdir)]
+           "--export", "signals", "--backtest-directory", str(vdir),
+           "--enable-protections"]  # as the live bot always runs them
     if pairs:
         cmd += ["--pairs", *pairs]
     started = time.monotonic()

@@ -58,8 +58,9 @@ def md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def verdicts(table: pd.DataFrame) -> list[str]:
-    """Plain statements from the numbers: does each layer improve on the one below?"""
+def verdicts(table: pd.DataFrame, curves: dict[str, pd.Series]) -> list[str]:
+    """Plain statements from the numbers: does each layer improve on the one below? Each
+    difference carries its bootstrap 90 % interval; spanning zero means "inconclusive"."""
     rows = table.set_index("variant")
     said = []
     for lower, upper, layer in (("ta", "ta+ml", "The ML layer"),
@@ -68,24 +69,25 @@ def verdicts(table: pd.DataFrame) -> list[str]:
         if lower not in rows.index or upper not in rows.index:
             continue
         a, b = rows.loc[lower], rows.loc[upper]
-        better = {"return": b["total_return"] > a["total_return"],
-                  "drawdown": b["max_drawdown"] < a["max_drawdown"],
-                  "Sharpe": b["sharpe"] > a["sharpe"]}
-        if all(better.values()):
-            verdict = "helps on this data (better return, drawdown and Sharpe)"
-        elif not any(better.values()):
-            verdict = "does not help on this data (worse return, drawdown and Sharpe)"
+        diff = rm.compare(curves[lower], curves[upper])
+        calls = {"return": rm.call(diff["return"], "higher"),
+                 "drawdown": rm.call(diff["drawdown"], "lower"),
+                 "Sharpe": rm.call(diff["sharpe"], "higher")}
+        parts = []
+        for (name, (point, low, high)), unit in zip(diff.items(), ("%", "pp", ""), strict=True):
+            scale = 1 if name == "sharpe" else 100
+            parts.append(f"{name} {point * scale:+.2f}{unit} [{low * scale:+.2f}, "
+                         f"{high * scale:+.2f}] {calls[name.replace('sharpe', 'Sharpe')]}")
+        if all(c == "inconclusive" for c in calls.values()):
+            verdict = "makes no difference the data can tell (inconclusive)"
         else:
-            verdict = ("is mixed on this data: better " + ", ".join(k for k, v in better.items()
-                                                                  if v)
-                       + "; worse " + ", ".join(k for k, v in better.items() if not v))
-        if min(a["trades"], b["trades"]) < 30:
-            verdict += " (under 30 trades: weak evidence either way)"
+            verdict = "; ".join(f"{k} {v}" for k, v in calls.items() if v != "inconclusive")
         said.append(
-            f"{layer} {verdict}: {upper} {b['total_return'] * 100:+.2f} % (Sharpe "
-            f"{b['sharpe']:.2f}, max drawdown {b['max_drawdown'] * 100:.2f} %, {b['trades']:.0f} "
-            f"trades) vs {lower} {a['total_return'] * 100:+.2f} % (Sharpe {a['sharpe']:.2f}, "
-            f"max drawdown {a['max_drawdown'] * 100:.2f} %, {a['trades']:.0f} trades).")
+            f"{layer}: {verdict}. {upper} vs {lower} (daily mark-to-market, 90 % block "
+            f"bootstrap): {'; '.join(parts)}. {upper} {b['total_return'] * 100:+.2f} %, "
+            f"{b['trades']:.0f} trades, exposure {b['exposure'] * 100:.1f} %; {lower} "
+            f"{a['total_return'] * 100:+.2f} %, {a['trades']:.0f} trades, exposure "
+            f"{a['exposure'] * 100:.1f} %.")
     return said
 
 
@@ -99,7 +101,7 @@ def chart_equity(curves: dict[str, pd.Series], journal: Path, out: Path) -> Path
     ax.set_ylabel("return %")
     ax.axhline(0, color="grey", lw=0.6)
     ax.legend(loc="best", fontsize=8)
-    ax.set_title("Equity (closed trades) vs buy & hold")
+    ax.set_title("Equity (marked to market) vs buy & hold")
     decisions = [d for d in read_journal(journal) if d.usable]
     start, end = next(iter(curves.values())).index[[0, -1]]
     decisions = [d for d in decisions if start <= pd.Timestamp(d.decided_at) <= end]
@@ -267,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         config["hybrid_ai"]["ml"]["label_cost"], freqai["train_period_days"])
     charts["calibration"] = chart_calibration(calibration.reset_index(drop=True),
                                               out / "calibration.png")
-    said = verdicts(table)
+    said = verdicts(table, curves)
     wall = time.monotonic() - started
 
     title = f"Hybrid-AI ablation, {len(pairs)} pairs, {timerange}"

@@ -1,9 +1,12 @@
-"""Numbers of the ablation report, all computed one way for strategies and benchmarks.
+"""Numbers of the ablation report, all from freqtrade's own results and metric functions.
 
-Equity is the starting balance plus the profit of closed trades (freqtrade's own
-``plot-profit`` view), sampled daily; buy-and-hold is the price index. From a daily
-equity series: total and annualised return (CAGR), max drawdown, Sharpe and Sortino
-(daily returns, x sqrt(365), no risk-free rate), Calmar (CAGR / max drawdown).
+Equity is marked to market: freqtrade's backtest wallet snapshots (every open position at
+the candle's open rate, exported as ``*_wallet.feather``), the same series freqtrade's own
+"wallet based metrics" come from. Sharpe, Sortino, Calmar and max drawdown are freqtrade's
+(``freqtrade.data.metrics.*_from_balance``), for the strategies and for buy-and-hold alike;
+total return is freqtrade's ``profit_total``. Differences between variants carry a block
+bootstrap interval (``compare``), and a difference whose interval spans zero is
+"inconclusive".
 """
 
 from __future__ import annotations
@@ -14,13 +17,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from freqtrade.data.btanalysis import (
+    get_backtest_wallet_change,
+    get_latest_backtest_filename,
     load_backtest_analysis_data,
     load_backtest_data,
     load_backtest_stats,
 )
 from freqtrade.data.history import load_pair_history
+from freqtrade.data.metrics import (
+    calculate_cagr,
+    calculate_calmar_from_balance,
+    calculate_max_drawdown_from_balance,
+    calculate_sharpe_from_balance,
+    calculate_sortino_from_balance,
+)
 
 STRATEGY = "HybridAIStrategy"
+BLOCK_DAYS = 7  # bootstrap blocks keep a week of daily returns together (autocorrelation)
+RESAMPLES = 2000
 
 
 @dataclass
@@ -34,6 +48,7 @@ class Run:
     start: pd.Timestamp
     end: pd.Timestamp
     starting_balance: float
+    equity: pd.Series | None = None  # mark-to-market wallet value per snapshot
 
 
 def load_run(name: str, result_dir: Path) -> Run:
@@ -43,19 +58,25 @@ def load_run(name: str, result_dir: Path) -> Run:
         signals = load_backtest_analysis_data(result_dir, "signals").get(STRATEGY, {})
     except (FileNotFoundError, ValueError):
         signals = {}
+    zip_path = result_dir / get_latest_backtest_filename(result_dir)
+    wallet = get_backtest_wallet_change(zip_path, STRATEGY)
+    equity = None
+    if wallet is not None and len(wallet):
+        equity = (wallet.assign(total_quote=wallet["rate"] * wallet["balance"])
+                  .groupby("date")["total_quote"].sum().sort_index())
     return Run(name, trades, stats, signals,
                pd.Timestamp(stats["backtest_start"], tz="UTC"),
                pd.Timestamp(stats["backtest_end"], tz="UTC"),
-               float(stats["starting_balance"]))
+               float(stats["starting_balance"]), equity)
 
 
 def daily_equity(run: Run) -> pd.Series:
+    """End-of-day mark-to-market equity (open positions valued at that day's last candle)."""
     days = pd.date_range(run.start.normalize(), run.end.normalize(), freq="D", tz="UTC")
-    if run.trades.empty:
+    if run.equity is None or run.equity.empty:  # no snapshot at all: nothing ever traded
         return pd.Series(run.starting_balance, index=days)
-    pnl = run.trades.set_index("close_date")["profit_abs"].sort_index()
-    daily = pnl.groupby(pnl.index.normalize()).sum().reindex(days, fill_value=0.0)
-    return run.starting_balance + daily.cumsum()
+    daily = run.equity.resample("1D").last()
+    return daily.reindex(days).ffill().fillna(run.starting_balance)
 
 
 def buy_and_hold(datadir: Path, pairs: list[str], start: pd.Timestamp,
@@ -75,24 +96,29 @@ def buy_and_hold(datadir: Path, pairs: list[str], start: pd.Timestamp,
     return pd.concat(curves, axis=1).ffill().mean(axis=1)
 
 
-def series_metrics(equity: pd.Series) -> dict[str, float]:
+def balance_frame(equity: pd.Series) -> pd.DataFrame:
+    """An equity series in the shape freqtrade's balance metrics read."""
+    return pd.DataFrame({"date": equity.index, "total_quote": equity.to_numpy(dtype=float)})
+
+
+def series_metrics(equity: pd.Series, total_return: float | None = None) -> dict[str, float]:
+    """freqtrade's balance-based metrics of an equity series (snapshots or daily marks)."""
     equity = equity.dropna()
-    returns = equity.pct_change().dropna()
+    wallet = balance_frame(equity)
+    start, end = float(equity.iloc[0]), float(equity.iloc[-1])
     days = max((equity.index[-1] - equity.index[0]).days, 1)
-    total = equity.iloc[-1] / equity.iloc[0] - 1
-    cagr = (1 + total) ** (365 / days) - 1 if total > -1 else -1.0
-    drawdown = 1 - equity / equity.cummax()
-    max_dd = float(drawdown.max())
-    std = returns.std()
-    downside = returns[returns < 0]
-    down_std = float(np.sqrt((downside**2).sum() / max(len(returns), 1)))
+    total = end / start - 1 if total_return is None else total_return
+    try:
+        max_dd = float(calculate_max_drawdown_from_balance(wallet).relative_account_drawdown)
+    except ValueError:  # flat or too short: no drawdown to speak of
+        max_dd = 0.0
     return {
         "total_return": float(total),
-        "cagr": float(cagr),
+        "cagr": float(calculate_cagr(days, start, start * (1 + total))),
         "max_drawdown": max_dd,
-        "sharpe": float(returns.mean() / std * np.sqrt(365)) if std > 0 else 0.0,
-        "sortino": float(returns.mean() / down_std * np.sqrt(365)) if down_std > 0 else 0.0,
-        "calmar": float(cagr / max_dd) if max_dd > 0 else 0.0,
+        "sharpe": float(calculate_sharpe_from_balance(wallet)),
+        "sortino": float(calculate_sortino_from_balance(wallet)),
+        "calmar": float(calculate_calmar_from_balance(wallet)),
     }
 
 
@@ -116,7 +142,12 @@ def trade_metrics(run: Run) -> dict[str, float]:
 
 
 def variant_row(run: Run) -> dict[str, float | str]:
-    return {"variant": run.name, **series_metrics(daily_equity(run)), **trade_metrics(run)}
+    """freqtrade's figures for one run: profit_total and its wallet-based (mark-to-market)
+    metrics, as ``freqtrade backtesting`` prints them, plus exposure and trade counts."""
+    equity = run.equity if run.equity is not None and len(run.equity) > 1 else daily_equity(run)
+    return {"variant": run.name,
+            **series_metrics(equity, total_return=float(run.stats["profit_total"])),
+            **trade_metrics(run)}
 
 
 def benchmark_row(name: str, index: pd.Series) -> dict[str, float | str]:
@@ -161,10 +192,16 @@ def attribution(ta: Run, timeframe: pd.Timedelta) -> pd.DataFrame:
             else np.nan,
             "blocked_mean_profit_pct": float(blocked["profit_ratio"].mean() * 100)
             if len(blocked) else np.nan,
+            "passed": len(passed),
             "passed_profit_abs": float(passed["profit_abs"].sum()),
             "passed_mean_profit_pct": float(passed["profit_ratio"].mean() * 100)
             if len(passed) else np.nan,
         })
+        diff = mean_difference(passed["profit_ratio"].to_numpy(),
+                               blocked["profit_ratio"].to_numpy())
+        rows[-1].update({"passed_minus_blocked_pct": diff[0] * 100,
+                         "ci90_low_pct": diff[1] * 100, "ci90_high_pct": diff[2] * 100,
+                         "selection": call(diff, "higher")})
     return pd.DataFrame(rows)
 
 
@@ -222,3 +259,67 @@ def exposure_series(run: Run, freq: str = "1h") -> pd.Series:
     held = flows.groupby(level=0).sum().cumsum().clip(lower=0)
     return (held.reindex(index.union(held.index)).ffill().fillna(0.0).reindex(index)
             / run.starting_balance)
+
+
+def _blocks(n: int, rng: np.random.Generator, resamples: int) -> np.ndarray:
+    """Moving-block bootstrap indices, ``resamples`` x ``n``."""
+    block = min(BLOCK_DAYS, n)
+    starts = rng.integers(0, n - block + 1, size=(resamples, -(-n // block)))
+    idx = (starts[:, :, None] + np.arange(block)).reshape(resamples, -1)[:, :n]
+    return idx
+
+
+def _max_dd(paths: np.ndarray) -> np.ndarray:
+    """Max drawdown (fraction) of each row of equity paths."""
+    peak = np.maximum.accumulate(paths, axis=1)
+    return (1 - paths / peak).max(axis=1)
+
+
+def compare(lower: pd.Series, upper: pd.Series, seed: int = 0,
+            resamples: int = RESAMPLES) -> dict[str, tuple[float, float, float]]:
+    """Upper minus lower on daily mark-to-market equity: total return, max drawdown and
+    Sharpe, each (point, 5 %, 95 %) from a paired moving-block bootstrap of the days."""
+    a = lower.pct_change().dropna().to_numpy()
+    b = upper.pct_change().dropna().reindex(lower.pct_change().dropna().index).fillna(0.0)
+    b = b.to_numpy()
+    idx = _blocks(len(a), np.random.default_rng(seed), resamples)
+    ra, rb = a[idx], b[idx]
+
+    def total(r: np.ndarray) -> np.ndarray:
+        return np.prod(1 + r, axis=-1) - 1
+
+    def sharpe(r: np.ndarray) -> np.ndarray:
+        sd = r.std(axis=-1)
+        return np.where(sd > 0, r.mean(axis=-1) / np.where(sd > 0, sd, 1) * np.sqrt(365), 0.0)
+
+    def dd(r: np.ndarray) -> np.ndarray:
+        return _max_dd(np.cumprod(1 + np.atleast_2d(r), axis=-1))
+
+    out = {}
+    for name, fn in (("return", total), ("drawdown", dd), ("sharpe", sharpe)):
+        diffs = fn(rb) - fn(ra)
+        point = float(np.atleast_1d(fn(b) - fn(a))[0])
+        low, high = np.percentile(diffs, [5, 95])
+        out[name] = (point, float(low), float(high))
+    return out
+
+
+def mean_difference(passed: np.ndarray, blocked: np.ndarray, seed: int = 0,
+                    resamples: int = RESAMPLES) -> tuple[float, float, float]:
+    """Mean of ``passed`` minus mean of ``blocked`` with a bootstrap 90 % interval."""
+    if len(passed) == 0 or len(blocked) == 0:
+        return (np.nan, np.nan, np.nan)
+    rng = np.random.default_rng(seed)
+    p = rng.choice(passed, (resamples, len(passed))).mean(axis=1)
+    b = rng.choice(blocked, (resamples, len(blocked))).mean(axis=1)
+    low, high = np.percentile(p - b, [5, 95])
+    return (float(passed.mean() - blocked.mean()), float(low), float(high))
+
+
+def call(point_low_high: tuple[float, float, float], better_if: str) -> str:
+    """'better' / 'worse' when the interval excludes zero, else 'inconclusive'."""
+    _, low, high = point_low_high
+    if np.isnan(low) or low <= 0 <= high:
+        return "inconclusive"
+    up = low > 0
+    return "better" if up == (better_if == "higher") else "worse"

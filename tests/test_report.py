@@ -37,6 +37,27 @@ def test_report_compares_every_variant_with_buy_and_hold(report):
         assert row["ta_entries"] == ta["trades"] and 0 <= row["blocked"] <= ta["trades"]
     assert [v["variant"] for v in metrics["late"]] == ["walk-forward (late)", "frozen (late)"]
     assert 0.0 < metrics["ml"]["auc"] < 1.0 and metrics["verdicts"]
+    for verdict in metrics["verdicts"]:  # every stated difference carries its interval
+        assert "[" in verdict and "trades" in verdict
+
+
+def test_report_figures_are_freqtraders_own_and_marked_to_market(report):
+    """The ta row equals what freqtrade backtesting printed for the same run: profit_total,
+    trades, and the wallet-based (mark-to-market) max drawdown, with protections on."""
+    from freqtrade.data.btanalysis import load_backtest_stats
+
+    metrics = json.loads((report / "metrics.json").read_text())
+    ta = next(v for v in metrics["variants"] if v["variant"] == "ta")
+    stats = load_backtest_stats(report / "work" / "runs" / "ta")["strategy"]["HybridAIStrategy"]
+    assert ta["total_return"] == pytest.approx(stats["profit_total"])
+    assert ta["trades"] == stats["total_trades"]
+    wallet = stats["wallet_stats"]
+    assert ta["max_drawdown"] == pytest.approx(wallet["max_drawdown_account"])
+    assert ta["sharpe"] == pytest.approx(wallet["sharpe"])
+    # Marked to market: at least as deep as the closed-trades-only drawdown freqtrade reports.
+    assert ta["max_drawdown"] >= stats["max_drawdown_account"] - 1e-9
+    log = (report / "work" / "runs" / "ta" / "freqtrade.log").read_text()
+    assert "--enable-protections detected" in log  # as the live bot runs them
     frozen_log = (report / "work" / "runs" / "frozen_late" / "freqtrade.log").read_text()
     assert "frozen model from" in frozen_log and "Starting training" not in frozen_log
 
