@@ -272,6 +272,8 @@ class Oracle:
         decisions = []
         for i, (at, name) in enumerate(times, 1):
             decision = self.decide(at, name, previous=previous, use_cache=True)
+            lag = max(self.settings.backfill_latency_s, decision.latency_s)
+            decision = decision.model_copy(update={"decided_at": at + timedelta(seconds=lag)})
             decisions.append(decision)
             previous = decision if decision.usable else previous
             if progress and (i % 100 == 0 or i == len(times)):

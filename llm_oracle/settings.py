@@ -33,6 +33,10 @@ class OracleSettings(BaseModel):
     # Sessions (UTC, HH:MM); each decision holds until the next session plus a margin.
     sessions: list[str] = Field(default_factory=lambda: ["00:00", "06:00", "12:00", "18:00"])
     validity_hours: float = Field(8.0, gt=0)
+    # Backfilled decisions count as made this long after their session (or the measured
+    # latency, if longer): a candle that closed while the LLM was still answering never
+    # sees the answer. Live sessions stamp the real arrival time.
+    backfill_latency_s: float = Field(60.0, ge=0)
     # Event trigger: an extra session when a focus pair moves this much within an hour.
     event_move: float = Field(0.05, gt=0)
     event_min_spacing_minutes: float = Field(60.0, ge=0)

@@ -580,3 +580,18 @@ def test_http_client_loggers_stay_quiet_even_verbose(market, tmp_path, fake, mon
     assert "HTTP Request" not in proc.stderr and "POST" not in proc.stderr
     assert "sk-never-in-a-log" not in proc.stderr + proc.stdout
     assert len(fake.requests) == 1
+
+
+def test_a_decision_never_reaches_a_candle_that_closed_while_the_llm_answered(
+        market, tmp_path, fake):
+    oracle = make_oracle(market, tmp_path, fake, backfill_latency_s=120)
+    decisions = oracle.backfill(AT - timedelta(days=1), AT, progress=False)
+    assert all(d.decided_at.second == 0 and d.decided_at.minute == 2 for d in decisions)
+    feed = OracleFeed(OracleGate(enabled=True, source=str(tmp_path / store.JOURNAL)))
+    feed.refresh()
+    session = decisions[-1].decided_at - timedelta(seconds=120)  # 18:00, asked then
+    prior = decisions[-2].decided_at
+    # The candle closing at 18:00 or 18:01 still sees the 12:00 decision; 18:05 the new one.
+    assert feed.at(session).decided_at == prior
+    assert feed.at(session + timedelta(minutes=1)).decided_at == prior
+    assert feed.at(session + timedelta(minutes=5)).decided_at == decisions[-1].decided_at

@@ -29,11 +29,39 @@ def test_settings_defaults_and_config_values():
         ({"limits": {"max_total_exposure": 1.5}}, "hybrid_ai.limits.max_total_exposure"),
         ({"limits": {"max_stake": 0.1}}, "hybrid_ai.limits.max_stake"),
         ({"stake_multipliers": {"moderate": 1.0}}, "lacks risk levels"),
+        ({"stake_multipliers": {"conservative": 2, "moderate": 1, "aggressive": 1.5}},
+         "stake_multipliers must not loosen"),
+        ({"oracle": {"max_open_trades": {"conservative": 2, "moderate": 3}}},
+         "max_open_trades lacks risk levels"),
+        ({"oracle": {"max_open_trades": {"conservative": 5, "moderate": 3, "aggressive": 4}}},
+         "max_open_trades must not loosen"),
+        ({"ml": {"buy_prob_threshold": {"conservative": 0.3, "moderate": 0.45,
+                                        "aggressive": 0.4}}}, "buy_prob_threshold must not"),
+        ({"oracle": {"grace": 5}}, "hybrid_ai.oracle.grace"),
+        ({"oracle": {"overnight_at": "25:00"}}, "not HH:MM"),
     ],
 )
 def test_bad_settings_name_the_key_to_fix(section, fragment):
     with pytest.raises(SettingsError, match=fragment.replace(".", r"\.")):
         load_settings({"hybrid_ai": section})
+
+
+def test_settings_unknown_oracle_keys_are_refused():
+    from llm_oracle.settings import OracleSettingsError, load_oracle_settings
+
+    with pytest.raises(OracleSettingsError, match=r"llm_oracle\.grace_minutes"):
+        load_oracle_settings({"llm_oracle": {"grace_minutes": 30}})  # nothing read it
+
+
+def test_continual_learning_is_refused(tmp_path):
+    from lab.ml_offline import load_config, model_class
+
+    config = load_config(tmp_path, "cl-test")
+    config["freqai"]["continual_learning"] = True
+    from freqtrade.exceptions import OperationalException
+
+    with pytest.raises(OperationalException, match="continual_learning"):
+        model_class()(config=config)
 
 
 LIMITS = HardLimits(max_stake_per_trade=0.25, max_total_exposure=0.9)
