@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Real candles for tests and benchmarks, when present (CI has them); tests skip without.
 export HYBRID_AI_SHARED_DATA ?= $(abspath ../shared/data/binance)
 
-.PHONY: venv demo live report test test-fast lint bench ml-quality clean
+.PHONY: venv demo live report walkforward test test-fast lint bench ml-quality clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ live: $(STAMP)
 
 report: $(STAMP)
 	$(PY) -m lab.report $(REPORT_ARGS)
+
+walkforward: $(STAMP)
+	$(PY) -m lab.walkforward $(WALKFORWARD_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)

@@ -11,6 +11,7 @@ bootstrap interval (``compare``), and a difference whose interval spans zero is
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,11 +55,12 @@ class Run:
 def load_run(name: str, result_dir: Path) -> Run:
     stats = load_backtest_stats(result_dir)["strategy"][STRATEGY]
     trades = load_backtest_data(result_dir, STRATEGY)
-    try:
-        signals = load_backtest_analysis_data(result_dir, "signals").get(STRATEGY, {})
-    except (FileNotFoundError, ValueError):
-        signals = {}
     zip_path = result_dir / get_latest_backtest_filename(result_dir)
+    signals = {}
+    with zipfile.ZipFile(zip_path) as archive:  # only runs exported with --export signals
+        has_signals = any(n.endswith("_signals.pkl") for n in archive.namelist())
+    if has_signals:
+        signals = load_backtest_analysis_data(result_dir, "signals").get(STRATEGY, {})
     wallet = get_backtest_wallet_change(zip_path, STRATEGY)
     equity = None
     if wallet is not None and len(wallet):

@@ -6,8 +6,8 @@ Every candle:
   2. ML layer (when ``freqai.enabled``): FreqAI trains LightGBM on the features below and
      predicts through ONNX Runtime (``freqaimodels/LightGBMOnnxClassifier.py``):
      ``ml_buy_prob``, ``ml_confidence``, ``ml_target_position`` and the ``gate_ml`` column.
-  3. A technical entry signal (RSI oversold and recovering, MACD golden cross, price back
-     above the Bollinger middle band, enough volume, 1h trend up).
+  3. A technical entry signal from one rule family (``hybrid_ai.entries``: oversold
+     recovery, breakout, pullback in trend; enough volume, 1h trend up).
   4. The approval gate: upper layers (ML, LLM oracle) add ``gate_*`` columns; the signal
      trades only where all of them approve (see ``hybrid_ai.gates``).
   5. Capital protection that no upper layer can loosen: hard stoploss -10 %, trailing
@@ -32,6 +32,7 @@ from freqtrade.exchange import timeframe_to_minutes
 from freqtrade.persistence import Trade
 from freqtrade.strategy import (
     BooleanParameter,
+    CategoricalParameter,
     DecimalParameter,
     IntParameter,
     IStrategy,
@@ -39,7 +40,7 @@ from freqtrade.strategy import (
 )
 from pandas import DataFrame
 
-from hybrid_ai import gates
+from hybrid_ai import entries, gates
 from hybrid_ai.indicators import add_ta_indicators
 from hybrid_ai.ml import features as ml_features
 from hybrid_ai.ml.signals import RISK_RANK, add_ml_columns
@@ -98,7 +99,12 @@ class HybridAIStrategy(IStrategy):
     order_time_in_force = {"entry": "GTC", "exit": "GTC"}
 
     # --- hyperopt parameters ------------------------------------------------------------
+    # Which entry rule family proposes trades (hybrid_ai.entries); walk-forward optimisation
+    # (make walkforward) chooses it and the thresholds on in-sample windows only.
+    buy_family = CategoricalParameter(list(entries.FAMILIES), default="oversold_recovery",
+                                      space="buy")
     buy_rsi = IntParameter(20, 45, default=35, space="buy")
+    buy_pullback_rsi = IntParameter(35, 55, default=45, space="buy")
     buy_rsi_lookback = IntParameter(3, 24, default=12, space="buy")
     buy_macd_window = IntParameter(1, 6, default=3, space="buy")
     buy_volume_ratio = DecimalParameter(0.5, 2.0, default=0.8, decimals=1, space="buy")
@@ -107,16 +113,41 @@ class HybridAIStrategy(IStrategy):
     sell_rsi = IntParameter(55, 85, default=68, space="sell")
     sell_partial_tp = DecimalParameter(0.02, 0.10, default=0.04, decimals=3, space="sell")
 
+    protect_cooldown = IntParameter(1, 12, default=3, space="protection")
+    protect_stop_limit = IntParameter(2, 6, default=3, space="protection")
+    protect_stop_candles = IntParameter(24, 144, default=72, space="protection")
+
+    class HyperOpt:
+        """Sane bounds for the protective exits when hyperopt tunes them: the hard stop
+        between -15 % and -6 %, the trail 3-8 % off the high, armed 0.5-5 % above that."""
+
+        @staticmethod
+        def stoploss_space():
+            from freqtrade.optimize.space import SKDecimal
+
+            return [SKDecimal(-0.15, -0.06, decimals=3, name="stoploss")]
+
+        @staticmethod
+        def trailing_space():
+            from freqtrade.optimize.space import Categorical, SKDecimal
+
+            return [
+                Categorical([True], name="trailing_stop"),
+                SKDecimal(0.03, 0.08, decimals=3, name="trailing_stop_positive"),
+                SKDecimal(0.005, 0.05, decimals=3, name="trailing_stop_positive_offset_p1"),
+                Categorical([True], name="trailing_only_offset_is_reached"),
+            ]
+
     @property
     def protections(self) -> list[dict]:
         # Active in backtests with --enable-protections, always in dry-run/live.
         return [
-            {"method": "CooldownPeriod", "stop_duration_candles": 3},
+            {"method": "CooldownPeriod", "stop_duration_candles": self.protect_cooldown.value},
             {
                 "method": "StoplossGuard",
                 "lookback_period_candles": 288,
-                "trade_limit": 3,
-                "stop_duration_candles": 72,
+                "trade_limit": self.protect_stop_limit.value,
+                "stop_duration_candles": self.protect_stop_candles.value,
                 "only_per_pair": False,
             },
         ]
@@ -329,15 +360,10 @@ class HybridAIStrategy(IStrategy):
 
     # --- signals ------------------------------------------------------------------------
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        rsi = dataframe["rsi"]
-        ta_signal = (
-            (rsi.rolling(self.buy_rsi_lookback.value).min() < self.buy_rsi.value)  # was oversold
-            & (rsi > rsi.shift(1))  # ... and is recovering
-            & (dataframe["macd_cross_up"].rolling(self.buy_macd_window.value).max() > 0)
-            & (dataframe["close"] > dataframe["bb_middleband"])  # back above the BB mid
-            & (dataframe["volume_ratio"] > self.buy_volume_ratio.value)
-            & (dataframe["volume"] > 0)
-        )
+        ta_signal = entries.signal(
+            dataframe, self.buy_family.value, rsi_level=self.buy_rsi.value,
+            pullback_rsi=self.buy_pullback_rsi.value, lookback=self.buy_rsi_lookback.value,
+            macd_window=self.buy_macd_window.value, volume_ratio=self.buy_volume_ratio.value)
         if self.buy_trend_filter.value:
             ta_signal &= dataframe["close_1h"] > dataframe["sma50_1h"]
         dataframe["ta_signal"] = ta_signal.astype(int)

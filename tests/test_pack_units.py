@@ -133,3 +133,23 @@ def test_synthetic_market_is_reproducible_and_correlated():
     assert (df["high"] >= df[["open", "close"]].max(axis=1)).all()
     assert (df["low"] <= df[["open", "close"]].min(axis=1)).all()
     assert (df["date"].diff().dropna() == pd.Timedelta(minutes=5)).all()
+
+
+@pytest.mark.parametrize("family", ["oversold_recovery", "breakout", "pullback"])
+def test_entry_families_fire_and_use_no_future_candles(candles, family):
+    from hybrid_ai import entries
+
+    params = {"rsi_level": 40, "pullback_rsi": 50, "lookback": 12, "macd_window": 3,
+              "volume_ratio": 0.5}
+    full = entries.signal(add_ta_indicators(candles.copy()), family, **params)
+    cut = entries.signal(add_ta_indicators(candles.iloc[:1000].copy()), family, **params)
+    assert full.iloc[:1000].equals(cut)
+    assert 0 < full.sum() < len(full) / 5  # it proposes trades, not every candle
+
+
+def test_an_unknown_entry_family_names_the_choices(candles):
+    from hybrid_ai import entries
+
+    with pytest.raises(ValueError, match="oversold_recovery"):
+        entries.signal(add_ta_indicators(candles.copy()), "moonshot", rsi_level=30,
+                       pullback_rsi=45, lookback=12, macd_window=3, volume_ratio=1.0)

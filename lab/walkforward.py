@@ -1,0 +1,413 @@
+"""``make walkforward``: walk-forward optimisation of the execution layer, on freqtrade's own
+hyperopt and backtesting, without peeking.
+
+Rolling windows over a timerange: for each, ``freqtrade hyperopt`` on the in-sample (IS)
+part only (spaces ``buy sell trailing stoploss protection`` by default: the entry family and
+its thresholds, the reversal exit and partial take-profit, the trail and the hard stop
+within sane bounds, the protections), then ``freqtrade backtesting`` of the chosen
+parameters on the out-of-sample (OOS) part that follows. The ML layer and the oracle are
+off here (they are evaluated walk-forward by ``make report``); protections are on, as live.
+
+Output (``--out``, default ``user_data/walkforward/<timerange>-<is>-<oos>``): ``report.html``,
+``walkforward.json``, the stitched OOS equity (marked to market, from freqtrade's wallet
+snapshots) against buy-and-hold, per-window IS vs OOS figures, walk-forward efficiency
+(annualised OOS return / annualised IS return) and how stable each chosen parameter is.
+Each finished window is saved in its own folder: re-running the same command resumes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import html
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lab import report_metrics as rm
+from lab.project import CONFIG, DEFAULT_DATADIR, REPO, DemoError, load_config, shared_data
+from local_exchange.market_data import MarketData, MarketDataError
+from local_exchange.overlay import offline_overlay
+from local_exchange.server import BinanceApi, LocalExchangeServer
+
+STRATEGY = "HybridAIStrategy"
+STRATEGY_FILE = REPO / "strategies" / f"{STRATEGY}.py"
+DEFAULT_SPACES = ("buy", "sell", "trailing", "stoploss", "protection")
+# The execution layer alone: no FreqAI, no oracle (their own walk-forward is make report's).
+EXECUTION_ONLY = {"freqai": {"enabled": False}, "hybrid_ai": {"oracle": {"enabled": False}}}
+STARTUP_DAYS = 3  # candles freqtrade loads before a window (400 x 5m, 1h SMA50)
+
+
+class WalkForwardError(RuntimeError):
+    """A window cannot run; the message says what to change."""
+
+
+@dataclass
+class Window:
+    index: int
+    is_start: datetime
+    is_end: datetime
+    oos_end: datetime
+
+    @property
+    def is_range(self) -> str:
+        return f"{self.is_start:%Y%m%d}-{self.is_end:%Y%m%d}"
+
+    @property
+    def oos_range(self) -> str:
+        return f"{self.is_end:%Y%m%d}-{self.oos_end:%Y%m%d}"
+
+
+def plan_windows(start: datetime, end: datetime, is_days: int, oos_days: int,
+                 step_days: int, anchored: bool) -> list[Window]:
+    """Rolling (or anchored: IS always from ``start``) windows whose OOS parts tile the
+    range after the first IS period. Too short for one window: a clear error."""
+    windows: list[Window] = []
+    is_start, is_end = start, start + timedelta(days=is_days)
+    while is_end + timedelta(days=oos_days) <= end:
+        windows.append(Window(len(windows) + 1, is_start, is_end,
+                              is_end + timedelta(days=oos_days)))
+        is_end += timedelta(days=step_days)
+        if not anchored:
+            is_start += timedelta(days=step_days)
+    if not windows:
+        need = is_days + oos_days
+        raise WalkForwardError(
+            f"timerange {start:%Y-%m-%d} to {end:%Y-%m-%d} is {(end - start).days} days: too "
+            f"short for one window of {is_days} in-sample + {oos_days} out-of-sample days "
+            f"({need} days). Lengthen --timerange or shorten --is-days / --oos-days.")
+    return windows
+
+
+def _freqtrade(args: list[str], configs: list[Path], log: Path) -> None:
+    cmd = [sys.executable, "-m", "freqtrade", args[0]]
+    for c in configs:
+        cmd += ["-c", str(c)]
+    cmd += args[1:]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "250"})
+    log.write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise WalkForwardError(f"freqtrade {args[0]} failed (log: {log}):\n"
+                               f"{proc.stderr[-2500:]}")
+
+
+def best_epoch(userdir: Path, min_trades: int) -> dict[str, Any]:
+    """The lowest-loss hyperopt epoch with at least ``min_trades`` trades, from freqtrade's
+    own results file."""
+    from freqtrade.optimize.hyperopt_tools import HyperoptTools
+
+    files = sorted((userdir / "hyperopt_results").glob("*.fthypt"),
+                   key=lambda p: p.stat().st_mtime)
+    if not files:
+        raise WalkForwardError(f"no hyperopt results in {userdir / 'hyperopt_results'}")
+    epochs, _ = HyperoptTools.load_filtered_results(files[-1], {})
+    valid = [e for e in epochs
+             if e["results_metrics"].get("total_trades", 0) >= min_trades and e["loss"] < 1e5]
+    if not valid:
+        raise WalkForwardError(f"no hyperopt epoch reached {min_trades} trades in-sample: "
+                               "lower --min-trades or lengthen --is-days")
+    return min(valid, key=lambda e: e["loss"])
+
+
+def flat_params(epoch: dict[str, Any]) -> dict[str, Any]:
+    """Chosen parameters, one level deep (``buy_family``, ``stoploss``, ...)."""
+    out: dict[str, Any] = {}
+    for space in epoch["params_details"].values():
+        if isinstance(space, dict):
+            out.update({k: v for k, v in space.items() if not isinstance(v, dict)})
+        else:
+            continue
+    return out
+
+
+def run_window(w: Window, wdir: Path, configs: list[Path], datadir: Path,
+               pairs: list[str], args: argparse.Namespace) -> dict[str, Any]:
+    """Hyperopt IS, then backtest the chosen parameters OOS; saved to ``wdir/window.json``."""
+    from freqtrade.optimize.hyperopt_tools import HyperoptTools
+
+    started = time.monotonic()
+    shutil.rmtree(wdir, ignore_errors=True)  # an interrupted window starts over
+    userdir = wdir / "user_data"
+    for sub in ("hyperopt_results", "backtest_results", "strategies"):
+        (userdir / sub).mkdir(parents=True, exist_ok=True)
+    common = ["--userdir", str(userdir), "--datadir", str(datadir), "--pairs", *pairs,
+              "--strategy", STRATEGY, "--enable-protections"]
+    _freqtrade(["hyperopt", *common, "--strategy-path", str(STRATEGY_FILE.parent),
+                "--timerange", w.is_range, "--spaces", *args.spaces, "-e", str(args.epochs),
+                "-j", str(args.jobs), "--hyperopt-loss", args.loss, "--min-trades",
+                str(args.min_trades), "--random-state", str(args.seed),
+                "--disable-param-export", "--print-json", "--no-color"],
+               configs, wdir / "hyperopt.log")
+    epoch = best_epoch(userdir, args.min_trades)
+    # The chosen parameters beside a copy of the strategy: freqtrade loads them from there.
+    strategy_dir = userdir / "strategies"
+    shutil.copy(STRATEGY_FILE, strategy_dir / STRATEGY_FILE.name)
+    HyperoptTools.export_params(epoch, STRATEGY, strategy_dir / f"{STRATEGY}.json")
+    result_dir = wdir / "oos"
+    result_dir.mkdir()
+    _freqtrade(["backtesting", *common, "--strategy-path", str(strategy_dir), "--timerange",
+                w.oos_range, "--cache", "none", "--export", "trades", "--backtest-directory",
+                str(result_dir)], configs, wdir / "oos.log")
+    oos = rm.load_run("oos", result_dir)
+    is_m = epoch["results_metrics"]
+    is_days, oos_days = (w.is_end - w.is_start).days, (w.oos_end - w.is_end).days
+    row = rm.variant_row(oos)
+    record = {
+        "window": asdict(w) | {"is_range": w.is_range, "oos_range": w.oos_range},
+        "params": flat_params(epoch),
+        "loss": epoch["loss"],
+        "is": {"total_return": is_m.get("profit_total", 0.0),
+               "trades": is_m.get("total_trades", 0), "sharpe": is_m.get("sharpe", 0.0),
+               "max_drawdown": is_m.get("max_drawdown_account", 0.0),
+               "annualised": _annualised(is_m.get("profit_total", 0.0), is_days)},
+        "oos": {k: row[k] for k in ("total_return", "trades", "sharpe", "max_drawdown",
+                                     "exposure", "win_rate")}
+        | {"annualised": _annualised(row["total_return"], oos_days),
+           "sharpe_trades": oos.stats.get("sharpe", 0.0)},
+        "wall_s": time.monotonic() - started,
+    }
+    is_ann = record["is"]["annualised"]
+    record["wfe"] = record["oos"]["annualised"] / is_ann if is_ann > 0 else None
+    daily = rm.daily_equity(oos)
+    record["oos_daily_equity"] = {d.strftime("%Y-%m-%d"): float(v) for d, v in daily.items()}
+    (wdir / "window.json").write_text(json.dumps(record, indent=2, default=str))
+    return record
+
+
+def _annualised(total: float, days: int) -> float:
+    return (1 + total) ** (365 / max(days, 1)) - 1 if total > -1 else -1.0
+
+
+def stitch(records: list[dict[str, Any]], balance: float) -> pd.Series:
+    """One OOS equity curve: each window's daily mark-to-market returns, compounded."""
+    growth = []
+    for r in records:
+        eq = pd.Series(r["oos_daily_equity"])
+        eq.index = pd.to_datetime(eq.index, utc=True)
+        growth.append(eq / eq.shift(1).fillna(balance))  # each window starts at the balance
+    # A window's last mark and the next window's first fall on the same date: compound both.
+    joined = pd.concat(growth).groupby(level=0).prod().sort_index()
+    start = pd.Series([1.0], index=[joined.index[0] - pd.Timedelta(days=1)])
+    return balance * pd.concat([start, joined]).cumprod()  # from the balance, the day before
+
+
+def stability(records: list[dict[str, Any]]) -> pd.DataFrame:
+    """Per parameter: its value in each window, and how much it moved."""
+    params = pd.DataFrame([r["params"] for r in records],
+                          index=[f"w{r['window']['index']}" for r in records])
+    rows = []
+    for name in params.columns:
+        values = params[name].dropna().tolist()
+        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        if numeric and len(values) > 1 and statistics.fmean(values) != 0:
+            spread = statistics.pstdev(values) / abs(statistics.fmean(values))
+            summary = f"mean {statistics.fmean(values):.4g}, cv {spread:.2f}"
+        else:
+            mode = max(set(map(str, values)), key=list(map(str, values)).count)
+            share = list(map(str, values)).count(mode) / len(values)
+            summary = f"{mode} in {share:.0%} of windows"
+        rows.append({"parameter": name, **{c: params.at[c, name] for c in params.index},
+                     "stability": summary})
+    return pd.DataFrame(rows)
+
+
+def interval(equity: pd.Series, seed: int = 0) -> dict[str, tuple[float, float, float]]:
+    """Total return and Sharpe of the stitched OOS curve, with block-bootstrap 90 % bounds."""
+    r = equity.pct_change().dropna().to_numpy()
+    idx = rm._blocks(len(r), np.random.default_rng(seed), rm.RESAMPLES)
+    boot = r[idx]
+    total = np.prod(1 + boot, axis=1) - 1
+    sd = boot.std(axis=1)
+    sharpe = np.where(sd > 0, boot.mean(axis=1) / np.where(sd > 0, sd, 1) * np.sqrt(365), 0)
+    point_sd = r.std()
+    point = (float(np.prod(1 + r) - 1),
+             float(r.mean() / point_sd * np.sqrt(365)) if point_sd > 0 else 0.0)
+    return {"total_return": (point[0], *map(float, np.percentile(total, [5, 95]))),
+            "sharpe": (point[1], *map(float, np.percentile(sharpe, [5, 95])))}
+
+
+def summarise(records: list[dict[str, Any]], datadir: Path, pairs: list[str], out: Path,
+              args: argparse.Namespace, wall: float) -> dict[str, Any]:
+    from lab.report import fmt_table, img, pyplot, write_html
+
+    balance = 1000.0
+    equity = stitch(records, balance)
+    start, end = equity.index[0], equity.index[-1]
+    basket = rm.buy_and_hold(datadir, pairs, start, end) * balance
+    stitched = rm.series_metrics(equity)
+    bh = rm.series_metrics(basket)
+    trades = sum(r["oos"]["trades"] for r in records)
+    days = [(datetime.fromisoformat(str(r["window"]["oos_end"]))
+             - datetime.fromisoformat(str(r["window"]["is_end"]))).days for r in records]
+    exposure = float(np.average([r["oos"]["exposure"] for r in records], weights=days))
+    ci = interval(equity)
+    sharpe_ci = ci["sharpe"]
+    if sharpe_ci[1] > 0:
+        verdict = ("Positive out-of-sample Sharpe, interval above zero: the walk-forward "
+                   "choice of entry family and parameters had an edge on this data.")
+    elif sharpe_ci[2] < 0:
+        verdict = ("No entry family found positive out-of-sample expectancy on this data: "
+                   "the stitched out-of-sample Sharpe is negative with its interval below zero.")
+    else:
+        verdict = ("Inconclusive: the stitched out-of-sample Sharpe interval spans zero; this "
+                   "data cannot tell an edge from luck.")
+    wfes = [r["wfe"] for r in records if r["wfe"] is not None]
+    table = pd.DataFrame([{
+        "window": r["window"]["index"], "in-sample": r["window"]["is_range"],
+        "out-of-sample": r["window"]["oos_range"], "family": r["params"].get("buy_family"),
+        "IS return": r["is"]["total_return"], "IS trades": r["is"]["trades"],
+        "IS Sharpe": r["is"]["sharpe"], "OOS return": r["oos"]["total_return"],
+        "OOS trades": r["oos"]["trades"], "OOS Sharpe": r["oos"]["sharpe"],
+        "OOS max DD": r["oos"]["max_drawdown"], "OOS exposure": r["oos"]["exposure"],
+        "WFE": r["wfe"], "wall s": r["wall_s"]} for r in records])
+    stable = stability(records)
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(11, 4))
+    ax.plot(equity.index, (equity / balance - 1) * 100, label="stitched out-of-sample")
+    ax.plot(basket.index, (basket / balance - 1) * 100, "--", label="buy & hold basket")
+    for r in records:
+        ax.axvline(pd.Timestamp(r["window"]["is_end"]), color="grey", lw=0.5)
+    ax.set_ylabel("return %")
+    ax.legend(fontsize=8)
+    ax.set_title("Walk-forward: out-of-sample windows stitched (marked to market)")
+    fig.tight_layout()
+    fig.savefig(out / "equity.png", dpi=90)
+    plt.close(fig)
+
+    headline = (f"Stitched out-of-sample, {len(records)} windows, {equity.index[0]:%Y-%m-%d} to "
+                f"{equity.index[-1]:%Y-%m-%d}: return {stitched['total_return'] * 100:+.2f} % "
+                f"[{ci['total_return'][1] * 100:+.2f}, {ci['total_return'][2] * 100:+.2f}], "
+                f"Sharpe {sharpe_ci[0]:.2f} [{sharpe_ci[1]:.2f}, {sharpe_ci[2]:.2f}] (90 % block "
+                f"bootstrap), max drawdown {stitched['max_drawdown'] * 100:.2f} %, {trades} "
+                f"trades, exposure {exposure * 100:.1f} %; buy & hold basket "
+                f"{bh['total_return'] * 100:+.2f} % (Sharpe {bh['sharpe']:.2f}, max drawdown "
+                f"{bh['max_drawdown'] * 100:.2f} %). Median walk-forward efficiency "
+                f"{statistics.median(wfes):.2f}" if wfes else "")
+    how = (f"freqtrade hyperopt per window on the in-sample part ({args.epochs} epochs, "
+           f"-j {args.jobs}, loss {args.loss}, at least {args.min_trades} trades, spaces "
+           f"{' '.join(args.spaces)}, random state {args.seed}), then freqtrade backtesting of "
+           f"the best epoch on the following out-of-sample part; ML and oracle off, "
+           f"protections on; {'anchored' if args.anchored else 'rolling'} windows of "
+           f"{args.is_days} + {args.oos_days} days, step {args.step_days}. Wall time "
+           f"{wall:.0f} s on this machine.")
+    write_html(out, f"Walk-forward optimisation, {len(pairs)} pairs, {args.timerange}", [
+        ("Verdict", f"<p>{html.escape(verdict)}</p><p>{html.escape(headline)}</p>"),
+        ("Stitched out-of-sample equity", img(out / "equity.png")),
+        ("Windows: in-sample vs out-of-sample", fmt_table(table).to_html(index=False)),
+        ("Parameter stability", stable.to_html(index=False)),
+        ("How this was made", f"<p>{html.escape(how)}</p>"),
+    ])
+    summary = {"verdict": verdict, "headline": headline, "how": how, "pairs": pairs,
+               "timerange": args.timerange, "windows": table.replace({np.nan: None})
+               .to_dict(orient="records"), "stability": stable.astype(str)
+               .to_dict(orient="records"), "stitched": stitched | {
+                   "trades": trades, "exposure": exposure,
+                   "total_return_ci90": ci["total_return"][1:],
+                   "sharpe_daily": sharpe_ci[0], "sharpe_ci90": sharpe_ci[1:]},
+               "buy_and_hold": bh, "params_last_window": records[-1]["params"],
+               "wall_s": wall}
+    (out / "walkforward.json").write_text(json.dumps(summary, indent=2, default=str))
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab.walkforward", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datadir", type=Path, default=shared_data() or DEFAULT_DATADIR)
+    parser.add_argument("--timerange", help="YYYYMMDD-YYYYMMDD (default: the whole data, "
+                        "after a few days of indicator warm-up)")
+    parser.add_argument("--pairs", nargs="+", help="default: the config's whitelist")
+    parser.add_argument("--is-days", type=int, default=60, help="in-sample length")
+    parser.add_argument("--oos-days", type=int, default=30, help="out-of-sample length")
+    parser.add_argument("--step-days", type=int, help="default: --oos-days")
+    parser.add_argument("--anchored", action="store_true",
+                        help="in-sample always from the start (default: rolling)")
+    parser.add_argument("--epochs", type=int, default=100)
+    parser.add_argument("-j", "--jobs", type=int, default=2)
+    parser.add_argument("--loss", default="SharpeHyperOptLossDaily",
+                        help="a freqtrade hyperopt loss (SharpeHyperOptLossDaily, "
+                             "SortinoHyperOptLossDaily, CalmarHyperOptLoss, ...)")
+    parser.add_argument("--min-trades", type=int, default=15,
+                        help="in-sample epochs with fewer trades are not chosen")
+    parser.add_argument("--spaces", nargs="+", default=list(DEFAULT_SPACES))
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args(argv)
+    args.step_days = args.step_days or args.oos_days
+
+    try:
+        config = load_config([CONFIG])
+        pairs = args.pairs or list(config["exchange"]["pair_whitelist"])
+        data = MarketData.load(args.datadir, pairs)
+        first = datetime.fromtimestamp(data.first_time() / 1000, tz=UTC)
+        last = datetime.fromtimestamp(data.last_close_time() / 1000, tz=UTC)
+        if args.timerange:
+            s, _, e = args.timerange.partition("-")
+            start, end = (datetime.strptime(x, "%Y%m%d").replace(tzinfo=UTC) for x in (s, e))
+        else:
+            start = (first + timedelta(days=STARTUP_DAYS)).replace(hour=0, minute=0)
+            end = last.replace(hour=0, minute=0, second=0, microsecond=0)
+            args.timerange = f"{start:%Y%m%d}-{end:%Y%m%d}"
+        windows = plan_windows(start, end, args.is_days, args.oos_days, args.step_days,
+                               args.anchored)
+    except (DemoError, MarketDataError, WalkForwardError, ValueError) as exc:
+        print(f"walkforward: error: {exc}", file=sys.stderr)
+        return 2
+    out = args.out or (REPO / "user_data" / "walkforward"
+                       / f"{args.timerange}-{args.is_days}-{args.oos_days}")
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"walkforward: {len(windows)} windows, {len(pairs)} pairs, {args.timerange}, "
+          f"IS {args.is_days} d / OOS {args.oos_days} d, {args.epochs} epochs each; {out}",
+          flush=True)
+    server = LocalExchangeServer(BinanceApi(data), port=0)
+    server.start_in_thread()
+    started = time.monotonic()
+    records, spent = [], []
+    try:
+        overlay = out / "walkforward.config.json"
+        overlay.write_text(json.dumps({**offline_overlay(server.url), **EXECUTION_ONLY},
+                                      indent=2))
+        configs = [CONFIG, overlay]
+        for w in windows:
+            wdir = out / f"window-{w.index:02d}"
+            saved = wdir / "window.json"
+            if saved.exists():  # resume: this window finished in an earlier run
+                records.append(json.loads(saved.read_text()))
+                print(f"walkforward: window {w.index}/{len(windows)} done earlier, reused",
+                      flush=True)
+                continue
+            record = run_window(w, wdir, configs, args.datadir, pairs, args)
+            records.append(record)
+            spent.append(record["wall_s"])
+            left = len(windows) - w.index
+            eta = statistics.fmean(spent) * left
+            print(f"walkforward: window {w.index}/{len(windows)} IS {w.is_range} OOS "
+                  f"{w.oos_range}: {record['params'].get('buy_family')}, OOS "
+                  f"{record['oos']['total_return'] * 100:+.2f} % ({record['oos']['trades']} "
+                  f"trades) in {record['wall_s']:.0f} s; ETA {eta / 60:.1f} min", flush=True)
+    except WalkForwardError as exc:
+        print(f"walkforward: error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        server.stop()
+    summary = summarise(records, args.datadir, pairs, out, args, time.monotonic() - started)
+    print(summary["verdict"])
+    print(summary["headline"])
+    print(f"walkforward: {out / 'report.html'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
