@@ -23,6 +23,8 @@ if freqtrade dies, everything stops.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import ctypes
 import json
 import os
 import secrets
@@ -113,8 +115,9 @@ class Supervisor:
     def _start(self, child: Child) -> None:
         print(f"live: starting {child.name}", flush=True)
         # Own session: a terminal's Ctrl-C reaches only us; we stop the children in order.
+        # And they die with us, even when we are SIGKILLed: no orphan keeps the ports.
         child.proc = subprocess.Popen(child.cmd, cwd=REPO, env={**os.environ, **child.env},
-                                      start_new_session=True)
+                                      start_new_session=True, preexec_fn=die_with_parent)
 
     def watch(self) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -139,18 +142,32 @@ class Supervisor:
         self.shutdown()
         return 0
 
-    def shutdown(self) -> None:
+    def shutdown(self, grace: float = 20.0) -> None:
+        """Stop the children, last started first (freqtrade before its exchange); whoever
+        has not stopped ``grace`` seconds after SIGTERM is killed with its process group, so
+        shutdown takes bounded time even when a child hangs."""
         for child in reversed(self.children):
             name, proc = child.name, child.proc
             if proc.poll() is None:
                 proc.terminate()
                 try:
-                    proc.wait(timeout=30)
+                    proc.wait(timeout=grace)
                 except subprocess.TimeoutExpired:
-                    print(f"live: {name} did not stop, killing it", file=sys.stderr)
-                    proc.kill()
+                    print(f"live: {name} did not stop within {grace:.0f} s, killing it",
+                          file=sys.stderr, flush=True)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
         print("live: all processes stopped", flush=True)
+
+
+def die_with_parent() -> None:
+    """In a child, before exec (Linux): the kernel SIGKILLs it when its parent dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -43,6 +43,25 @@ def install(data_start_ms: int, anchor_wall_ms: int, speed: float) -> None:
     time.sleep = fast_sleep
 
 
+def stretch_api_tokens(speed: float) -> None:
+    """freqtrade's REST API tokens expire after 15 clock minutes (30 days for refresh
+    tokens): at 300x that is 3 real seconds, and FreqUI drowns in 401s. Issue them with
+    lifetimes ``speed`` times longer on the fast clock, i.e. the usual lifetimes in real
+    time."""
+    from freqtrade.rpc.api_server import api_auth
+
+    original = api_auth.create_token
+
+    def create_token(data: dict, secret_key: str, token_type: str = "access") -> str:
+        token = original(data, secret_key, token_type)
+        claims = api_auth.jwt.decode(token, secret_key, algorithms=[api_auth.ALGORITHM],
+                                     options={"verify_exp": False})
+        claims["exp"] = claims["iat"] + (claims["exp"] - claims["iat"]) * speed
+        return api_auth.jwt.encode(claims, secret_key, algorithm=api_auth.ALGORITHM)
+
+    api_auth.create_token = create_token
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m local_exchange.fastclock",
                                      description=__doc__,
@@ -56,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("args", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     install(args.data_start, args.anchor, args.speed)
+    if args.module == "freqtrade":
+        stretch_api_tokens(args.speed)
     sys.argv = [args.module, *args.args]
     runpy.run_module(args.module, run_name="__main__", alter_sys=True)
     return 0

@@ -40,7 +40,7 @@ from freqtrade.strategy import (
 )
 from pandas import DataFrame
 
-from hybrid_ai import entries, gates
+from hybrid_ai import entries, gates, redaction
 from hybrid_ai.indicators import add_ta_indicators
 from hybrid_ai.ml import features as ml_features
 from hybrid_ai.ml.signals import RISK_RANK, add_ml_columns
@@ -189,6 +189,7 @@ class HybridAIStrategy(IStrategy):
     # --- lifecycle ----------------------------------------------------------------------
     def bot_start(self, **kwargs) -> None:
         """Validate the pack's config section once; a bad value stops the bot with a clear error."""
+        redaction.install()  # no API token or password in any log line (FreqUI's Logs too)
         self._settings = load_settings(self.config)
         self.risk_level: RiskLevel = self.settings.risk_level
         self.oracle: OracleFeed | None = None

@@ -385,3 +385,21 @@ def test_dry_run_bot_trims_an_open_trade_after_a_downgrade(real_datadir, tmp_pat
     finally:
         out = live.stop()
     assert out.count("BTC/USDT: oracle_derisk") == 1
+
+
+def test_no_process_outlives_a_killed_supervisor(real_datadir, tmp_path):
+    """A service manager's SIGKILL of `make live` (no chance to clean up): the kernel takes
+    the exchange, the oracle and freqtrade with it, and the ports are free again."""
+    extra = tmp_path / "no-ml.json"
+    extra.write_text(json.dumps({"freqai": {"enabled": False}}))
+    live = Live(real_datadir, tmp_path, "--pairs", "BTC/USDT", "-c", str(extra))
+    children = psutil.Process(live.proc.pid).children(recursive=True)
+    assert len(children) >= 3
+    os.kill(live.proc.pid, signal.SIGKILL)
+    live.proc.wait(timeout=10)
+    _, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, f"orphans: {[p.cmdline() for p in alive]}"
+    with socket.socket() as sock:  # no listener left: a new server binds the API port
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        sock.bind(("127.0.0.1", live.api_port))
+        sock.listen()

@@ -142,3 +142,40 @@ def test_frozen_models_pick_the_newest_before_the_cutoff_or_say_what_is_missing(
         frozen_model.find(tmp_path, "BTC/USDT")
     with pytest.raises(frozen_model.FrozenModelError, match="incomplete or corrupt"):
         frozen_model.load(tmp_path, "ETH/USDT", cutoff)  # an empty directory
+
+
+def test_log_lines_never_carry_tokens_or_passwords():
+    import io
+    import logging
+
+    from hybrid_ai import redaction
+
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        redaction.install()
+        redaction.install()  # idempotent
+        logging.getLogger("uvicorn.error").warning(
+            '%s - "WebSocket %s" [accepted]', "127.0.0.1:5000",
+            "/api/v1/message/ws?token=eyJhbGciOi.secret.part&x=1")
+        logging.getLogger("x").warning("login with password=hunter2 ok")
+    finally:
+        root.removeHandler(handler)
+    text = stream.getvalue()
+    assert "eyJhbGciOi" not in text and "hunter2" not in text
+    assert "token=<redacted>&x=1" in text and "password=<redacted>" in text
+
+
+def test_api_tokens_live_their_usual_real_time_under_the_fast_clock(monkeypatch):
+    from freqtrade.rpc.api_server import api_auth
+
+    from local_exchange.fastclock import stretch_api_tokens
+
+    monkeypatch.setattr(api_auth, "create_token", api_auth.create_token)  # restored after
+    stretch_api_tokens(300)
+    token = api_auth.create_token({"identity": {"u": "x"}}, "k" * 40)
+    claims = api_auth.jwt.decode(token, "k" * 40, algorithms=[api_auth.ALGORITHM])
+    assert claims["exp"] - claims["iat"] == 15 * 60 * 300  # 15 real minutes at 300x
+    assert api_auth.get_user_from_token(token, "k" * 40) == "x"
