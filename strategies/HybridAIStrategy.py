@@ -169,20 +169,25 @@ class HybridAIStrategy(IStrategy):
                 "macdsignal": {"color": "orange"},
                 "macdhist": {"type": "bar", "color": "grey"},
             },
+            # Each panel mixes lines and bars so 0/1 series never hide one another.
             "ML": {
                 "ml_buy_prob": {"color": "teal"},
                 "ml_confidence": {"color": "darkcyan"},
-                "ml_target_position": {"color": "olive"},
-                "do_predict": {"color": "grey"},
+                "ml_target_position": {"type": "bar", "color": "rgba(128,128,0,0.5)"},
+            },
+            "ML status": {
+                "ml_predicted": {"type": "bar", "color": "rgba(128,128,128,0.4)"},
+                "do_predict": {"color": "black"},
             },
             "Oracle": {
                 "oracle_risk_level": {"color": "crimson"},
-                "oracle_focus": {"color": "gold"},
                 "oracle_max_exposure": {"color": "slateblue"},
-                "oracle_exit": {"color": "black"},
+                "oracle_focus": {"type": "bar", "color": "rgba(255,215,0,0.5)"},
+                "oracle_exit": {"type": "bar", "color": "rgba(0,0,0,0.6)"},
             },
-            "Gate": {"gate_approved": {"color": "green"}, "gate_ml": {"color": "teal"},
-                     "gate_oracle": {"color": "gold"}},
+            "Layer gates": {"gate_ml": {"color": "teal"},
+                            "gate_oracle": {"type": "bar", "color": "rgba(255,215,0,0.5)"}},
+            "Entry gate": {"gate_approved": {"type": "bar", "color": "green"}},
         },
     }
 
@@ -245,7 +250,7 @@ class HybridAIStrategy(IStrategy):
     def _apply_upper_layers(self, frame: DataFrame, pair: str, now: datetime) -> None:
         """Recompute the upper layers' columns and the signals of an analysed frame, in
         place; its last candle takes the decision in force now."""
-        inputs = [c for c in ("date", "up", "do_predict", "DI_values") if c in frame]
+        inputs = [c for c in ("date", "up", "down", "do_predict", "DI_values") if c in frame]
         try:
             updated = self._upper_layers(frame[inputs].copy(), pair, now)
         except Exception as exc:  # fail closed: no entries from a frame we cannot gate
@@ -271,7 +276,23 @@ class HybridAIStrategy(IStrategy):
         if self.ml_enabled:
             di_threshold = self.config["freqai"]["feature_parameters"].get("DI_threshold", 0)
             dataframe = add_ml_columns(dataframe, self.settings.ml, di_threshold)
+            if self._trading_live():
+                self._report_predictions(pair, dataframe["ml_predicted"])
         return gates.approve(dataframe, self.settings.observe_only)
+
+    def _report_predictions(self, pair: str, predicted) -> None:
+        """Live: one line when the newest candle of a pair has no ML prediction (its gate
+        closed), one when predictions are back; not one per loop."""
+        missing = not bool(predicted.iloc[-1]) if len(predicted) else False
+        was = self.__dict__.setdefault("_unpredicted", {})
+        if missing and pair not in was:
+            was[pair] = int((~predicted.tail(288)).sum())
+            logger.warning("%s: no ML prediction for the newest candle (%d of the last 288 "
+                           "lack one): ML gate closed, no entries until FreqAI predicts",
+                           pair, was[pair])
+        elif not missing and pair in was:
+            del was[pair]
+            logger.info("%s: ML predictions back", pair)
 
     @property
     def settings(self) -> PackSettings:

@@ -173,6 +173,17 @@ def test_do_predict_zero_closes_gate_and_zeroes_confidence():
     assert add_ml_columns(df2, MLSettings(), 1.0)["ml_confidence"].max() < 0.05
 
 
+def test_a_candle_without_prediction_is_a_gap_and_a_closed_gate_not_a_zero():
+    df = gate_frame(2).assign(down=lambda d: 1 - d["up"])
+    df.loc[10:19, ["up", "down", "DI_values"]] = 0.0  # FreqAI's fill for unpredicted rows
+    df.loc[10:19, "do_predict"] = 0
+    out = add_ml_columns(df, MLSettings(), 1.0)
+    missing = out.loc[10:19]
+    assert missing["ml_buy_prob"].isna().all() and missing["ml_confidence"].isna().all()
+    assert not missing["gate_ml"].any() and not missing["ml_predicted"].any()
+    assert out.loc[40:, "ml_predicted"].all() and out.loc[40:, "gate_ml"].any()
+
+
 def test_ml_settings_refuse_loosening_thresholds():
     with pytest.raises(SettingsError, match="conservative >= moderate >= aggressive"):
         load_settings({"hybrid_ai": {"ml": {"buy_prob_threshold": {
