@@ -203,8 +203,9 @@ class Oracle:
             return self._rejected(base, str(exc), notes)
         answer, ramped = limit_step_up(answer, previous, self.settings)
         notes += clamped + ramped
-        if notes:
-            logger.info("session %s: %s", session, "; ".join(notes))
+        if notes:  # journaled either way; a backfill would print one line per session
+            logger.log(logging.INFO if live else logging.DEBUG, "session %s: %s", session,
+                       "; ".join(notes))
         if use_cache and paid and cached is None:  # only answers that passed validation
             self._cache(phash, reply, {"cost_usd": base.get("cost_usd", 0.0),
                                        "asked_at": base["asked_at"].isoformat()})
