@@ -41,6 +41,14 @@ def pyplot():
     return plt
 
 
+def save(fig, out: Path) -> Path:
+    """Lay out, write the PNG and free the figure."""
+    fig.tight_layout()
+    fig.savefig(out, dpi=90)
+    pyplot().close(fig)
+    return out
+
+
 def fmt_table(df: pd.DataFrame) -> pd.DataFrame:
     out = df.copy()
     for col in out.columns:
@@ -113,10 +121,7 @@ def chart_equity(curves: dict[str, pd.Series], journal: Path, out: Path) -> Path
                  color="goldenrod", label="focus pairs / 4", lw=0.8)
         ax2.legend(loc="upper left", fontsize=7)
     ax2.set_title("Oracle decisions (heuristic backfill)", fontsize=9)
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return save(fig, out)
 
 
 def chart_exposure(exposure: pd.Series, journal: Path, out: Path) -> Path:
@@ -137,10 +142,7 @@ def chart_exposure(exposure: pd.Series, journal: Path, out: Path) -> Path:
     ax.set_ylabel("% of starting balance")
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title("Exposure vs the oracle's caps (ta+ml+oracle)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return save(fig, out)
 
 
 def chart_drawdown(curves: dict[str, pd.Series], out: Path) -> Path:
@@ -151,10 +153,7 @@ def chart_drawdown(curves: dict[str, pd.Series], out: Path) -> Path:
     ax.set_ylabel("drawdown %")
     ax.legend(loc="lower left", fontsize=8)
     ax.set_title("Drawdown")
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return save(fig, out)
 
 
 def chart_calibration(calibration: pd.DataFrame, out: Path) -> Path:
@@ -169,10 +168,7 @@ def chart_calibration(calibration: pd.DataFrame, out: Path) -> Path:
     ax.set_ylabel("realised share of 'up' labels")
     ax.set_title("ML calibration (rows per bin annotated)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
+    return save(fig, out)
 
 
 def img(path: Path) -> str:

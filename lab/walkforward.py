@@ -239,7 +239,7 @@ def interval(equity: pd.Series, seed: int = 0) -> dict[str, tuple[float, float, 
 
 def summarise(records: list[dict[str, Any]], datadir: Path, pairs: list[str], out: Path,
               args: argparse.Namespace, wall: float) -> dict[str, Any]:
-    from lab.report import fmt_table, img, pyplot, write_html
+    from lab.report import fmt_table, img, pyplot, save, write_html
 
     balance = 1000.0
     equity = stitch(records, balance)
@@ -282,9 +282,7 @@ def summarise(records: list[dict[str, Any]], datadir: Path, pairs: list[str], ou
     ax.set_ylabel("return %")
     ax.legend(fontsize=8)
     ax.set_title("Walk-forward: out-of-sample windows stitched (marked to market)")
-    fig.tight_layout()
-    fig.savefig(out / "equity.png", dpi=90)
-    plt.close(fig)
+    save(fig, out / "equity.png")
 
     headline = (f"Stitched out-of-sample, {len(records)} windows, {equity.index[0]:%Y-%m-%d} to "
                 f"{equity.index[-1]:%Y-%m-%d}: return {stitched['total_return'] * 100:+.2f} % "
