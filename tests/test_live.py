@@ -43,9 +43,11 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str):
 
 
 def decide(journal: Path, focus: list[str], level: str, max_exposure: float = 0.5,
-           max_position: float | None = None, overnight_target: float = 0.1) -> None:
-    """Append a decision in force from now, as the oracle daemon would."""
-    now = datetime.now(UTC)
+           max_position: float | None = None, overnight_target: float = 0.1,
+           now: datetime | None = None) -> None:
+    """Append a decision in force from ``now`` (the bot's clock; default: the wall clock),
+    as the oracle daemon would."""
+    now = now or datetime.now(UTC)
     with journal.open("a") as fh:
         fh.write(OracleDecision(decided_at=now - timedelta(seconds=1),
                                 valid_until=now + timedelta(hours=8), session="test",
@@ -66,6 +68,10 @@ def last_row(client, pair: str) -> dict:
 CREDS = {"FREQTRADE__API_SERVER__USERNAME": "tester",
          "FREQTRADE__API_SERVER__PASSWORD": "pw-from-env-123",
          "FREQTRADE__API_SERVER__JWT_SECRET_KEY": "k" * 40}
+
+
+# Processes of the live stack (a test may run others, e.g. a browser, beside it).
+STACK = ("freqtrade", "local_exchange", "llm_oracle")
 
 
 class Live:
@@ -115,7 +121,7 @@ class Live:
         time.sleep(1)
         children = self.children + psutil.Process(os.getpid()).children(recursive=True)
         left = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-                and "lab.live" not in " ".join(p.cmdline())]
+                and any(part in " ".join(p.cmdline()) for part in STACK)]
         out = self.output()
         assert "all processes stopped" in out
         assert not left, f"processes left: {[p.cmdline() for p in left]}"
