@@ -259,9 +259,13 @@ def summarise(records: list[dict[str, Any]], datadir: Path, pairs: list[str], ou
     elif sharpe_ci[2] < 0:
         verdict = ("No entry family found positive out-of-sample expectancy on this data: "
                    "the stitched out-of-sample Sharpe is negative with its interval below zero.")
+    elif sharpe_ci[0] <= 0:
+        verdict = ("No entry family found positive out-of-sample expectancy on this data: the "
+                   f"stitched out-of-sample Sharpe is {sharpe_ci[0]:.2f}; its interval spans "
+                   "zero, so the loss itself is inconclusive.")
     else:
-        verdict = ("Inconclusive: the stitched out-of-sample Sharpe interval spans zero; this "
-                   "data cannot tell an edge from luck.")
+        verdict = ("Inconclusive: a positive stitched out-of-sample Sharpe whose interval spans "
+                   "zero; this data cannot tell an edge from luck.")
     wfes = [r["wfe"] for r in records if r["wfe"] is not None]
     table = pd.DataFrame([{
         "window": r["window"]["index"], "in-sample": r["window"]["is_range"],
