@@ -200,7 +200,8 @@ def test_lookahead_analysis_ta_layer_has_no_bias(real_datadir, module_exchange, 
 # columns may be listed; the signals must not move, and the next test proves the
 # predictions themselves are point-in-time.
 FREQAI_OUTPUTS = {"&s-up", "up", "down", "do_predict", "DI_values", "ml_buy_prob",
-                  "ml_confidence", "ml_target_position", "gate_ml", "gate_approved"}
+                  "ml_confidence", "ml_target_position", "ml_predicted", "gate_ml",
+                  "gate_approved"}
 
 
 def test_lookahead_analysis_with_ml_layer(real_datadir, module_exchange, freqtrade, tmp_path):
