@@ -82,4 +82,4 @@ def test_report_files_render(report):
     dom = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
                           (report / "report.html").as_uri()], capture_output=True, text=True,
                          timeout=60).stdout
-    assert 'id="title"' in dom and dom.count("<img") == 3
+    assert 'id="title"' in dom and dom.count("<img") == 4
