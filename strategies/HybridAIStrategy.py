@@ -589,8 +589,9 @@ class HybridAIStrategy(IStrategy):
             cut = trade.stake_amount  # the remainder could not be sold later: close it
         elif min_stake and cut < min_stake:
             return None
-        logger.info("%s: %s, stake %.2f -> %.2f", trade.pair, trim.tag,
-                    trade.stake_amount, trade.stake_amount - cut)
+        logger.log(logging.INFO if self._trading_live() else logging.DEBUG,
+                   "%s: %s, stake %.2f -> %.2f", trade.pair, trim.tag, trade.stake_amount,
+                   trade.stake_amount - cut)  # backtests list them in their tables
         return -cut, trim.tag
 
     def _plan(self, guidance, overnight: datetime | None, keys: tuple[str, ...]):
