@@ -45,11 +45,6 @@ class Guidance:
     def allows(self, pair: str, require_focus: bool) -> bool:
         return not (self.valid and require_focus) or pair in self.focus
 
-    def wants_out(self, pair: str, exit_bias: float | None) -> bool:
-        """A valid decision whose bias for ``pair`` is at or below ``exit_bias``."""
-        return (exit_bias is not None and self.valid
-                and self.bias.get(pair, 0.0) <= exit_bias)
-
 
 class OracleFeed:
     def __init__(self, settings: OracleGate, base_dir: Path | None = None) -> None:

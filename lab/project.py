@@ -5,7 +5,6 @@ would refuse."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -65,7 +64,3 @@ def default_timerange(data: MarketData, backtest_days: int,
             f"{train_days} days of FreqAI training before a backtest. Add older candles."
         )
     return f"{start:%Y%m%d}-{end:%Y%m%d}"
-
-
-def dumps(config: dict[str, Any]) -> str:
-    return json.dumps(config, indent=2)

@@ -126,8 +126,6 @@ def flat_params(epoch: dict[str, Any]) -> dict[str, Any]:
     for space in epoch["params_details"].values():
         if isinstance(space, dict):
             out.update({k: v for k, v in space.items() if not isinstance(v, dict)})
-        else:
-            continue
     return out
 
 

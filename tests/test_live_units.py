@@ -94,12 +94,18 @@ def test_the_oracle_closes_trades_only_through_a_strong_negative_bias(tmp_path):
         decided_at=AT, valid_until=AT + timedelta(hours=6), session="t", focus_pairs=[],
         risk_level="conservative", max_exposure=0.3, overnight_target=0.0, provider="t",
         pair_bias={"ETH/USDT": -0.8, "BTC/USDT": -0.2}).model_dump_json() + "\n")
-    feed = OracleFeed(OracleGate(enabled=True, source=str(journal), grace_minutes=0))
-    feed.refresh()
-    now = feed.at(AT + timedelta(hours=1))
-    assert now.wants_out("ETH/USDT", -0.5) and not now.wants_out("BTC/USDT", -0.5)
-    assert not now.wants_out("ETH/USDT", None)  # exits switched off
-    assert not feed.at(AT + timedelta(hours=7)).wants_out("ETH/USDT", -0.5)  # stale: no say
+    candles = pd.DataFrame({"date": pd.to_datetime([AT + timedelta(hours=1),
+                                                    AT + timedelta(hours=7)], utc=True)})
+
+    def exits(pair: str, exit_bias: float | None) -> list[bool]:
+        feed = OracleFeed(OracleGate(enabled=True, source=str(journal), grace_minutes=0,
+                                     exit_bias=exit_bias))
+        feed.refresh()
+        return feed.merge(candles.copy(), pair, timedelta(minutes=5))["oracle_exit"].tolist()
+
+    assert exits("ETH/USDT", -0.5) == [True, False]  # in force, then stale: no say
+    assert exits("BTC/USDT", -0.5) == [False, False]
+    assert exits("ETH/USDT", None) == [False, False]  # exits switched off
     assert load_settings({}).oracle.exit_bias == -0.5
 
 
