@@ -4,12 +4,19 @@ Use with ``--freqaimodel LightGBMOnnxClassifier`` (config: ``"freqaimodel_path":
 "freqaimodels/"``). FreqAI's pipeline, dissimilarity index, saving and walk-forward
 retraining work as with its stock ``LightGBMClassifier``; what changes:
 
-* ``fit`` purges the last ``label_period_candles`` training rows (their labels would look
-  into the test split), trains LightGBM with early stopping on FreqAI's test split, exports
-  it to ONNX, refuses the export unless it matches LightGBM within 1e-5 on held-out rows,
-  fits a Platt calibration on the test split and writes ``<model>_model.onnx`` beside
-  FreqAI's files for inspection. The stored model (pickled by FreqAI) carries the ONNX
-  bytes, so restarts load it without LightGBM.
+* the label is the trade's outcome under the strategy's exits (``hybrid_ai.ml.labels``):
+  ``&s-win`` (did it win after fees) and ``&-trade_return`` (its net return);
+* ``fit`` purges every split's last ``label_period_candles`` + 1 rows plus an embargo (their
+  labels reach into the next split or past the training data), trains LightGBM with early
+  stopping on the first third of FreqAI's test split, and keeps the rest for what
+  early stopping never saw: a Platt calibration and the skill check (cross-fitted Brier
+  skill score against the base rate, ``hybrid_ai.ml.skill``). It returns, per window, the
+  skill flag, the base rate and the mean winning / losing trade returns of the training
+  rows as FreqAI ``extra_returns_per_train`` columns; the strategy turns them into an
+  expected value (``hybrid_ai.ml.signals``). It exports the model to ONNX, refuses the
+  export unless it matches LightGBM within 1e-5 on held-out rows and writes
+  ``<model>_model.onnx`` beside FreqAI's files for inspection. The stored model (pickled
+  by FreqAI) carries the ONNX bytes, so restarts load it without LightGBM.
 * ``predict`` runs one onnxruntime call (default 1 thread) per dataframe, and names the
   pair and the features when the dataframe does not match the model.
 * Live, the candle history FreqAI keeps in memory gets its ``date`` column repaired after
@@ -23,6 +30,7 @@ retraining work as with its stock ``LightGBMClassifier``; what changes:
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,15 +44,16 @@ from pandas import DataFrame
 
 from hybrid_ai.frames import utc_dates
 from hybrid_ai.ml import frozen as frozen_model
-from hybrid_ai.ml.features import DOWN, UP
+from hybrid_ai.ml.features import LOSS, RETURN_LABEL, WIN, WIN_LABEL
 from hybrid_ai.ml.onnx_model import (
-    Calibration,
     OnnxClassifier,
     OnnxModelError,
     check_parity,
     export_lightgbm,
 )
 from hybrid_ai.ml.pipeline import SampledDissimilarityIndex
+from hybrid_ai.ml.signals import BASE_RATE, MEAN_LOSS, MEAN_WIN, SKILL, TRAINING_VALUES
+from hybrid_ai.ml.skill import MIN_ROWS, held_out_skill
 from hybrid_ai.settings import load_settings
 
 logger = logging.getLogger(__name__)
@@ -52,14 +61,16 @@ logger = logging.getLogger(__name__)
 # The one place for the model's hyperparameters; freqai.model_training_parameters in the
 # config overrides any of them (the shipped config.json leaves them here).
 DEFAULT_PARAMS: dict[str, Any] = {
+    # Small, strongly regularised trees: a trade's outcome is a noisy target (see the
+    # README's ML section for what the walk-forward scores say).
     "n_estimators": 400,
     "learning_rate": 0.05,
-    "num_leaves": 31,
-    "min_child_samples": 50,
+    "num_leaves": 15,
+    "min_child_samples": 200,
     "subsample": 0.8,
     "subsample_freq": 1,
-    "colsample_bytree": 0.8,
-    "reg_lambda": 1.0,
+    "colsample_bytree": 0.5,
+    "reg_lambda": 5.0,
     "random_state": 42,
     "n_jobs": 2,
     "deterministic": True,
@@ -67,12 +78,50 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "verbose": -1,
 }
 EARLY_STOPPING_ROUNDS = 40
+EMBARGO_CANDLES = 12  # one hour of 5m candles between purged splits
+
+
+@dataclass
+class _Split:
+    x: npt.NDArray[np.float32]
+    y: npt.NDArray[np.int32]  # 1 = the trade won after fees
+    w: npt.NDArray[np.float64]
+    ret: npt.NDArray[np.float64]  # its net return
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def head(self, n: int) -> _Split:
+        n = max(n, 0)
+        return _Split(self.x[:n], self.y[:n], self.w[:n], self.ret[:n])
+
+    def tail(self, n: int) -> _Split:
+        start = len(self) - max(n, 0)
+        return _Split(self.x[start:], self.y[start:], self.w[start:], self.ret[start:])
+
+
+def _rows(data: dict, split: str) -> _Split:
+    """One of FreqAI's splits as arrays (an empty split when test_size is 0)."""
+    features = data.get(f"{split}_features")
+    if features is None or len(features) == 0:
+        return _Split(np.empty((0, 0), np.float32), np.empty(0, np.int32), np.empty(0),
+                      np.empty(0))
+    labels = data[f"{split}_labels"]
+    return _Split(features.to_numpy(dtype=np.float32),
+                  (labels[WIN_LABEL].to_numpy() == WIN).astype(np.int32),
+                  np.asarray(data[f"{split}_weights"], dtype=np.float64),
+                  labels[RETURN_LABEL].to_numpy(dtype=np.float64))
 
 
 class LightGBMOnnxClassifier(BaseClassifierModel):
     """LightGBM trained by FreqAI, predicted by onnxruntime."""
 
     def __init__(self, **kwargs) -> None:
+        # The values fit() measures per window reach the strategy as columns through
+        # FreqAI's extra_returns_per_train; declared before FreqAI builds its data kitchens.
+        declared = kwargs["config"]["freqai"].setdefault("extra_returns_per_train", {})
+        for name in TRAINING_VALUES:
+            declared.setdefault(name, 0.0)
         super().__init__(**kwargs)
         if self.freqai_info.get("continual_learning", False):
             # FreqAI would hand fit() the previous model to continue from; this model always
@@ -122,51 +171,68 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
         ml = load_settings(self.config).ml
         params = {**DEFAULT_PARAMS, **self.model_training_parameters}
         stopping_rounds = int(params.pop("early_stopping_rounds", EARLY_STOPPING_ROUNDS))
-
-        x = data_dictionary["train_features"].to_numpy(dtype=np.float32)
-        # Binary target: 1 = "up" (the trade would clear its costs), 0 = "down".
-        y = (data_dictionary["train_labels"].to_numpy()[:, 0] == UP).astype(np.int32)
-        w = np.asarray(data_dictionary["train_weights"])
-        # Purge: the last `horizon` training labels are computed from candles inside the
-        # test split; drop them so training never sees the test window's prices.
+        # A label spans the trade: label_period_candles (the strategy's maximum holding
+        # time) plus the entry candle. Rows whose label reaches into the next split are
+        # purged, and an embargo keeps the slowest features from bridging the gap.
         horizon = int(self.freqai_info["feature_parameters"].get("label_period_candles", 0))
-        has_test = len(data_dictionary.get("test_features", [])) > 0
-        if has_test and horizon > 0:
-            x, y, w = x[:-horizon], y[:-horizon], w[:-horizon]
+        gap = horizon + 1 + EMBARGO_CANDLES
+
+        train = _rows(data_dictionary, "train")
+        test = _rows(data_dictionary, "test")
+        train = train.head(len(train) - gap)  # its last labels look into the test split
+        # The test split's own last labels look past the training data (in a backtest, into
+        # the window being predicted): purged too. The rest splits in two, with a gap:
+        # early stopping on the first third, calibration and the skill check on the rest.
+        test = test.head(len(test) - gap)
+        early = test.head(len(test) // 3)
+        held_out = test.tail(len(test) - len(early) - gap)
+        if len(train) < 2 * MIN_ROWS:
+            raise OperationalException(
+                f"{dk.pair}: {len(train)} training rows after purging {gap} candles per split: "
+                f"too few. Raise freqai.train_period_days.")
 
         model = lgb.LGBMClassifier(**params)
-        if has_test:
-            x_test = data_dictionary["test_features"].to_numpy(dtype=np.float32)
-            y_test = (data_dictionary["test_labels"].to_numpy()[:, 0] == UP).astype(np.int32)
-            model.fit(x, y, sample_weight=w, eval_X=(x_test,), eval_y=(y_test,),
-                      eval_sample_weight=[np.asarray(data_dictionary["test_weights"])],
+        if len(early) >= MIN_ROWS and len(np.unique(early.y)) == 2:
+            model.fit(train.x, train.y, sample_weight=train.w, eval_X=(early.x,),
+                      eval_y=(early.y,), eval_sample_weight=[early.w],
                       callbacks=[lgb.early_stopping(stopping_rounds, verbose=False)])
         else:
-            x_test, y_test = x[-2000:], y[-2000:]
-            model.fit(x, y, sample_weight=w)
+            model.fit(train.x, train.y, sample_weight=train.w)
 
         clf = OnnxClassifier(
-            onnx_bytes=export_lightgbm(model, x.shape[1]),
-            classes_=np.array([DOWN, UP], dtype=object),  # index = the booster's 0/1 label
+            onnx_bytes=export_lightgbm(model, train.x.shape[1]),
+            classes_=np.array([LOSS, WIN], dtype=object),  # index = the booster's 0/1 label
             feature_names=list(dk.training_features_list),
-            positive_class=UP,
+            positive_class=WIN,
             threads=ml.onnx_threads,
             best_iteration=model.best_iteration_ or None,
         )
-        parity = check_parity(model, clf, x_test)
-        if has_test and clf.positive_index is not None:
-            raw = clf.raw_proba(x_test)[:, clf.positive_index].astype(np.float64)
-            clf.calibration = Calibration.fit(raw, y_test)
+        parity_rows = held_out.x if len(held_out) else train.x[-2000:]
+        parity = check_parity(model, clf, parity_rows)
+        judged = held_out_skill(clf.raw_proba(held_out.x)[:, 1] if len(held_out) else [],
+                                held_out.y, horizon)
+        clf.calibration = judged.calibration
+        wins, losses = train.ret[train.ret > 0], train.ret[train.ret <= 0]
+        # Per-window values the strategy reads (FreqAI returns them as columns).
+        dk.data["extra_returns_per_train"] = {
+            SKILL: float(judged.skill),
+            BASE_RATE: float(train.y.mean()),
+            MEAN_WIN: float(wins.mean()) if len(wins) else 0.0,
+            MEAN_LOSS: float(-losses.mean()) if len(losses) else 0.0,
+        }
         self._write_onnx_file(clf, dk)
         dk.data["onnx"] = {
             "parity_max_abs_diff": parity,
             "best_iteration": clf.best_iteration,
             "calibration": [clf.calibration.a, clf.calibration.b],
-            "train_rows": len(x),
-            "test_rows": len(x_test) if has_test else 0,
+            "train_rows": len(train), "early_stopping_rows": len(early),
+            "held_out_rows": len(held_out), "purged_per_split": gap,
+            "held_out_scores": judged.scores.as_dict() if judged.scores else None,
         }
-        logger.info("%s: ONNX model ready (parity %.1e, %s trees)", dk.pair, parity,
-                    clf.best_iteration or params["n_estimators"])
+        bss = judged.scores.brier_skill if judged.scores else float("nan")
+        logger.info("%s: ONNX model ready (parity %.1e, %s trees); held-out Brier skill %.4f "
+                    "-> %s", dk.pair, parity, clf.best_iteration or params["n_estimators"], bss,
+                    "skill" if judged.skill else f"no skill, gate uses {ml.no_skill}")
         return clf
 
     def _append_null_backtesting_predictions(self, dk: FreqaiDataKitchen, dataframe_backtest):
@@ -213,7 +279,12 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
             raise OnnxModelError(f"{dk.pair}: {exc}") from exc
         labels = model.classes_[np.argmax(proba, axis=1)]
         pred_df = DataFrame(proba, columns=list(model.classes_))
-        pred_df.insert(0, dk.label_list[0], labels)
+        pred_df.insert(0, WIN_LABEL, labels)
+        # The return label's prediction: the trade's expected net return by this model.
+        trained = dk.data.get("extra_returns_per_train", {})
+        win_p = pred_df[WIN].to_numpy()
+        pred_df.insert(0, RETURN_LABEL, win_p * trained.get(MEAN_WIN, 0.0)
+                       - (1.0 - win_p) * trained.get(MEAN_LOSS, 0.0))
         if "di" in dk.feature_pipeline:
             dk.DI_values = dk.feature_pipeline["di"].di_values
         else:

@@ -58,3 +58,8 @@ def signal(df: pd.DataFrame, family: str, *, rsi_level: float, pullback_rsi: flo
     else:
         raise ValueError(f"unknown entry family {family!r}; choose one of {FAMILIES}")
     return core & (df["volume_ratio"] > volume_ratio) & (df["volume"] > 0)
+
+
+def reversal(df: pd.DataFrame, rsi_level: float) -> pd.Series:
+    """The technical exit: MACD crosses down while RSI is stretched above ``rsi_level``."""
+    return df["macd_cross_down"] & (df["rsi"] > rsi_level)

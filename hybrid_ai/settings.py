@@ -46,17 +46,28 @@ class MLSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    # Minimum calibrated buy probability per risk level: tighter when more conservative.
-    buy_prob_threshold: dict[RiskLevel, float] = Field(
+    # Enter only when the trade's expected net return (calibrated win probability x mean
+    # win - loss probability x mean loss, both measured on the training window's trade
+    # outcomes, fees included) exceeds this margin: wider when more conservative.
+    ev_margin: dict[RiskLevel, float] = Field(
         default_factory=lambda: {
-            RiskLevel.CONSERVATIVE: 0.50,
-            RiskLevel.MODERATE: 0.45,
-            RiskLevel.AGGRESSIVE: 0.40,
+            RiskLevel.CONSERVATIVE: 0.004,
+            RiskLevel.MODERATE: 0.002,
+            RiskLevel.AGGRESSIVE: 0.0,
         }
     )
-    # Training label: the forward return over freqai's label_period_candles must clear this
-    # (round-trip fees 0.2 % + slippage and a margin).
-    label_cost: float = Field(0.004, ge=0, lt=0.2)
+    # ml_target_position = this fraction of the Kelly stake for that edge, as a share of
+    # limits.max_stake_per_trade (capped at 1; the hard limits cap the stake itself).
+    kelly_fraction: float = Field(0.25, gt=0, le=1)
+    # Every entry the ML gate approves gets at least this share of the allowed stake.
+    min_position: float = Field(0.0, ge=0, le=1)
+    # A window whose model shows no skill on its own held-out data (Brier skill <= 0 against
+    # the base rate, cross-fitted): "prior" gates and sizes with the training base rate
+    # (the expected value of any entry in the last train_period_days), "closed" blocks.
+    no_skill: Literal["prior", "closed"] = "prior"
+    # Exit open trades (tag ml_exit) when the expected value of holding falls below minus
+    # the strategy's sell_ml_exit_band (a hyperopt parameter); false: never.
+    ml_exit: bool = True
     # onnxruntime threads per model; 1 leaves the second core to freqtrade.
     onnx_threads: int = Field(1, ge=1, le=16)
     # Rows of training data FreqAI's dissimilarity index compares against.
@@ -65,15 +76,14 @@ class MLSettings(BaseModel):
     frozen_models: FrozenModels | None = None
 
     @model_validator(mode="after")
-    def _thresholds_tighten_when_conservative(self) -> MLSettings:
-        t = self.buy_prob_threshold
-        check_levels("buy_prob_threshold", t, bolder="smaller")
-        if not all(0 <= v <= 1 for v in t.values()):
-            raise ValueError("buy_prob_threshold values must lie in [0, 1]")
+    def _margins_widen_when_conservative(self) -> MLSettings:
+        check_levels("ev_margin", self.ev_margin, bolder="smaller")
+        if not all(-1 <= v <= 1 for v in self.ev_margin.values()):
+            raise ValueError("ev_margin values are returns per trade: keep them in [-1, 1]")
         return self
 
-    def thresholds_by_rank(self) -> list[float]:
-        return [self.buy_prob_threshold[lvl] for lvl in RiskLevel]
+    def margins_by_rank(self) -> list[float]:
+        return [self.ev_margin[lvl] for lvl in RiskLevel]
 
 
 class OracleGate(BaseModel):

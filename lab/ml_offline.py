@@ -16,7 +16,10 @@ from freqtrade.configuration import setup_utils_configuration
 from freqtrade.enums import RunMode
 from freqtrade.freqai.data_kitchen import FreqaiDataKitchen
 
+from hybrid_ai import entries
+from hybrid_ai.indicators import add_ta_indicators
 from hybrid_ai.ml import features as ml_features
+from hybrid_ai.ml.labels import ExitRules
 from lab.project import CONFIG, REPO
 
 MODEL_FILE = REPO / "freqaimodels" / "LightGBMOnnxClassifier.py"
@@ -45,9 +48,25 @@ def load_config(userdir: Path, identifier: str, training: dict[str, Any] | None 
     return config
 
 
+def strategy(config: dict[str, Any] | None = None) -> Any:
+    """The configured strategy, loaded as freqtrade loads it (its exits define the label)."""
+    from freqtrade.resolvers import StrategyResolver
+
+    if config is None:
+        config = setup_utils_configuration(
+            {"config": [str(CONFIG)], "timerange": "20240101-20240201"}, RunMode.BACKTEST)
+    return StrategyResolver.load_strategy(config)
+
+
 def feature_frame(candles: pd.DataFrame, periods: tuple[int, ...] = (14, 48),
-                  horizon: int = 24, cost: float = 0.004) -> pd.DataFrame:
-    """One pair's base-timeframe features and target, as FreqAI's hooks would build them."""
+                  rules: ExitRules | None = None, sell_rsi: float | None = None,
+                  ) -> pd.DataFrame:
+    """One pair's base-timeframe features and targets, as FreqAI's hooks would build them
+    (the targets with the configured strategy's exits unless ``rules`` is given)."""
+    if rules is None or sell_rsi is None:
+        strat = strategy()
+        rules = rules or strat.exit_rules()
+        sell_rsi = strat.sell_rsi.value if sell_rsi is None else sell_rsi
     df = candles.copy()
     for period in periods:
         expanded = ml_features.expand_all(candles.copy(), period)
@@ -55,7 +74,8 @@ def feature_frame(candles: pd.DataFrame, periods: tuple[int, ...] = (14, 48),
         df = pd.concat([df, expanded[new].add_suffix(f"_{period}")], axis=1)
     df = ml_features.expand_basic(df)
     df = ml_features.standard(df)
-    df = ml_features.target(df, horizon=horizon, cost=cost)
+    indicators = add_ta_indicators(candles[["open", "high", "low", "close", "volume"]].copy())
+    df = ml_features.targets(df, rules, entries.reversal(indicators, sell_rsi))
     return df.iloc[max(periods) * 3:].reset_index(drop=True)
 
 

@@ -3,11 +3,18 @@
 ``python -m lab.ml_quality --timerange 20240301-20240701`` runs ``freqtrade
 backtesting`` with the ML layer (FreqAI retrains every ``backtest_period_days`` on the
 ``train_period_days`` before each window, so no window is seen in training), then scores
-the predictions FreqAI saved for every window against what actually happened:
+the win probabilities FreqAI saved for every window against what the trade entered at each
+candle actually returned (the label, ``hybrid_ai.ml.labels``, rebuilt from the candles with
+the strategy's exits):
 
-* AUC, log-loss and Brier score per window, next to the base-rate baseline (a constant
-  prediction equal to the share of "up" labels in that window's training period);
-* a calibration table (predicted probability bins vs realised frequency).
+* per window: AUC, log-loss and Brier score, and the Brier skill score against the base
+  rate of that window's training rows (what "no skill" falls back to), with the skill flag
+  the model set on its own held-out rows at training time;
+* the same pooled over all windows, for the model's probability and for the probability
+  the gate used (the base rate where the model had no skill);
+* a reliability table (predicted probability bins vs realised win rate);
+* the expected-value gate on every predicted candle: realised mean return where it would
+  pass (at the moderate margin) vs where it would block.
 
 Nothing is tuned on these numbers; they are reported as measured.
 """
@@ -18,23 +25,38 @@ import argparse
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from freqtrade.data.history import load_pair_history
-from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
+from hybrid_ai.ml import skill
+from hybrid_ai.ml.features import RETURN_LABEL, WIN, targets
+from hybrid_ai.ml.signals import BASE_RATE, MEAN_LOSS, MEAN_WIN, SKILL
+from hybrid_ai.settings import RiskLevel, load_settings
 from lab.project import CONFIG, DEFAULT_DATADIR, REPO, load_config, shared_data
 
-DAY = pd.Timedelta(days=1)
+
+def label_definition(rules, sell_rsi: float) -> str:
+    trail = (f"a {rules.trailing:.1%} trail armed {rules.trailing_offset:.1%} above the entry"
+             if rules.trailing else "no trail")
+    tp = (f"{rules.partial_fraction:.0%} sold at +{rules.partial_tp:.1%}" if rules.partial_tp
+          else "no partial take-profit")
+    return (f"win = a long trade entered at the next open returns > 0 after {rules.fee:.2%} "
+            f"fees per side under the strategy's exits: stop {rules.stoploss:.1%}, {trail}, "
+            f"{tp}, the technical reversal (MACD cross down, RSI > {sell_rsi:g}) and a time "
+            f"exit after {rules.max_hold} candles")
 
 
-def realised_labels(datadir: Path, pair: str, horizon: int, cost: float) -> pd.Series:
+def realised(datadir: Path, pair: str, rules, sell_rsi: float) -> pd.Series:
+    """Net return of the trade entered after each candle (NaN: not finished in the data)."""
+    from hybrid_ai import entries
+    from hybrid_ai.indicators import add_ta_indicators
+
     candles = load_pair_history(pair=pair, timeframe="5m", datadir=datadir)
-    close = candles.set_index("date")["close"]
-    forward = close.shift(-horizon) / close - 1.0
-    return (forward > cost).astype(float).where(forward.notna())
+    reversal = entries.reversal(add_ta_indicators(candles.copy()), sell_rsi)
+    return targets(candles, rules, reversal).set_index(candles["date"])[RETURN_LABEL]
 
 
 def load_predictions(models_dir: Path) -> pd.DataFrame:
@@ -52,51 +74,73 @@ def load_predictions(models_dir: Path) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
-def score(df: pd.DataFrame, base_rate: float) -> dict[str, float]:
-    y, p = df["label"].to_numpy(), np.clip(df["up"].to_numpy(), 1e-6, 1 - 1e-6)
-    base = np.full_like(p, np.clip(base_rate, 1e-6, 1 - 1e-6))
-    two_classes = len(np.unique(y)) == 2
-    return {
-        "rows": len(df),
-        "up_rate": float(y.mean()),
-        "auc": float(roc_auc_score(y, p)) if two_classes else float("nan"),
-        "logloss": float(log_loss(y, p, labels=[0, 1])),
-        "logloss_base": float(log_loss(y, base, labels=[0, 1])),
-        "brier": float(brier_score_loss(y, p)),
-        "brier_base": float(brier_score_loss(y, base)),
-    }
+@dataclass
+class Quality:
+    label: str
+    per_window: pd.DataFrame
+    reliability: pd.DataFrame
+    overall: dict[str, float]
+    ev_gate: pd.DataFrame
 
 
-def evaluate(models_dir: Path, datadir: Path, pairs: list[str], horizon: int, cost: float,
-             train_days: int, since: pd.Timestamp | None = None,
-             ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, float]]:
+def evaluate(models_dir: Path, datadir: Path, pairs: list[str],
+             since: pd.Timestamp | None = None) -> Quality:
     """Scores of the predictions saved under ``models_dir`` (only candles from ``since``)."""
+    from lab.ml_offline import strategy
+
+    strat = strategy()
+    rules, sell_rsi = strat.exit_rules(), strat.sell_rsi.value
+    margin = load_settings(load_config([CONFIG])).ml.ev_margin[RiskLevel.MODERATE]
     preds = load_predictions(models_dir)
     if since is not None:
         preds = preds[preds["date"] >= since]
     rows, scored = [], []
     for pair in pairs:
         coin = pair.split("/")[0].upper()
-        labels = realised_labels(datadir, pair, horizon, cost)
+        ret = realised(datadir, pair, rules, sell_rsi)
         p = preds[(preds["coin"] == coin) & (preds["do_predict"] == 1)].copy()
-        p["label"] = labels.reindex(pd.DatetimeIndex(p["date"])).to_numpy()
-        p = p.dropna(subset=["label"])
+        p["ret"] = ret.reindex(pd.DatetimeIndex(p["date"])).to_numpy()
+        p = p.dropna(subset=["ret"])
+        p = p[(p[MEAN_WIN] > 0) & (p[MEAN_LOSS] > 0)]  # a trained window's rows
+        p["y"] = (p["ret"] > 0).astype(float)
         for window, w in p.groupby("window"):
-            train = labels[(labels.index >= window - train_days * DAY) & (labels.index < window)]
-            base_rate = float(train.dropna().mean())
-            rows.append({"pair": pair, "window": window.date(), **score(w, base_rate)})
-            w = w.assign(base_rate=base_rate)
-            scored.append(w)
+            sc = skill.scores(w["y"], w[WIN], w[BASE_RATE])
+            rows.append({"pair": pair, "window": window.date(), "skill_flag": int(
+                w[SKILL].iloc[0] > 0.5), **sc.as_dict()})
+        scored.append(p)
+    if not rows:
+        raise ValueError(f"no scored predictions under {models_dir}")
     per_window = pd.DataFrame(rows)
     allrows = pd.concat(scored, ignore_index=True)
-    overall = score(allrows, 0.0)
-    overall["logloss_base"] = float(log_loss(
-        allrows["label"], np.clip(allrows["base_rate"], 1e-6, 1 - 1e-6), labels=[0, 1]))
-    overall["brier_base"] = float(brier_score_loss(allrows["label"], allrows["base_rate"]))
-    bins = pd.cut(allrows["up"], bins=np.linspace(0, 1, 11), include_lowest=True)
-    calibration = allrows.groupby(bins, observed=True).agg(
-        rows=("label", "size"), predicted=("up", "mean"), realised=("label", "mean"))
-    return per_window, calibration, overall
+    skilled = allrows[SKILL] > 0.5
+    used = allrows[WIN].where(skilled, allrows[BASE_RATE])
+    model = skill.scores(allrows["y"], allrows[WIN], allrows[BASE_RATE])
+    gate = skill.scores(allrows["y"], used, allrows[BASE_RATE])
+    ev = used * allrows[MEAN_WIN] - (1 - used) * allrows[MEAN_LOSS]
+    passed = ev > margin
+    ev_gate = pd.DataFrame([
+        {"candles": name, "rows": int(m.sum()), "mean_return": float(allrows["ret"][m].mean()),
+         "win_rate": float(allrows["y"][m].mean())}
+        for name, m in (("gate passes", passed), ("gate blocks", ~passed))])
+    overall = {
+        **{f"model_{k}": v for k, v in model.as_dict().items()},
+        **{f"used_{k}": v for k, v in gate.as_dict().items()},
+        "windows": len(per_window), "skilled_windows": int(per_window["skill_flag"].sum()),
+        "ev_margin": margin,
+    }
+    return Quality(label_definition(rules, sell_rsi), per_window,
+                   skill.reliability(allrows["y"], allrows[WIN]), overall, ev_gate)
+
+
+def summary_line(q: Quality) -> str:
+    o = q.overall
+    return (f"Out of sample ({o['model_rows']} predicted candles, {o['windows']} pair-windows):"
+            f" AUC {o['model_auc']:.3f}, log-loss {o['model_log_loss']:.4f} vs base rate "
+            f"{o['model_log_loss_base']:.4f}, Brier {o['model_brier']:.4f} vs "
+            f"{o['model_brier_base']:.4f} (Brier skill {o['model_brier_skill']:+.4f}). The model "
+            f"claimed skill on its held-out rows in {o['skilled_windows']} of {o['windows']} "
+            f"windows; the probability the gate used (base rate elsewhere): Brier skill "
+            f"{o['used_brier_skill']:+.4f}, AUC {o['used_auc']:.3f}.")
 
 
 def run_backtest(datadir: Path, userdir: Path, timerange: str, pairs: list[str]) -> None:
@@ -126,28 +170,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-run", action="store_true", help="score an existing run")
     args = parser.parse_args(argv)
     config = load_config([CONFIG])
-    freqai = config["freqai"]
     if not args.no_run:
         run_backtest(args.datadir, args.userdir, args.timerange, args.pairs)
-    per_window, calibration, overall = evaluate(
-        args.userdir / "models" / freqai["identifier"], args.datadir, args.pairs,
-        freqai["feature_parameters"]["label_period_candles"],
-        config.get("hybrid_ai", {}).get("ml", {}).get("label_cost", 0.004),
-        freqai["train_period_days"],
-    )
-    pd.set_option("display.width", 160)
-    print("Per window (out of sample, do_predict == 1):")
-    print(per_window.round(4).to_string(index=False))
-    print("\nCalibration (all windows):")
-    print(calibration.round(3).to_string())
-    print("\nOverall:", json.dumps({k: round(v, 4) for k, v in overall.items()}))
+    q = evaluate(args.userdir / "models" / config["freqai"]["identifier"], args.datadir,
+                 args.pairs)
+    pd.set_option("display.width", 200)
+    print("Label:", q.label)
+    print("\nPer window (out of sample, do_predict == 1):")
+    print(q.per_window.round(4).to_string(index=False))
+    print("\nReliability (all windows, the model's probability):")
+    print(q.reliability.round(3).to_string(index=False))
+    print("\nExpected-value gate at the moderate margin, every predicted candle:")
+    print(q.ev_gate.round(5).to_string(index=False))
+    print("\n" + summary_line(q))
     report = args.userdir / "ml_quality.json"
     report.write_text(json.dumps({
-        "overall": overall,
-        "per_window": json.loads(per_window.to_json(orient="records", date_format="iso")),
-        "calibration": json.loads(calibration.reset_index().astype({"up": str}).to_json(
-            orient="records")),
-    }, indent=2))
+        "label": q.label, "overall": q.overall,
+        "per_window": json.loads(q.per_window.to_json(orient="records", date_format="iso")),
+        "reliability": q.reliability.to_dict(orient="records"),
+        "ev_gate": q.ev_gate.to_dict(orient="records"),
+    }, indent=2, default=float))
     print(f"\nwritten to {report}")
     return 0
 

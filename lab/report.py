@@ -99,6 +99,44 @@ def verdicts(table: pd.DataFrame, curves: dict[str, pd.Series]) -> list[str]:
     return said
 
 
+def acceptance(table: pd.DataFrame, attribution: pd.DataFrame,
+               ml: dict[str, float]) -> pd.DataFrame:
+    """The ML layer's acceptance criteria (issue #13), each as measured here: met or not.
+    Out of sample only; nothing here feeds back into a parameter."""
+    rows = table.set_index("variant")
+    out = []
+
+    def add(criterion: str, value: str, met: bool | None) -> None:
+        out.append({"criterion": criterion, "measured": value,
+                    "met": "n/a" if met is None else ("yes" if met else "no")})
+
+    add("Brier skill score > 0 out of sample (model / as gated)",
+        f"{ml['model_brier_skill']:+.4f} / {ml['used_brier_skill']:+.4f}",
+        bool(ml["model_brier_skill"] > 0))
+    add("AUC >= 0.58", f"{ml['model_auc']:.3f}", bool(ml["model_auc"] >= 0.58))
+    ml_row = (attribution.set_index("layer").loc["ml"] if not attribution.empty
+              and "ml" in set(attribution["layer"]) else None)
+    if ml_row is not None:
+        add("ML-passed technical entries beat blocked ones (mean return)",
+            f"{ml_row['passed_minus_blocked_pct']:+.2f} pp [{ml_row['ci90_low_pct']:+.2f}, "
+            f"{ml_row['ci90_high_pct']:+.2f}], {ml_row['passed']:.0f} passed / "
+            f"{ml_row['blocked']:.0f} blocked", bool(ml_row["passed_minus_blocked_pct"] > 0))
+    else:
+        add("ML-passed technical entries beat blocked ones (mean return)", "no entries", None)
+    if {"ta", "ta+ml"} <= set(rows.index):
+        a, b = rows.loc["ta"], rows.loc["ta+ml"]
+        add("ta+ml Sharpe above ta", f"{b['sharpe']:.2f} vs {a['sharpe']:.2f} "
+            f"({b['trades']:.0f} vs {a['trades']:.0f} trades)", bool(b["sharpe"] > a["sharpe"]))
+    full = next((v for v in ("ta+ml+llm", "ta+ml+oracle") if v in rows.index), None)
+    if full and "buy & hold basket" in rows.index:
+        f, bh = rows.loc[full], rows.loc["buy & hold basket"]
+        add(f"{full} Sharpe > 0 and above buy & hold basket",
+            f"{f['sharpe']:.2f} vs {bh['sharpe']:.2f}; {f['trades']:.0f} trades "
+            f"({f['trades_per_month']:.1f}/month), exposure {f['exposure'] * 100:.1f} %",
+            bool(f["sharpe"] > 0 and f["sharpe"] > bh["sharpe"]))
+    return pd.DataFrame(out)
+
+
 def chart_equity(curves: dict[str, pd.Series], journal: Path, out: Path) -> Path:
     plt = pyplot()
     fig, (ax, ax2) = plt.subplots(2, 1, figsize=(11, 7), sharex=True,
@@ -164,8 +202,8 @@ def chart_calibration(calibration: pd.DataFrame, out: Path) -> Path:
     for _, row in calibration.iterrows():
         ax.annotate(f"{int(row['rows'])}", (row["predicted"], row["realised"]), fontsize=7,
                     textcoords="offset points", xytext=(4, -10))
-    ax.set_xlabel("predicted buy probability (out of sample)")
-    ax.set_ylabel("realised share of 'up' labels")
+    ax.set_xlabel("predicted win probability (out of sample)")
+    ax.set_ylabel("realised share of winning trades")
     ax.set_title("ML calibration (rows per bin annotated)")
     ax.legend()
     return save(fig, out)
@@ -259,20 +297,17 @@ def main(argv: list[str] | None = None) -> int:
         charts["exposure"] = chart_exposure(rm.exposure_series(runs["ta+ml+oracle"]), journal,
                                             out / "exposure.png")
     freqai = config["freqai"]
-    _, calibration, overall = ml_quality.evaluate(
-        workdir / "models" / freqai["identifier"], args.datadir, pairs,
-        freqai["feature_parameters"]["label_period_candles"],
-        config["hybrid_ai"]["ml"]["label_cost"], freqai["train_period_days"])
-    charts["calibration"] = chart_calibration(calibration.reset_index(drop=True),
-                                              out / "calibration.png")
+    quality = ml_quality.evaluate(workdir / "models" / freqai["identifier"], args.datadir,
+                                  pairs)
+    calibration, overall = quality.reliability, quality.overall
+    charts["calibration"] = chart_calibration(calibration, out / "calibration.png")
+    exits = ml_exits(runs["ta+ml"], args.datadir, pairs) if "ta+ml" in runs else pd.DataFrame()
     said = verdicts(table, curves)
+    accepted = acceptance(table, attribution, overall)
     wall = time.monotonic() - started
 
     title = f"Hybrid-AI ablation, {len(pairs)} pairs, {timerange}"
-    ml_line = (f"Out of sample (do_predict = 1, {overall['rows']} candles): AUC "
-               f"{overall['auc']:.3f}, log-loss {overall['logloss']:.4f} vs base rate "
-               f"{overall['logloss_base']:.4f}, Brier {overall['brier']:.4f} vs "
-               f"{overall['brier_base']:.4f}.")
+    ml_line = ml_quality.summary_line(quality)
     late_line = ""
     if len(late_table) == 2:
         # Prediction quality over the same late candles: frozen models vs weekly retraining.
@@ -281,9 +316,7 @@ def main(argv: list[str] | None = None) -> int:
                             ("frozen", f"{freqai['identifier']}-frozen")):
             late_auc[name] = ml_quality.evaluate(
                 workdir / "models" / ident, args.datadir, pairs,
-                freqai["feature_parameters"]["label_period_candles"],
-                config["hybrid_ai"]["ml"]["label_cost"], freqai["train_period_days"],
-                since=late[0].start)[2]["auc"]
+                since=late[0].start).overall["model_auc"]
         wf, fr = late_table.iloc[0], late_table.iloc[1]
         late_line = (f"Frozen models (trained before {late[0].start:%Y-%m-%d}, never retrained) "
                      f"{fr['total_return'] * 100:+.2f} % / {fr['trades']:.0f} trades vs weekly "
@@ -295,6 +328,8 @@ def main(argv: list[str] | None = None) -> int:
     sections = [
         ("Verdict", "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in said) + "</ul>"),
         ("Variants vs buy & hold", fmt_table(table).to_html(index=False)),
+        ("ML layer acceptance (issue #13), as measured", fmt_table(accepted).to_html(
+            index=False)),
         ("Equity and oracle timeline", img(charts["equity"])),
         ("Drawdown", img(charts["drawdown"])),
         ("Per-layer attribution (technical entries each layer would block)",
@@ -308,8 +343,19 @@ def main(argv: list[str] | None = None) -> int:
             else "<p>No trims in this range.</p>")
          + "<p>Each trimmed part against holding it to the trade's final exit; saved &gt; 0: "
            "the trim sold above the final exit. Interval: bootstrap 90 % of the mean.</p>"),
-        ("ML calibration", f"<p>{html.escape(ml_line)}</p>" + img(charts["calibration"])
-         + fmt_table(calibration.reset_index(drop=True)).to_html(index=False)),
+        ("ML exits (ta+ml)",
+         (fmt_table(exits).to_html(index=False) if not exits.empty
+          else "<p>No ml_exit in this range.</p>")
+         + "<p>Each ml_exit against holding the trade to its next stop, trail, reversal or "
+           "time exit (same stop state; later partial take-profits left out); saved &gt; 0: "
+           "the exit sold above that. Interval: bootstrap 90 % of the mean.</p>"),
+        ("ML scores and calibration", f"<p>Label: {html.escape(quality.label)}.</p>"
+         f"<p>{html.escape(ml_line)}</p>" + img(charts["calibration"])
+         + fmt_table(calibration).to_html(index=False)
+         + "<h3>Expected-value gate on every predicted candle (moderate margin)</h3>"
+         + fmt_table(quality.ev_gate).to_html(index=False)
+         + "<h3>Per walk-forward window</h3>"
+         + fmt_table(quality.per_window).to_html(index=False)),
         ("Frozen model vs walk-forward", f"<p>{html.escape(late_line)}</p>"
          + fmt_table(late_table).to_html(index=False)),
         ("Lookahead and recursive analysis (technical layer)",
@@ -322,9 +368,12 @@ def main(argv: list[str] | None = None) -> int:
     ]
     write_html(out, title, sections)
     md = [f"# {title}", "", *[f"- {s}" for s in said], "", md_table(table), "",
+          "## ML acceptance", "", md_table(accepted), "",
           "## Attribution", "", md_table(attribution) if not attribution.empty else "none", "",
           "## Oracle trims", "", md_table(trims) if not trims.empty else "none", "",
-          "## ML", "", ml_line, "", "## Frozen model", "", late_line, "",
+          "## ML exits", "", md_table(exits) if not exits.empty else "none", "",
+          "## ML", "", f"Label: {quality.label}.", "", ml_line, "", md_table(calibration), "",
+          md_table(quality.ev_gate), "", "## Frozen model", "", late_line, "",
           md_table(late_table) if len(late_table) else "", "", f"Wall time {wall:.0f} s."]
     (out / "summary.md").write_text("\n".join(md) + "\n")
     (out / "metrics.json").write_text(json.dumps({
@@ -333,10 +382,33 @@ def main(argv: list[str] | None = None) -> int:
         "late": late_table.replace({np.nan: None}).to_dict(orient="records"),
         "attribution": attribution.replace({np.nan: None}).to_dict(orient="records"),
         "trims": trims.replace({np.nan: None}).to_dict(orient="records"),
-        "ml": overall, "verdicts": said}, indent=2, default=str))
+        "acceptance": accepted.to_dict(orient="records"),
+        "ml_exits": exits.replace({np.nan: None}).to_dict(orient="records"),
+        "ml": {"label": quality.label, **overall,
+               "per_window": quality.per_window.to_dict(orient="records"),
+               "reliability": calibration.to_dict(orient="records"),
+               "ev_gate": quality.ev_gate.to_dict(orient="records")},
+        "verdicts": said}, indent=2, default=str))
     print("\n".join(md))
     print(f"\nreport: {out / 'report.html'} ({wall:.0f} s)")
     return 0
+
+
+def ml_exits(run: rm.Run, datadir: Path, pairs: list[str]) -> pd.DataFrame:
+    """``rm.exit_attribution`` of the run's ml_exit trades, with the strategy's exits."""
+    from freqtrade.data.history import load_pair_history
+
+    from hybrid_ai import entries
+    from hybrid_ai.indicators import add_ta_indicators
+    from lab.ml_offline import strategy
+
+    strat = strategy()
+    candles, reversals = {}, {}
+    for pair in pairs:
+        c = load_pair_history(pair=pair, timeframe="5m", datadir=datadir)
+        candles[pair] = c
+        reversals[pair] = entries.reversal(add_ta_indicators(c.copy()), strat.sell_rsi.value)
+    return rm.exit_attribution(run, candles, reversals, strat.exit_rules())
 
 
 def _last_month(timerange: str) -> str:

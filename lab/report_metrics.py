@@ -33,6 +33,8 @@ from freqtrade.data.metrics import (
     calculate_sortino_from_balance,
 )
 
+from hybrid_ai.ml.labels import ExitRules
+
 STRATEGY = "HybridAIStrategy"
 BLOCK_DAYS = 7  # bootstrap blocks keep a week of daily returns together (autocorrelation)
 RESAMPLES = 2000
@@ -127,14 +129,16 @@ def series_metrics(equity: pd.Series, total_return: float | None = None) -> dict
 def trade_metrics(run: Run) -> dict[str, float]:
     t = run.trades
     span = (run.end - run.start).total_seconds()
+    months = span / (30.44 * 86400)
     if t.empty:
-        return {"trades": 0, "win_rate": 0.0, "exposure": 0.0, "avg_hold_h": 0.0,
-                "fees": 0.0}
+        return {"trades": 0, "trades_per_month": 0.0, "win_rate": 0.0, "exposure": 0.0,
+                "avg_hold_h": 0.0, "fees": 0.0}
     held = (t["close_date"] - t["open_date"]).dt.total_seconds()
     exit_value = t["stake_amount"] + t["profit_abs"]
     fees = (t["fee_open"] * t["stake_amount"] + t["fee_close"] * exit_value).sum()
     return {
         "trades": len(t),
+        "trades_per_month": len(t) / months if months > 0 else np.nan,
         "win_rate": float((t["profit_abs"] > 0).mean()),
         # Capital in the market, time-weighted, as a share of the starting balance.
         "exposure": float((t["stake_amount"] * held).sum() / (run.starting_balance * span)),
@@ -153,7 +157,8 @@ def variant_row(run: Run) -> dict[str, float | str]:
 
 
 def benchmark_row(name: str, index: pd.Series) -> dict[str, float | str]:
-    return {"variant": name, **series_metrics(index), "trades": np.nan, "win_rate": np.nan,
+    return {"variant": name, **series_metrics(index), "trades": np.nan,
+            "trades_per_month": np.nan, "win_rate": np.nan,
             "exposure": 1.0, "avg_hold_h": np.nan, "fees": np.nan}
 
 
@@ -241,6 +246,73 @@ def trim_attribution(run: Run, seed: int = 0, resamples: int = 2000) -> pd.DataF
                      "verdict": "inconclusive" if low <= 0 <= high
                      else ("helped" if low > 0 else "hurt")})
     return pd.DataFrame(rows)
+
+
+def hold_on(candles: pd.DataFrame, reversal: pd.Series, trade: pd.Series,
+            rules: ExitRules) -> tuple[float, pd.Timestamp | None]:
+    """Where the rest of ``trade`` would have been sold had it not exited when it did: at
+    its next stop, trail, technical reversal or time exit (``rules``: the strategy's), with
+    the stop state (entry, highest high) it had. Partial take-profits after the exit are
+    left out. Returns (rate, date); (nan, None) when the data end first."""
+    dates = candles["date"]
+    open_, high, low = (candles[c].to_numpy(float) for c in ("open", "high", "low"))
+    signal = reversal.to_numpy(bool)
+    entry, opened = float(trade["open_rate"]), pd.Timestamp(trade["open_date"])
+    closed = pd.Timestamp(trade["close_date"])
+    first = int(dates.searchsorted(opened))
+    start = int(dates.searchsorted(closed))  # the candle the trade exited in
+    last = first + rules.max_hold  # freqtrade's time exit: the open after max_hold candles
+    if start >= len(dates) or last >= len(dates):
+        return float("nan"), None
+    peak = float(np.max(high[first:start])) if start > first else entry
+    floor, arm = entry * (1 + rules.stoploss), entry * (1 + rules.trailing_offset)
+    for j in range(start, last):
+        if j > start and signal[j - 1]:
+            return open_[j], dates.iloc[j]
+        peak = max(peak, high[j])
+        stop = floor
+        if rules.trailing is not None and peak >= arm:
+            stop = max(floor, peak * (1 - rules.trailing))
+        if low[j] <= stop:
+            return (open_[j] if open_[j] < stop else stop), dates.iloc[j]
+    return open_[last], dates.iloc[last]
+
+
+def exit_attribution(run: Run, candles: dict[str, pd.DataFrame],
+                     reversals: dict[str, pd.Series], rules: ExitRules, tag: str = "ml_exit",
+                     seed: int = 0, resamples: int = 2000) -> pd.DataFrame:
+    """What exits tagged ``tag`` did against holding each trade to its next exit
+    (``hold_on``): saved > 0 means the exit sold above where the trade would have gone.
+    Per exit as % of the entry price, with a bootstrap 90 % interval of the mean."""
+    t = run.trades
+    if t.empty or "exit_reason" not in t:
+        return pd.DataFrame()
+    exits = t[t["exit_reason"] == tag]
+    if exits.empty:
+        return pd.DataFrame()
+    pct, saved, held_h = [], [], []
+    for _, trade in exits.iterrows():
+        pair = trade["pair"]
+        rate, when = hold_on(candles[pair], reversals[pair], trade, rules)
+        if when is None:
+            continue
+        amount = float(trade["amount"])
+        pct.append((float(trade["close_rate"]) - rate) / float(trade["open_rate"]))
+        saved.append(amount * (float(trade["close_rate"]) - rate))
+        held_h.append((when - pd.Timestamp(trade["close_date"])).total_seconds() / 3600)
+    if not pct:
+        return pd.DataFrame()
+    rng = np.random.default_rng(seed)
+    means = rng.choice(np.array(pct), (resamples, len(pct))).mean(axis=1)
+    low, high = np.percentile(means, [5, 95])
+    return pd.DataFrame([{
+        "exit": tag, "exits": len(pct), "trades": len(exits),
+        "mean_trade_profit_pct": float(exits["profit_ratio"].mean() * 100),
+        "saved_abs": float(np.sum(saved)), "mean_saved_pct": float(np.mean(pct)) * 100,
+        "ci90_low_pct": float(low) * 100, "ci90_high_pct": float(high) * 100,
+        "hours_to_next_exit": float(np.mean(held_h)),
+        "verdict": "inconclusive" if low <= 0 <= high else ("helped" if low > 0 else "hurt"),
+    }])
 
 
 def exposure_series(run: Run, freq: str = "1h") -> pd.Series:

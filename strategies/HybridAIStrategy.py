@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import talib.abstract as ta
+from freqtrade.exceptions import OperationalException
 from freqtrade.exchange import timeframe_to_minutes
 from freqtrade.persistence import Trade
 from freqtrade.strategy import (
@@ -43,13 +44,16 @@ from pandas import DataFrame
 from hybrid_ai import entries, gates, redaction
 from hybrid_ai.indicators import add_ta_indicators
 from hybrid_ai.ml import features as ml_features
-from hybrid_ai.ml.signals import RISK_RANK, add_ml_columns
+from hybrid_ai.ml.labels import ExitRules
+from hybrid_ai.ml.signals import RISK_RANK, TRAINING_VALUES, add_ml_columns, ml_exit_signal
 from hybrid_ai.oracle_feed import OracleFeed
 from hybrid_ai.risk import capped_stake
 from hybrid_ai.settings import HardLimits, PackSettings, RiskLevel, load_settings
 from hybrid_ai.steering import Caps, Position, overnight_mark, plan_trims
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_FEE = 0.001  # per side, when the config sets no "fee" (Binance spot's taker fee)
 
 
 class HybridAIStrategy(IStrategy):
@@ -58,8 +62,11 @@ class HybridAIStrategy(IStrategy):
     timeframe = "5m"
     can_short = False
 
-    # No ROI table: exits come from the stops, the partial take-profit and TA reversal.
-    minimal_roi = {"0": 100.0}
+    # No profit targets in the ROI table, only freqtrade's time exit: a trade still open
+    # after 24 hours exits at the next open (ROI -1). The ML layer's label is the trade's
+    # outcome under these exits, so every label spans at most this holding time and
+    # freqai.feature_parameters.label_period_candles must equal it (checked at start).
+    minimal_roi = {"0": 100.0, "1440": -1}
 
     # Hard stop: -10 % from the entry price, until the trailing stop takes over.
     stoploss = -0.10
@@ -112,6 +119,9 @@ class HybridAIStrategy(IStrategy):
 
     sell_rsi = IntParameter(55, 85, default=68, space="sell")
     sell_partial_tp = DecimalParameter(0.02, 0.10, default=0.04, decimals=3, space="sell")
+    # ML exit hysteresis: an open trade exits (tag ml_exit) when a skilled model expects
+    # holding it to return below -band (entries need +margin; hybrid_ai.ml.ml_exit: off).
+    sell_ml_exit_band = DecimalParameter(0.0, 0.02, default=0.005, decimals=3, space="sell")
 
     protect_cooldown = IntParameter(1, 12, default=3, space="protection")
     protect_stop_limit = IntParameter(2, 6, default=3, space="protection")
@@ -175,8 +185,13 @@ class HybridAIStrategy(IStrategy):
                 "ml_confidence": {"color": "darkcyan"},
                 "ml_target_position": {"type": "bar", "color": "rgba(128,128,0,0.5)"},
             },
+            "ML edge": {
+                "ml_expected_return": {"color": "darkgreen"},
+                "ml_exit": {"type": "bar", "color": "rgba(178,34,34,0.5)"},
+            },
             "ML status": {
                 "ml_predicted": {"type": "bar", "color": "rgba(128,128,128,0.4)"},
+                "ml_skill": {"color": "purple"},
                 "do_predict": {"color": "black"},
             },
             "Oracle": {
@@ -207,6 +222,8 @@ class HybridAIStrategy(IStrategy):
         self._sized: dict[tuple[int, datetime], int] = {}
         self._steer_failure: str | None = None
         self._entry_faults: set[str] = set()  # entry-side failures already logged
+        if self.ml_enabled:
+            self._check_label_horizon()
         if self.settings.oracle.enabled:
             self.oracle = OracleFeed(self.settings.oracle, base_dir=Path.cwd())
             self.oracle.refresh()
@@ -233,6 +250,40 @@ class HybridAIStrategy(IStrategy):
                                "journal): conservative mode within the hard limits")
             self._oracle_was_valid = valid
 
+    def _check_label_horizon(self) -> None:
+        """The ML label spans the strategy's maximum holding time; FreqAI purges by
+        label_period_candles. One number, so a mismatch stops the bot with what to set."""
+        configured = self.config["freqai"]["feature_parameters"].get("label_period_candles")
+        wanted = self.exit_rules().max_hold
+        if configured != wanted:
+            raise OperationalException(
+                f"freqai.feature_parameters.label_period_candles is {configured}, but the "
+                f"strategy holds a trade at most {wanted} candles (its minimal_roi time exit): "
+                f"set label_period_candles to {wanted} so the ML label and its purge match "
+                f"the trades.")
+
+    def exit_rules(self) -> ExitRules:
+        """The exits as the ML label sees them, read from this strategy's own parameters
+        (change a stop, the trail, the take-profit or the time exit and the label follows)."""
+        tf = timeframe_to_minutes(self.timeframe)
+        time_exits = [int(k) for k, v in self.minimal_roi.items() if float(v) == -1]
+        if not time_exits:
+            raise OperationalException("minimal_roi needs a time exit (a -1 entry): the ML "
+                                       "label needs a maximum holding time")
+        trailing = None
+        if self.trailing_stop:
+            trailing = self.trailing_stop_positive or -self.stoploss
+        return ExitRules(
+            stoploss=self.stoploss,
+            max_hold=max(1, min(time_exits) // tf),
+            trailing=trailing,
+            trailing_offset=(self.trailing_stop_positive_offset or 0.0)
+            if self.trailing_only_offset_is_reached else 0.0,
+            partial_tp=self.sell_partial_tp.value,
+            partial_fraction=self.partial_tp_fraction,
+            fee=float(self.config.get("fee") or DEFAULT_FEE),
+        )
+
     def _entry_fault(self, where: str, pair: str, exc: Exception) -> None:
         """Fail closed: the entry side broke, so no new entry for ``pair``; one error line
         per distinct problem (not one per loop). Exits and stops do not pass through here.
@@ -250,7 +301,8 @@ class HybridAIStrategy(IStrategy):
     def _apply_upper_layers(self, frame: DataFrame, pair: str, now: datetime) -> None:
         """Recompute the upper layers' columns and the signals of an analysed frame, in
         place; its last candle takes the decision in force now."""
-        inputs = [c for c in ("date", "up", "down", "do_predict", "DI_values") if c in frame]
+        inputs = [c for c in ("date", ml_features.WIN, ml_features.LOSS, "do_predict",
+                              "DI_values", *TRAINING_VALUES) if c in frame]
         try:
             updated = self._upper_layers(frame[inputs].copy(), pair, now)
         except Exception as exc:  # fail closed: no entries from a frame we cannot gate
@@ -275,7 +327,8 @@ class HybridAIStrategy(IStrategy):
                 dataframe[RISK_RANK] = dataframe["oracle_risk_level"]
         if self.ml_enabled:
             di_threshold = self.config["freqai"]["feature_parameters"].get("DI_threshold", 0)
-            dataframe = add_ml_columns(dataframe, self.settings.ml, di_threshold)
+            dataframe = add_ml_columns(dataframe, self.settings.ml, di_threshold,
+                                       self.settings.limits.max_stake_per_trade)
             if self._trading_live():
                 self._report_predictions(pair, dataframe["ml_predicted"])
         return gates.approve(dataframe, self.settings.observe_only)
@@ -377,8 +430,12 @@ class HybridAIStrategy(IStrategy):
         return ml_features.standard(dataframe)
 
     def set_freqai_targets(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
-        horizon = self.config["freqai"]["feature_parameters"]["label_period_candles"]
-        return ml_features.target(dataframe, horizon, self.settings.ml.label_cost)
+        # The label: the outcome of a trade entered after each candle under this strategy's
+        # exits, the technical reversal included (hybrid_ai.ml.labels).
+        indicators = add_ta_indicators(dataframe[["open", "high", "low", "close",
+                                                  "volume"]].copy())
+        reversal = entries.reversal(indicators, self.sell_rsi.value)
+        return ml_features.targets(dataframe, self.exit_rules(), reversal)
 
     # --- signals ------------------------------------------------------------------------
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
@@ -394,8 +451,7 @@ class HybridAIStrategy(IStrategy):
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         # Technical reversal: MACD crosses down while RSI is stretched.
-        reversal = dataframe["macd_cross_down"] & (dataframe["rsi"] > self.sell_rsi.value)
-        dataframe["ta_exit"] = reversal.astype(int)
+        dataframe["ta_exit"] = entries.reversal(dataframe, self.sell_rsi.value).astype(int)
         self._set_exits(dataframe)
         return dataframe
 
@@ -407,16 +463,21 @@ class HybridAIStrategy(IStrategy):
                                    None)
 
     def _set_exits(self, df: DataFrame) -> None:
-        """Exit on a technical reversal, or where the oracle's decision in force biases the
-        pair at or below ``hybrid_ai.oracle.exit_bias`` (a signal column: freqtrade exits at
-        the next candle's open, with no per-candle callback)."""
+        """Exit on a technical reversal, where a skilled ML model expects holding to lose
+        (``ml_exit``), or where the oracle's decision in force biases the pair at or below
+        ``hybrid_ai.oracle.exit_bias``. Signal columns: freqtrade exits at the next candle's
+        open, with no per-candle callback, and every open trade of the pair is re-scored."""
         ta_exit = (df["ta_exit"] == 1).to_numpy()
+        no = np.zeros(len(df), bool)
+        ml_exit = (ml_exit_signal(df, self.sell_ml_exit_band.value).to_numpy(bool)
+                   if self.ml_enabled and self.settings.decides("ml")
+                   and self.settings.ml.ml_exit else no)
         oracle_exit = (df["oracle_exit"].to_numpy(bool)
-                       if self._oracle_decides and "oracle_exit" in df
-                       else np.zeros(len(df), bool))
-        df["exit_long"] = (ta_exit | oracle_exit).astype(int)
-        df["exit_tag"] = np.where(ta_exit, "ta_reversal",
-                                  np.where(oracle_exit, "oracle_exit", None))
+                       if self._oracle_decides and "oracle_exit" in df else no)
+        df["ml_exit"] = ml_exit.astype(int)
+        df["exit_long"] = (ta_exit | ml_exit | oracle_exit).astype(int)
+        df["exit_tag"] = np.where(ta_exit, "ta_reversal", np.where(
+            ml_exit, "ml_exit", np.where(oracle_exit, "oracle_exit", None)))
 
     # --- sizing and protection ----------------------------------------------------------
     def custom_stake_amount(

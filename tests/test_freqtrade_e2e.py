@@ -88,16 +88,22 @@ def test_ml_backtest_trains_onnx_models_and_gates_entries(real_datadir, module_e
     assert len(onnx_files) == len(pairs) * 5
     assert "ONNX model ready" in proc.stdout + proc.stderr
     preds = pd.concat(pd.read_feather(f) for f in models.glob("backtesting_predictions/*"))
-    assert preds["up"].between(0, 1).all() and np.allclose(preds["up"] + preds["down"], 1)
+    assert preds["win"].between(0, 1).all() and np.allclose(preds["win"] + preds["loss"], 1)
+    # per window: the skill flag, the base rate and the payoffs measured in training
+    assert set(preds["ml_skill"].unique()) <= {0.0, 1.0}
+    assert (preds["ml_mean_win"] > 0).all() and (preds["ml_mean_loss"] > 0).all()
     assert set(preds["do_predict"].unique()) <= {0, 1}
     trades = load_trades(tmp_path)
     assert len(trades) >= 3
     assert {t["enter_tag"] for t in trades} == {"ta+ml"}
     signals = pd.concat(load_signal_candles(tmp_path).values())
     assert len(signals) >= len(trades)
-    # Every entry happened where the ML gate was open under the moderate threshold.
+    # Every entry happened where the ML gate was open: expected return above the moderate
+    # margin, from the model's probability (skill) or the window's base rate (no skill).
     assert signals["gate_ml"].all() and signals["gate_approved"].all()
-    assert (signals["do_predict"] == 1).all() and (signals["ml_buy_prob"] > 0.45).all()
+    assert (signals["do_predict"] == 1).all() and (signals["ml_expected_return"] > 0.002).all()
+    used = signals["win"].where(signals["ml_skill"] > 0.5, signals["ml_base_rate"])
+    assert np.allclose(signals["ml_buy_prob"], used)
     assert (signals["ml_target_position"] > 0).all()
 
 
@@ -199,9 +205,11 @@ def test_lookahead_analysis_ta_layer_has_no_bias(real_datadir, module_exchange, 
 # runs see 0 in the prediction columns of their final candle, which no trade can use. Those
 # columns may be listed; the signals must not move, and the next test proves the
 # predictions themselves are point-in-time.
-FREQAI_OUTPUTS = {"&s-up", "up", "down", "do_predict", "DI_values", "ml_buy_prob",
-                  "ml_confidence", "ml_target_position", "ml_predicted", "gate_ml",
-                  "gate_approved"}
+FREQAI_OUTPUTS = {"&s-win", "&-trade_return", "&-trade_return_mean", "&-trade_return_std",
+                  "win", "loss", "win_mean", "win_std", "loss_mean", "loss_std", "do_predict",
+                  "DI_values", "ml_skill", "ml_base_rate", "ml_mean_win", "ml_mean_loss",
+                  "ml_buy_prob", "ml_expected_return", "ml_confidence", "ml_target_position",
+                  "ml_predicted", "ml_rescores", "ml_exit", "gate_ml", "gate_approved"}
 
 
 def test_lookahead_analysis_with_ml_layer(real_datadir, module_exchange, freqtrade, tmp_path):
@@ -229,7 +237,8 @@ def test_ml_predictions_do_not_change_when_the_future_is_cut(real_datadir, modul
     short, long_ = runs["20240312"], runs["20240320"]
     common = short.index[short.index < pd.Timestamp("2024-03-12", tz="UTC")]
     assert len(common) > 2000
-    cols = ["up", "down", "do_predict", "DI_values"]
+    cols = ["win", "loss", "do_predict", "DI_values", "ml_skill", "ml_base_rate", "ml_mean_win",
+            "ml_mean_loss"]
     pd.testing.assert_frame_equal(short.loc[common, cols], long_.loc[common, cols])
 
 

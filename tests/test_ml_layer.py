@@ -19,7 +19,7 @@ from hybrid_ai.ml.onnx_model import (
     check_parity,
     export_lightgbm,
 )
-from hybrid_ai.ml.signals import RISK_RANK, add_ml_columns
+from hybrid_ai.ml.signals import RISK_RANK, add_ml_columns, ml_exit_signal
 from hybrid_ai.settings import MLSettings, SettingsError, load_settings
 from lab import ml_offline
 from local_exchange.synthetic import generate
@@ -38,7 +38,7 @@ def toy() -> tuple[lgb.LGBMClassifier, np.ndarray, np.ndarray]:
 
 
 def onnx_of(model, n=30) -> OnnxClassifier:
-    return OnnxClassifier(export_lightgbm(model, n), np.array(["down", "up"], dtype=object),
+    return OnnxClassifier(export_lightgbm(model, n), np.array(["loss", "win"], dtype=object),
                           [f"%-f{i}" for i in range(n)])
 
 
@@ -48,7 +48,7 @@ def test_onnx_matches_lightgbm_on_held_out_rows(toy):
     assert check_parity(model, clf, x[3000:]) <= 1e-5
     native = model.predict_proba(x[3000:])
     assert np.allclose(clf.predict_proba(x[3000:]), native, atol=1e-5)
-    assert list(clf.predict(x[3000:3005])) == ["up" if p > 0.5 else "down"
+    assert list(clf.predict(x[3000:3005])) == ["win" if p > 0.5 else "loss"
                                                for p in native[:5, 1]]
 
 
@@ -136,58 +136,97 @@ def test_features_use_no_future_candles(candles):
     pd.testing.assert_frame_equal(full.loc[:2999, cols], cut[cols])
 
 
-def test_target_is_forward_return_over_cost_and_unknown_at_the_end(candles):
-    df = ml_features.target(candles.copy(), horizon=24, cost=0.004)
-    fwd = candles["close"].shift(-24) / candles["close"] - 1
-    known = fwd.notna()
-    assert df.loc[~known, ml_features.LABEL].isna().all() and (~known).sum() == 24
-    assert (df.loc[known, ml_features.LABEL] == np.where(fwd[known] > 0.004, "up", "down")).all()
-
-
 # --- the gate ----------------------------------------------------------------------------
-def gate_frame(risk_rank: int) -> pd.DataFrame:
+def gate_frame(risk_rank: int, skill: float = 1.0, base_rate: float = 0.5) -> pd.DataFrame:
     probs = np.linspace(0.2, 0.8, 61)
-    return pd.DataFrame({"up": probs, "do_predict": 1, "DI_values": 0.2, RISK_RANK: risk_rank})
+    return pd.DataFrame({"win": probs, "loss": 1 - probs, "do_predict": 1, "DI_values": 0.2,
+                         RISK_RANK: risk_rank, "ml_skill": skill, "ml_base_rate": base_rate,
+                         "ml_mean_win": 0.02, "ml_mean_loss": 0.02})
 
 
-def test_ml_gate_tightens_as_risk_gets_conservative():
-    ml = MLSettings()
-    passed = [add_ml_columns(gate_frame(r), ml, 1.0)["gate_ml"].sum() for r in (0, 1, 2)]
+def gated(df: pd.DataFrame, ml: MLSettings | None = None) -> pd.DataFrame:
+    return add_ml_columns(df, ml or MLSettings(), 1.0, max_stake=0.25)
+
+
+def test_ml_gate_is_expected_value_above_a_margin_that_widens_when_conservative():
+    passed = [gated(gate_frame(r))["gate_ml"].sum() for r in (0, 1, 2)]
     assert passed[0] < passed[1] < passed[2]  # conservative < moderate < aggressive
-    df = add_ml_columns(gate_frame(1), ml, 1.0)
-    assert (df.loc[df["gate_ml"], "ml_buy_prob"] > 0.45).all()
+    df = gated(gate_frame(1))
+    ev = df["ml_buy_prob"] * 0.02 - (1 - df["ml_buy_prob"]) * 0.02
+    assert np.allclose(df["ml_expected_return"], ev)
+    assert (df.loc[df["gate_ml"], "ml_expected_return"] > 0.002).all()  # moderate margin
+    assert (df.loc[~df["gate_ml"], "ml_expected_return"] <= 0.002).all()
     assert (df.loc[~df["gate_ml"], "ml_target_position"] == 0).all()
+
+
+def test_target_position_is_a_capped_fractional_kelly_of_the_edge():
+    df = gated(gate_frame(2))
     pos = df.loc[df["gate_ml"], "ml_target_position"]
-    assert pos.is_monotonic_increasing and pos.min() > 0 and pos.max() <= 1
+    assert pos.is_monotonic_increasing and pos.min() > 0 and pos.max() == 1.0
+    # p = 0.505, win = loss = 2 %: edge 0.0002, Kelly share edge / (W x L) = 0.5 of equity;
+    # a quarter of it is 0.125 of equity = half the allowed stake (25 % of equity).
+    row = gated(gate_frame(2).assign(win=0.505, loss=0.495)).iloc[0]
+    assert row["ml_target_position"] == pytest.approx(0.25 * (0.0002 / 0.0004) / 0.25)
+    small = MLSettings(kelly_fraction=0.1)
+    assert gated(gate_frame(2).assign(win=0.505, loss=0.495), small).iloc[0][
+        "ml_target_position"] == pytest.approx(0.2)
+
+
+def test_without_skill_the_gate_uses_the_base_rate_or_closes():
+    # The model's probabilities vary, but it showed no skill on its held-out rows.
+    prior = gated(gate_frame(1, skill=0.0, base_rate=0.6))
+    assert (prior["ml_buy_prob"] == 0.6).all()  # the base rate, whatever the model says
+    assert prior["gate_ml"].all()  # 0.6 x 2 % - 0.4 x 2 % = 0.4 % > the 0.2 % margin
+    assert not prior["ml_rescores"].any()  # and it never judges open trades
+    losing = gated(gate_frame(1, skill=0.0, base_rate=0.5))
+    assert not losing["gate_ml"].any()
+    closed = gated(gate_frame(1, skill=0.0, base_rate=0.6), MLSettings(no_skill="closed"))
+    assert not closed["gate_ml"].any() and closed["ml_buy_prob"].isna().all()
+
+
+def test_ml_exit_fires_below_minus_the_band_with_a_skilled_model_only():
+    df = gated(gate_frame(1))
+    exits = ml_exit_signal(df, band=0.005)
+    assert (exits == (df["ml_expected_return"] < -0.005)).all() and exits.any()
+    # hysteresis: no candle both enters and exits, and a band of 0.005 leaves a hold zone
+    assert not (exits & df["gate_ml"]).any()
+    hold = ~exits & ~df["gate_ml"]
+    assert hold.sum() > 0
+    assert not ml_exit_signal(gated(gate_frame(1, skill=0.0)), band=0.005).any()
+    unpredicted = gate_frame(1)
+    unpredicted[["win", "loss"]] = 0.0
+    assert not ml_exit_signal(gated(unpredicted), band=0.005).any()
 
 
 def test_do_predict_zero_closes_gate_and_zeroes_confidence():
     df = gate_frame(2)
     df.loc[40:, "do_predict"] = 0
-    out = add_ml_columns(df, MLSettings(), 1.0)
+    out = gated(df)
     assert not out.loc[40:, "gate_ml"].any()
     assert (out.loc[40:, "ml_confidence"] == 0).all()
+    assert not ml_exit_signal(out, band=0.0).loc[40:].any()
     # A dissimilar candle (DI near the threshold) has little confidence.
     df2 = gate_frame(2)
     df2["DI_values"] = 0.95
-    assert add_ml_columns(df2, MLSettings(), 1.0)["ml_confidence"].max() < 0.05
+    assert gated(df2)["ml_confidence"].max() < 0.05
 
 
 def test_a_candle_without_prediction_is_a_gap_and_a_closed_gate_not_a_zero():
-    df = gate_frame(2).assign(down=lambda d: 1 - d["up"])
-    df.loc[10:19, ["up", "down", "DI_values"]] = 0.0  # FreqAI's fill for unpredicted rows
+    df = gate_frame(2)
+    df.loc[10:19, ["win", "loss", "DI_values"]] = 0.0  # FreqAI's fill for unpredicted rows
     df.loc[10:19, "do_predict"] = 0
-    out = add_ml_columns(df, MLSettings(), 1.0)
+    out = gated(df)
     missing = out.loc[10:19]
     assert missing["ml_buy_prob"].isna().all() and missing["ml_confidence"].isna().all()
+    assert missing["ml_expected_return"].isna().all()
     assert not missing["gate_ml"].any() and not missing["ml_predicted"].any()
     assert out.loc[40:, "ml_predicted"].all() and out.loc[40:, "gate_ml"].any()
 
 
-def test_ml_settings_refuse_loosening_thresholds():
+def test_ml_settings_refuse_loosening_margins():
     with pytest.raises(SettingsError, match="conservative >= moderate >= aggressive"):
-        load_settings({"hybrid_ai": {"ml": {"buy_prob_threshold": {
-            "conservative": 0.3, "moderate": 0.5, "aggressive": 0.4}}}})
+        load_settings({"hybrid_ai": {"ml": {"ev_margin": {
+            "conservative": 0.0, "moderate": 0.002, "aggressive": 0.0}}}})
 
 
 # --- FreqAI: train, save, load, predict ----------------------------------------------------
@@ -210,7 +249,17 @@ def test_train_writes_an_onnx_file_standard_tools_accept(trained):
     onnx.checker.check_model(graph)
     assert path.read_bytes() == clf.onnx_bytes
     assert dk.data["onnx"]["parity_max_abs_diff"] <= 1e-5
-    assert dk.data["onnx"]["train_rows"] > 0 and dk.data["onnx"]["test_rows"] > 0
+    info = dk.data["onnx"]
+    assert info["train_rows"] > 0 and info["held_out_rows"] > 0 and info["early_stopping_rows"]
+    # every split loses its last label horizon + 1 + embargo rows (label period 288)
+    assert info["purged_per_split"] == 288 + 1 + 12
+    trained_values = dk.data["extra_returns_per_train"]
+    assert set(trained_values) == {"ml_skill", "ml_base_rate", "ml_mean_win", "ml_mean_loss"}
+    assert trained_values["ml_mean_win"] > 0 and trained_values["ml_mean_loss"] > 0
+    assert 0 < trained_values["ml_base_rate"] < 1
+    # 20 days of candles leave far fewer held-out rows than ten 1-day label horizons:
+    # no skill is claimed on them
+    assert trained_values["ml_skill"] == 0.0 and info["held_out_scores"] is None
 
 
 def test_save_load_round_trip_through_the_data_drawer(trained, feature_frame):
@@ -223,8 +272,11 @@ def test_save_load_round_trip_through_the_data_drawer(trained, feature_frame):
     got, got_do = live.model.predict(tail, live.dk)
     pd.testing.assert_frame_equal(got, expected)
     assert np.array_equal(got_do, expected_do)
-    assert got["up"].between(0, 1).all()
-    assert np.allclose(got["up"] + got["down"], 1.0)
+    assert got["win"].between(0, 1).all()
+    assert np.allclose(got["win"] + got["loss"], 1.0)
+    values = live.dk.data["extra_returns_per_train"]  # restored from the saved metadata
+    assert np.allclose(got["&-trade_return"], got["win"] * values["ml_mean_win"]
+                       - got["loss"] * values["ml_mean_loss"])
 
 
 def test_predict_names_pair_and_missing_features(trained, feature_frame):

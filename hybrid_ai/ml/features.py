@@ -1,8 +1,8 @@
 """FreqAI feature and target definitions of the ML layer.
 
 FreqAI calls these (through the strategy's hooks) on every timeframe and correlated pair
-it is configured for. Every feature uses candles up to its own row; only the target
-looks ahead, and FreqAI uses targets for training alone.
+it is configured for. Every feature uses candles up to its own row; only the targets
+look ahead (the trade's outcome), and FreqAI uses targets for training alone.
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ import pandas as pd
 import talib.abstract as ta
 
 from hybrid_ai.frames import join_columns as _join
+from hybrid_ai.ml.labels import ExitRules, outcome_frame
 
-LABEL = "&s-up"
-UP, DOWN = "up", "down"
+# FreqAI's label columns ("&" prefix) and the classifier's classes.
+WIN_LABEL = "&s-win"  # the class: did the trade win after fees?
+RETURN_LABEL = "&-trade_return"  # its net return (the model reads payoffs from it)
+WIN, LOSS = "win", "loss"
 
 
 def expand_all(df: pd.DataFrame, period: int) -> pd.DataFrame:
@@ -54,12 +57,11 @@ def standard(df: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def target(df: pd.DataFrame, horizon: int, cost: float) -> pd.DataFrame:
-    """``up`` where the close ``horizon`` candles ahead beats the close by more than ``cost``.
-
-    The last ``horizon`` rows have no known outcome: their label is NaN, which FreqAI
-    drops from training.
-    """
-    forward = df["close"].shift(-horizon) / df["close"] - 1.0
-    label = pd.Series(np.where(forward > cost, UP, DOWN), index=df.index, dtype=object)
-    return _join(df, {LABEL: label.where(forward.notna())})
+def targets(df: pd.DataFrame, rules: ExitRules, exit_signal: pd.Series) -> pd.DataFrame:
+    """The ML layer's two labels (``hybrid_ai.ml.labels``): the net return of a trade entered
+    after each candle under the strategy's exits (``&-trade_return``) and whether it won
+    (``&s-win``: ``win`` / ``loss``). NaN where the trade would end past the data."""
+    out = outcome_frame(df, exit_signal, rules)
+    ret = out["ret"]
+    win = pd.Series(np.where(ret > 0.0, WIN, LOSS), index=df.index, dtype=object)
+    return _join(df, {RETURN_LABEL: ret, WIN_LABEL: win.where(ret.notna())})

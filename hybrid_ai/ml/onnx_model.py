@@ -100,7 +100,7 @@ class OnnxClassifier:
     onnx_bytes: bytes
     classes_: npt.NDArray[Any]
     feature_names: list[str]
-    positive_class: str = "up"
+    positive_class: str = "win"
     calibration: Calibration = field(default_factory=Calibration)
     threads: int = 1
     best_iteration: int | None = None

@@ -3,7 +3,7 @@ entry side fails closed and the exit side keeps the protective exits.
 
 Entries come from a forced technical signal that still has to pass the strategy's own gate,
 sizing and confirmation; everything else is HybridAIStrategy's. Faults:
-``merge`` the oracle feed raises while merging, ``ml_column`` FreqAI hands over an ``up``
+``merge`` the oracle feed raises while merging, ``ml_column`` FreqAI hands over a ``win``
 column the ML layer cannot read, ``stake`` sizing raises, ``confirm_map`` the per-level
 open-trade map loses a level at run time, ``steer`` the trim planner raises.
 """
@@ -53,7 +53,7 @@ class FaultProbe(HybridAIStrategy):
 
     def _start_freqai(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         # FreqAI's output as a broken model would leave it: predictions that are not numbers.
-        return dataframe.assign(up="n/a", do_predict=1)
+        return dataframe.assign(win="n/a", loss="n/a", do_predict=1)
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         dataframe["ta_signal"] = (dataframe["date"] == ENTRY_SIGNAL).astype(int)
