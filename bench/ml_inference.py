@@ -22,6 +22,7 @@ from freqtrade.data.history import load_pair_history
 from freqtrade.freqai.prediction_models.LightGBMClassifier import LightGBMClassifier
 
 from bench.common import Results, median_seconds
+from hybrid_ai.ml.features import WIN, WIN_LABEL
 from hybrid_ai.ml.onnx_model import export_lightgbm
 from lab import ml_offline
 from lab.project import shared_data
@@ -56,7 +57,7 @@ def run(results: Results, quick: bool = False) -> None:
             outlier_check=True,
         )[0].to_numpy(dtype=np.float32)
         x_train = dk.data_dictionary["train_features"].to_numpy(dtype=np.float32)
-        y_train = (dk.data_dictionary["train_labels"].to_numpy()[:, 0] == "up").astype(int)
+        y_train = (dk.data_dictionary["train_labels"][WIN_LABEL] == WIN).to_numpy(int)
 
         # One LightGBM model in three forms: ONNX, sklearn API (FreqAI's stock path), native.
         sk = lgb.LGBMClassifier(n_estimators=TREES, learning_rate=0.05, num_leaves=31,

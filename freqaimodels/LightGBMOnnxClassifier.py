@@ -155,7 +155,8 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
     def train(self, unfiltered_df: DataFrame, pair: str, dk: FreqaiDataKitchen, **kwargs):
         frozen = load_settings(self.config).ml.frozen_models
         if frozen is None:
-            return super().train(unfiltered_df, pair, dk, **kwargs)
+            return super().train(self._unknown_at_the_end(unfiltered_df, dk), pair, dk,
+                                 **kwargs)
         if pair not in self._frozen:  # one load per pair, not one per FreqAI window
             self._frozen[pair] = frozen_model.load(Path(frozen.dir), pair, frozen.trained_before)
         saved = self._frozen[pair]
@@ -166,6 +167,22 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
         logger.info("%s: frozen model from %s (trained until %s), no training", pair,
                     saved.path, saved.trained_until)
         return saved.model
+
+    def _unknown_at_the_end(self, df: DataFrame, dk: FreqaiDataKitchen) -> DataFrame:
+        """The training window's last ``label_period_candles`` + 1 labels as NaN.
+
+        Their trades end after the window: live their outcome is unknown (already NaN); a
+        backtest computes targets once over the whole range, so there they would carry
+        prices from the window being predicted. Blanking them here makes both the same, and
+        makes the rows FreqAI keeps, splits and scales the same whatever comes after the
+        window (freqtrade's lookahead-analysis cuts the data right there)."""
+        horizon = int(self.freqai_info["feature_parameters"].get("label_period_candles", 0))
+        labels = [c for c in dk.label_list if c in df]
+        if horizon <= 0 or not labels:
+            return df
+        df = df.copy()
+        df.loc[df.index[-(horizon + 1):], labels] = np.nan
+        return df
 
     def fit(self, data_dictionary: dict, dk: FreqaiDataKitchen, **kwargs) -> OnnxClassifier:
         ml = load_settings(self.config).ml
@@ -180,10 +197,9 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
         train = _rows(data_dictionary, "train")
         test = _rows(data_dictionary, "test")
         train = train.head(len(train) - gap)  # its last labels look into the test split
-        # The test split's own last labels look past the training data (in a backtest, into
-        # the window being predicted): purged too. The rest splits in two, with a gap:
+        # (The test split's own last labels, which would look past the training data, are
+        # NaN already: ``train`` blanks them.) The test split splits in two, with a gap:
         # early stopping on the first third, calibration and the skill check on the rest.
-        test = test.head(len(test) - gap)
         early = test.head(len(test) // 3)
         held_out = test.tail(len(test) - len(early) - gap)
         if len(train) < 2 * MIN_ROWS:

@@ -3,21 +3,24 @@
 
 Every candle:
   1. TA-Lib indicators on 5m candles, plus a 1h trend (informative timeframe).
-  2. ML layer (when ``freqai.enabled``): FreqAI trains LightGBM on the features below and
-     predicts through ONNX Runtime (``freqaimodels/LightGBMOnnxClassifier.py``):
-     ``ml_buy_prob``, ``ml_confidence``, ``ml_target_position`` and the ``gate_ml`` column.
+  2. ML layer (when ``freqai.enabled``): FreqAI trains LightGBM on the features below to
+     predict whether a trade entered at a candle would win under this strategy's own exits
+     (``exit_rules``), and predicts through ONNX Runtime
+     (``freqaimodels/LightGBMOnnxClassifier.py``): ``ml_buy_prob``, ``ml_expected_return``,
+     ``ml_target_position`` (fractional Kelly) and the ``gate_ml`` column; the same expected
+     value re-scores open trades (exit tag ``ml_exit``).
   3. A technical entry signal from one rule family (``hybrid_ai.entries``: oversold
      recovery, breakout, pullback in trend; enough volume, 1h trend up).
   4. The approval gate: upper layers (ML, LLM oracle) add ``gate_*`` columns; the signal
      trades only where all of them approve (see ``hybrid_ai.gates``).
   5. Capital protection that no upper layer can loosen: hard stoploss -10 %, trailing
-     stop 5 % off the trade's high, partial take-profit (half the position, once),
-     stakes scaled by the risk level and the ML target position, capped by the config's
-     hard limits.
+     stop 5 % off the trade's high, partial take-profit (half the position, once), a time
+     exit after 24 h, stakes scaled by the risk level and the ML target position, capped by
+     the config's hard limits.
 
-Thresholds are hyperopt parameters (``buy`` / ``sell`` spaces); the risk level, the ML
-gate's thresholds and the hard limits come from the config's ``hybrid_ai`` section
-(``hybrid_ai.settings``).
+Thresholds are hyperopt parameters (``buy`` / ``sell`` spaces, the ML exit band included);
+the risk level, the ML gate's margins and the hard limits come from the config's
+``hybrid_ai`` section (``hybrid_ai.settings``).
 """
 
 from __future__ import annotations

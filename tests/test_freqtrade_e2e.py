@@ -24,7 +24,9 @@ from local_exchange.overlay import write_overlay
 
 REPO = Path(__file__).resolve().parent.parent
 # Every way a HybridAIStrategy trade can end (partial_tp is an order tag, not an exit).
-STRATEGY_EXIT_REASONS = {"stop_loss", "trailing_stop_loss", "ta_reversal", "force_exit"}
+# "roi" is the time exit after 24 h (minimal_roi's -1 entry), the ML label's horizon.
+STRATEGY_EXIT_REASONS = {"stop_loss", "trailing_stop_loss", "ta_reversal", "roi", "ml_exit",
+                         "force_exit"}
 PAIRS = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "LINK/USDT"]
 NO_ORACLE = {"hybrid_ai": {"oracle": {"enabled": False}}}
 TA_ONLY = {"freqai": {"enabled": False}, **NO_ORACLE}  # the execution layer alone
@@ -67,6 +69,9 @@ def test_backtesting_on_real_candles(real_datadir, module_exchange, freqtrade, t
         assert t["profit_ratio"] > -0.125, t
         tags = [o["ft_order_tag"] for o in t["orders"] if not o["ft_is_entry"]]
         assert tags.count("partial_tp") <= 1
+        # The time exit: no trade outlives the label's 24 h horizon.
+        assert t["trade_duration"] <= 24 * 60, t
+    assert "roi" in {t["exit_reason"] for t in trades}
     # The request log shows freqtrade only needed the market list from the exchange.
     assert server.api.requests["/api/v3/exchangeInfo"] >= 1
 
@@ -202,14 +207,18 @@ def test_lookahead_analysis_ta_layer_has_no_bias(real_datadir, module_exchange, 
 
 # FreqAI never predicts the very last candle of a backtest (it slices its backtest windows
 # with date < end while freqtrade loads the end candle), so lookahead-analysis's shortened
-# runs see 0 in the prediction columns of their final candle, which no trade can use. Those
-# columns may be listed; the signals must not move, and the next test proves the
-# predictions themselves are point-in-time.
+# runs see 0 in the prediction columns of their final candle. Those columns may be listed,
+# and so may enter_long/enter_tag: that final candle is the checked trade's entry candle,
+# and where the full run has a second, consecutive entry signal there, the shortened run's
+# closed gate (no prediction) drops it. The checked signals themselves must not move
+# (biased_entry_signals == 0 in ``lookahead``), and the next test proves the predictions
+# are point-in-time, including a cut hours into a window.
 FREQAI_OUTPUTS = {"&s-win", "&-trade_return", "&-trade_return_mean", "&-trade_return_std",
                   "win", "loss", "win_mean", "win_std", "loss_mean", "loss_std", "do_predict",
                   "DI_values", "ml_skill", "ml_base_rate", "ml_mean_win", "ml_mean_loss",
                   "ml_buy_prob", "ml_expected_return", "ml_confidence", "ml_target_position",
-                  "ml_predicted", "ml_rescores", "ml_exit", "gate_ml", "gate_approved"}
+                  "ml_predicted", "ml_rescores", "ml_exit", "gate_ml", "gate_approved",
+                  "enter_long", "enter_tag"}
 
 
 def test_lookahead_analysis_with_ml_layer(real_datadir, module_exchange, freqtrade, tmp_path):
@@ -221,11 +230,13 @@ def test_lookahead_analysis_with_ml_layer(real_datadir, module_exchange, freqtra
 
 def test_ml_predictions_do_not_change_when_the_future_is_cut(real_datadir, module_exchange,
                                                             freqtrade, tmp_path):
-    """Walk-forward predictions for a candle are the same whether the backtest ends a day or
-    a week later: nothing after a candle reaches its prediction."""
+    """Walk-forward predictions for a candle are the same whether the backtest ends hours
+    into a window or a week later: nothing after a candle reaches its prediction (nor the
+    model's training: labels whose trade ends after the training window are blanked)."""
     url = module_exchange(real_datadir).url
     runs = {}
-    for end in ("20240312", "20240320"):
+    cut = "1710472800"  # 2024-03-15 03:20 UTC, three hours into the window of 15 March
+    for end in (cut, "20240320"):
         userdir = tmp_path / end
         userdir.mkdir()
         proc = freqtrade(["backtesting", "--datadir", str(real_datadir), "--timerange",
@@ -234,9 +245,10 @@ def test_ml_predictions_do_not_change_when_the_future_is_cut(real_datadir, modul
         assert proc.returncode == 0, proc.stderr[-3000:]
         files = (userdir / "models" / "hybrid-lgbm-onnx-v1").glob("backtesting_predictions/*")
         runs[end] = pd.concat(pd.read_feather(f) for f in files).set_index("date").sort_index()
-    short, long_ = runs["20240312"], runs["20240320"]
-    common = short.index[short.index < pd.Timestamp("2024-03-12", tz="UTC")]
+    short, long_ = runs[cut], runs["20240320"]
+    common = short.index[short.index < pd.Timestamp("2024-03-15 03:15", tz="UTC")]
     assert len(common) > 2000
+    assert (common >= pd.Timestamp("2024-03-15", tz="UTC")).sum() >= 30  # the new window
     cols = ["win", "loss", "do_predict", "DI_values", "ml_skill", "ml_base_rate", "ml_mean_win",
             "ml_mean_loss"]
     pd.testing.assert_frame_equal(short.loc[common, cols], long_.loc[common, cols])
@@ -270,7 +282,7 @@ def test_demo_runs_offline_on_a_fresh_synthetic_market(tmp_path):
     datadir = tmp_path / "binance"
     (tmp_path / "ud").mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "lab.demo", "--datadir", str(datadir), "--days", "45",
+        [sys.executable, "-m", "lab.demo", "--datadir", str(datadir), "--days", "75",
          "--oracle-dir", str(tmp_path / "oracle"), "--", "--userdir", str(tmp_path / "ud")],
         cwd=REPO, capture_output=True, text=True, timeout=600,
         env={**os.environ, "COLUMNS": "250"},

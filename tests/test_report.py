@@ -36,7 +36,10 @@ def test_report_compares_every_variant_with_buy_and_hold(report):
     for row in metrics["attribution"]:
         assert row["ta_entries"] == ta["trades"] and 0 <= row["blocked"] <= ta["trades"]
     assert [v["variant"] for v in metrics["late"]] == ["walk-forward (late)", "frozen (late)"]
-    assert 0.0 < metrics["ml"]["auc"] < 1.0 and metrics["verdicts"]
+    assert 0.0 < metrics["ml"]["model_auc"] < 1.0 and metrics["verdicts"]
+    assert metrics["ml"]["windows"] == len(metrics["ml"]["per_window"]) > 0
+    # every acceptance criterion is stated with what was measured and whether it was met
+    assert [a["met"] in ("yes", "no", "n/a") for a in metrics["acceptance"]] == [True] * 5
     for verdict in metrics["verdicts"]:  # every stated difference carries its interval
         assert "[" in verdict and "trades" in verdict
 
@@ -65,8 +68,10 @@ def test_report_figures_are_freqtraders_own_and_marked_to_market(report):
 def test_report_files_render(report):
     page = (report / "report.html").read_text()
     for section in ("Verdict", "Variants vs buy &amp; hold", "Per-layer attribution",
-                    "ML calibration", "Frozen model vs walk-forward", "Lookahead"):
+                    "ML layer acceptance", "ML exits", "ML scores and calibration",
+                    "Per walk-forward window", "Frozen model vs walk-forward", "Lookahead"):
         assert section in page
+    assert "Label: win = a long trade entered at the next open" in page
     assert page.count("data:image/png;base64,") == 4
     assert "Oracle trims of open trades" in page
     # freqtrade's analyses ran (in their own user dir: they delete models/<identifier>).
