@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Real candles for tests and benchmarks, when present (CI has them); tests skip without.
 export HYBRID_AI_SHARED_DATA ?= $(abspath ../shared/data/binance)
 
-.PHONY: venv demo live report walkforward test test-fast lint bench ml-quality clean
+.PHONY: venv demo live report walkforward test test-fast lint bench ml-quality label-study clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,9 @@ bench: $(STAMP)
 
 ml-quality: $(STAMP)
 	$(PY) -m lab.ml_quality --datadir $(HYBRID_AI_SHARED_DATA) $(ML_QUALITY_ARGS)
+
+label-study: $(STAMP)
+	$(PY) -m lab.label_study --datadir $(HYBRID_AI_SHARED_DATA) $(LABEL_STUDY_ARGS)
 
 clean:
 	rm -rf $(VENV) user_data/backtest_results user_data/hyperopt_results user_data/bench

@@ -25,12 +25,17 @@ from lab.project import CONFIG, REPO
 MODEL_FILE = REPO / "freqaimodels" / "LightGBMOnnxClassifier.py"
 
 
-def model_class() -> type:
-    """The FreqAI model class, loaded from its file as freqtrade's resolver does."""
+def model_module() -> Any:
+    """The FreqAI model's module, loaded from its file as freqtrade's resolver does."""
     spec = importlib.util.spec_from_file_location("LightGBMOnnxClassifier", MODEL_FILE)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module.LightGBMOnnxClassifier
+    return module
+
+
+def model_class() -> type:
+    """The FreqAI model class (``LightGBMOnnxClassifier``)."""
+    return model_module().LightGBMOnnxClassifier
 
 
 def load_config(userdir: Path, identifier: str, training: dict[str, Any] | None = None,

@@ -1,0 +1,150 @@
+"""Which training set predicts the trade label best? A fast walk-forward study.
+
+``python -m lab.label_study`` (``make label-study``) trains the ML layer's LightGBM (its
+``DEFAULT_PARAMS``, 100 trees, no early stopping) walk-forward per pair on the trade-outcome label
+(``hybrid_ai.ml.labels``, the strategy's exits) and scores every test week, for three
+training sets:
+
+* ``all``      every candle (what the FreqAI model trains on);
+* ``trend``    only candles that meet the looser technical precondition (1h close above
+               its 1h SMA50, the strategy's trend filter);
+* ``weighted`` every candle, the technical entry signal's candles weighted ``--weight``x.
+
+Scores on the test weeks, for every candle, for the trend candles and for the technical
+signal's candles (where the gate decides): AUC, and the realised mean return of the half
+the model ranks higher minus the half it ranks lower (block-bootstrap 90 % interval over
+pair-weeks). Base-timeframe features of the pair only (FreqAI adds 1h and BTC/ETH); raw
+model probabilities (no calibration): this ranks training sets, it is not the layer's
+score (``make ml-quality`` is). Nothing here sets a parameter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from freqtrade.data.history import load_pair_history
+from freqtrade.strategy import merge_informative_pair
+
+from hybrid_ai import entries
+from hybrid_ai.indicators import add_ta_indicators
+from hybrid_ai.ml import skill
+from hybrid_ai.ml.features import RETURN_LABEL
+from lab import ml_offline
+from lab.project import DEFAULT_DATADIR, load_config, shared_data, whitelist
+
+DAY = pd.Timedelta(days=1)
+SETS = ("all", "trend", "weighted")
+
+
+def pair_frame(datadir: Path, pair: str, strat) -> pd.DataFrame:
+    """Features, label, the trend precondition and the technical signal of one pair."""
+    candles = load_pair_history(pair=pair, timeframe="5m", datadir=datadir)
+    hourly = load_pair_history(pair=pair, timeframe="1h", datadir=datadir)
+    hourly["sma50"] = hourly["close"].rolling(50).mean()
+    ind = add_ta_indicators(candles.copy())
+    # point-in-time: each 5m candle sees the last *closed* hour, as informative pairs do
+    ind = merge_informative_pair(ind, hourly[["date", "close", "sma50"]], "5m", "1h",
+                                 ffill=True)
+    trend = ind["close_1h"] > ind["sma50_1h"]
+    signal = entries.signal(
+        ind, strat.buy_family.value, rsi_level=strat.buy_rsi.value,
+        pullback_rsi=strat.buy_pullback_rsi.value, lookback=strat.buy_rsi_lookback.value,
+        macd_window=strat.buy_macd_window.value, volume_ratio=strat.buy_volume_ratio.value)
+    frame = ml_offline.feature_frame(candles, rules=strat.exit_rules(),
+                                     sell_rsi=strat.sell_rsi.value)
+    flags = pd.DataFrame({"date": ind["date"], "trend": trend.to_numpy(),
+                          "signal": (signal & trend).to_numpy()})
+    return frame.merge(flags, on="date", how="left")
+
+
+def walk(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, train_days: int,
+         test_days: int, horizon: int, weight: float, params: dict) -> pd.DataFrame:
+    """Test-week predictions of each training set (one model per set and week)."""
+    features = [c for c in frame.columns if c.startswith("%")]
+    out = []
+    t = start
+    while t + test_days * DAY <= end:
+        train = frame[(frame["date"] >= t - train_days * DAY) & (frame["date"] < t)]
+        train = train.iloc[: -(horizon + 1)].dropna(subset=[RETURN_LABEL, *features])
+        test = frame[(frame["date"] >= t) & (frame["date"] < t + test_days * DAY)]
+        test = test.dropna(subset=[RETURN_LABEL, *features])
+        for name in SETS:
+            rows = train[train["trend"]] if name == "trend" else train
+            w = np.where(rows["signal"], weight, 1.0) if name == "weighted" else None
+            model = lgb.LGBMClassifier(**{**params, "n_estimators": 100})
+            model.fit(rows[features].to_numpy(np.float32),
+                      (rows[RETURN_LABEL] > 0).to_numpy(int), sample_weight=w)
+            p = model.predict_proba(test[features].to_numpy(np.float32))[:, 1]
+            out.append(pd.DataFrame({"set": name, "week": t, "p": p,
+                                     "ret": test[RETURN_LABEL].to_numpy(),
+                                     "trend": test["trend"].to_numpy(bool),
+                                     "signal": test["signal"].to_numpy(bool)}))
+        t += test_days * DAY
+    return pd.concat(out, ignore_index=True)
+
+
+def ranked_spread(df: pd.DataFrame, seed: int = 0, resamples: int = 1000) -> tuple:
+    """Mean return of the upper half of predictions minus the lower half, per pair-week
+    (so every week ranks within itself), with a bootstrap 90 % interval over pair-weeks."""
+    spreads = []
+    for _, g in df.groupby(["pair", "week"]):
+        if len(g) < 4:
+            continue
+        upper = g["p"] >= g["p"].median()
+        if upper.all() or not upper.any():
+            continue
+        spreads.append(g.loc[upper, "ret"].mean() - g.loc[~upper, "ret"].mean())
+    if not spreads:
+        return (np.nan, np.nan, np.nan, 0)
+    arr = np.array(spreads)
+    means = np.random.default_rng(seed).choice(arr, (resamples, len(arr))).mean(axis=1)
+    low, high = np.percentile(means, [5, 95])
+    return (float(arr.mean()), float(low), float(high), len(arr))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab.label_study", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--datadir", type=Path, default=shared_data() or DEFAULT_DATADIR)
+    parser.add_argument("--pairs", nargs="+", help="default: the config's whitelist")
+    parser.add_argument("--start", default="2024-03-01", help="first test week (UTC date)")
+    parser.add_argument("--end", default="2024-05-01")
+    parser.add_argument("--train-days", type=int, default=60)
+    parser.add_argument("--test-days", type=int, default=7)
+    parser.add_argument("--weight", type=float, default=20.0,
+                        help="weight of the technical signal's candles in 'weighted'")
+    args = parser.parse_args(argv)
+    strat = ml_offline.strategy()
+    params = {**ml_offline.model_module().DEFAULT_PARAMS}
+    start, end = (pd.Timestamp(x, tz="UTC") for x in (args.start, args.end))
+    results = []
+    for pair in args.pairs or whitelist(load_config()):
+        frame = pair_frame(args.datadir, pair, strat)
+        results.append(walk(frame, start, end, args.train_days, args.test_days,
+                            strat.exit_rules().max_hold, args.weight, params).assign(pair=pair))
+        print(f"label-study: {pair} done", flush=True)
+    df = pd.concat(results, ignore_index=True)
+    rows = []
+    for name in SETS:
+        for scope in ("all", "trend", "signal"):
+            s = df[df["set"] == name]
+            s = s if scope == "all" else s[s[scope]]
+            spread, low, high, weeks = ranked_spread(s)
+            rows.append({"trained on": name, "scored on": scope, "rows": len(s),
+                         "auc": skill.auc(s["ret"] > 0, s["p"]),
+                         "upper-lower half %": spread * 100, "ci90 low": low * 100,
+                         "ci90 high": high * 100, "pair-weeks": weeks})
+    pd.set_option("display.width", 200)
+    print(f"\nTest weeks {args.start} .. {args.end}, {args.train_days} days training each, "
+          f"label: {strat.exit_rules()}")
+    print(pd.DataFrame(rows).round(4).to_string(index=False))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

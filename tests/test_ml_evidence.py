@@ -1,0 +1,104 @@
+"""The ML layer's evidence in `make report` / `make label-study`: the counterfactual of an
+ml_exit, the acceptance table and the training-set ranking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybrid_ai.ml.labels import ExitRules
+from lab import report_metrics as rm
+from lab.label_study import ranked_spread
+from lab.report import acceptance
+
+RULES = ExitRules(stoploss=-0.10, max_hold=24, trailing=0.05, trailing_offset=0.06,
+                  partial_tp=0.04)
+
+
+def candles(closes: list[float]) -> pd.DataFrame:
+    closes = np.array(closes, dtype=float)
+    opens = np.r_[closes[0], closes[:-1]]
+    dates = pd.date_range("2024-03-01", periods=len(closes), freq="5min", tz="UTC")
+    return pd.DataFrame({"date": dates, "open": opens, "high": np.maximum(opens, closes),
+                         "low": np.minimum(opens, closes), "close": closes})
+
+
+def trade(c: pd.DataFrame, opened: int, closed: int, rate: float, **extra) -> pd.Series:
+    return pd.Series({"pair": "BTC/USDT", "open_rate": 100.0, "open_date": c["date"][opened],
+                      "close_date": c["date"][closed], "close_rate": rate, "amount": 2.0,
+                      "profit_ratio": rate / 100 - 1, "exit_reason": "ml_exit", **extra})
+
+
+def test_holding_on_after_an_exit_meets_the_next_stop():
+    # entered at 100, sold by ml_exit at 101 (candle 3); the price then falls to 85: the
+    # -10 % stop at 90 would have sold the rest
+    c = candles([100, 100, 101, 101, 100, 96, 92, 89, 85] + [85] * 30)
+    rate, when = rm.hold_on(c, pd.Series(False, index=c.index), trade(c, 1, 3, 101.0), RULES)
+    assert rate == pytest.approx(90.0) and when == c["date"][7]
+
+
+def test_holding_on_meets_the_trail_of_the_high_the_trade_had_reached():
+    # the trade reached 110 before the exit: its trail (5 % under the high) was armed, so
+    # holding on sells at 104.5 on the way down, not at the -10 % stop
+    c = candles([100, 104, 108, 110, 109, 107, 103, 100] + [100] * 30)
+    rate, _ = rm.hold_on(c, pd.Series(False, index=c.index), trade(c, 1, 5, 107.0), RULES)
+    assert rate == pytest.approx(110 * 0.95)
+
+
+def test_holding_on_meets_a_reversal_signal_or_the_time_exit():
+    c = candles([100] * 5 + [102] * 40)
+    reversal = pd.Series(False, index=c.index)
+    reversal[10] = True
+    rate, when = rm.hold_on(c, reversal, trade(c, 1, 3, 100.0), RULES)
+    assert when == c["date"][11] and rate == pytest.approx(102.0)  # next open
+    rate, when = rm.hold_on(c, pd.Series(False, index=c.index), trade(c, 1, 3, 100.0), RULES)
+    assert when == c["date"][1 + RULES.max_hold]  # the open after max_hold candles
+
+
+def test_exit_attribution_counts_saved_against_holding_on():
+    c = candles([100, 100, 101, 101, 100, 96, 92, 89, 85] + [85] * 30)
+    run = rm.Run.__new__(rm.Run)
+    run.trades = pd.DataFrame([trade(c, 1, 3, 101.0), trade(c, 1, 3, 101.0)])
+    table = rm.exit_attribution(run, {"BTC/USDT": c},
+                                {"BTC/USDT": pd.Series(False, index=c.index)}, RULES)
+    row = table.iloc[0]
+    assert (row["exits"], row["trades"]) == (2, 2)
+    assert row["mean_saved_pct"] == pytest.approx((101 - 90) / 100 * 100)
+    assert row["saved_abs"] == pytest.approx(2 * 2.0 * 11.0)
+    assert row["verdict"] == "helped"
+
+
+def test_acceptance_states_every_criterion_with_its_measure():
+    table = pd.DataFrame([
+        {"variant": "ta", "sharpe": -1.0, "trades": 100, "trades_per_month": 20,
+         "exposure": 0.4},
+        {"variant": "ta+ml", "sharpe": -0.5, "trades": 30, "trades_per_month": 6,
+         "exposure": 0.1},
+        {"variant": "ta+ml+oracle", "sharpe": 0.2, "trades": 20, "trades_per_month": 4,
+         "exposure": 0.05},
+        {"variant": "buy & hold basket", "sharpe": 0.3, "trades": np.nan,
+         "trades_per_month": np.nan, "exposure": 1.0},
+    ])
+    attribution = pd.DataFrame([{"layer": "ml", "passed_minus_blocked_pct": -1.0,
+                                 "ci90_low_pct": -2.0, "ci90_high_pct": 0.5, "passed": 10,
+                                 "blocked": 90}])
+    ml = {"model_brier_skill": -0.01, "used_brier_skill": 0.001, "model_auc": 0.52}
+    got = acceptance(table, attribution, ml).set_index("criterion")["met"].tolist()
+    # BSS no, AUC no, passed > blocked no, ta+ml Sharpe above ta yes, pack above B&H no
+    assert got == ["no", "no", "no", "yes", "no"]
+
+
+def test_ranked_spread_finds_a_real_ordering_and_says_when_there_is_none():
+    rng = np.random.default_rng(0)
+    rows = []
+    for week in range(30):
+        p = rng.random(200)
+        rows.append(pd.DataFrame({"pair": "X", "week": week, "p": p,
+                                  "ret": 0.01 * p + rng.normal(0, 0.002, 200)}))
+    ordered = pd.concat(rows)
+    spread, low, high, weeks = ranked_spread(ordered)
+    assert weeks == 30 and low > 0 and spread == pytest.approx(0.005, abs=0.001)
+    shuffled = ordered.assign(ret=rng.permutation(ordered["ret"].to_numpy()))
+    _, low, high, _ = ranked_spread(shuffled)
+    assert low < 0 < high
