@@ -119,7 +119,8 @@ def evaluate(models_dir: Path, datadir: Path, pairs: list[str],
     ev = used * allrows[MEAN_WIN] - (1 - used) * allrows[MEAN_LOSS]
     passed = ev > margin
     ev_gate = pd.DataFrame([
-        {"candles": name, "rows": int(m.sum()), "mean_return": float(allrows["ret"][m].mean()),
+        {"candles": name, "rows": int(m.sum()),
+         "mean_return_pct": float(allrows["ret"][m].mean() * 100),
          "win_rate": float(allrows["y"][m].mean())}
         for name, m in (("gate passes", passed), ("gate blocks", ~passed))])
     overall = {

@@ -116,13 +116,14 @@ def series_metrics(equity: pd.Series, total_return: float | None = None) -> dict
         max_dd = float(calculate_max_drawdown_from_balance(wallet).relative_account_drawdown)
     except ValueError:  # flat or too short: no drawdown to speak of
         max_dd = 0.0
+    flat = equity.nunique() <= 1  # no trade: freqtrade's ratios say -100, not "undefined"
     return {
         "total_return": float(total),
         "cagr": float(calculate_cagr(days, start, start * (1 + total))),
         "max_drawdown": max_dd,
-        "sharpe": float(calculate_sharpe_from_balance(wallet)),
-        "sortino": float(calculate_sortino_from_balance(wallet)),
-        "calmar": float(calculate_calmar_from_balance(wallet)),
+        "sharpe": np.nan if flat else float(calculate_sharpe_from_balance(wallet)),
+        "sortino": np.nan if flat else float(calculate_sortino_from_balance(wallet)),
+        "calmar": np.nan if flat else float(calculate_calmar_from_balance(wallet)),
     }
 
 
