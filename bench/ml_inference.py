@@ -12,6 +12,7 @@ through FreqAI; then, in the same run:
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 
@@ -92,7 +93,10 @@ def run(results: Results, quick: bool = False) -> None:
         ours = median_seconds(lambda: t.model.predict(live_row, dk), repeats // 4, warmup=20)
         stock_model = LightGBMClassifier(config=config)
         stock_model.model = sk
-        stock = median_seconds(lambda: stock_model.predict(live_row, dk), repeats // 4, warmup=20)
+        stock_dk = copy.copy(dk)  # the stock model predicts one label column (the class)
+        stock_dk.label_list = [WIN_LABEL]
+        stock = median_seconds(lambda: stock_model.predict(live_row, stock_dk), repeats // 4,
+                               warmup=20)
         results.add("ml_freqai_live_predict_ms", ours * 1e3, "ms", stock * 1e3,
                     "one pair, one candle: features filter + pipeline (sampled DI) + model; "
                     "baseline = freqtrade's LightGBMClassifier, same pipeline")

@@ -10,7 +10,10 @@ in-sample data only. Every rule uses candles up to its own row (no lookahead).
 * ``breakout``: the close breaks above the upper Bollinger band with MACD above its signal
   and RSI not yet exhausted (momentum / trend-following);
 * ``pullback``: in a 5m uptrend (SMA20 above SMA50, close above SMA50), RSI dipped and turns
-  up with the MACD histogram rising (buy the dip within the trend).
+  up with the MACD histogram rising (buy the dip within the trend);
+* ``trend``: the loosest precondition, every candle (with volume) once the 1h trend filter
+  holds: the candidate set for an ML layer that chooses among candles itself. Alone, without
+  an ML gate, it buys every uptrend candle it can.
 
 All need volume above its average; the 1h trend filter (1h close above its SMA50) is applied
 by the strategy on top, as a parameter of its own.
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-FAMILIES = ("oversold_recovery", "breakout", "pullback")
+FAMILIES = ("oversold_recovery", "breakout", "pullback", "trend")
 
 
 def oversold_recovery(df: pd.DataFrame, rsi_level: float, lookback: int,
@@ -55,6 +58,8 @@ def signal(df: pd.DataFrame, family: str, *, rsi_level: float, pullback_rsi: flo
         core = breakout(df)
     elif family == "pullback":
         core = pullback(df, pullback_rsi, lookback)
+    elif family == "trend":
+        core = pd.Series(True, index=df.index)
     else:
         raise ValueError(f"unknown entry family {family!r}; choose one of {FAMILIES}")
     return core & (df["volume_ratio"] > volume_ratio) & (df["volume"] > 0)

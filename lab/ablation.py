@@ -10,6 +10,8 @@ later variants reuse its saved predictions: no variant sees its test window in t
 * ``ta+ml``         the ML gate and sizing decide;
 * ``ta+ml+oracle``  plus the oracle, replayed from a heuristic backfill (point-in-time);
 * ``ta+ml+llm``     plus the oracle replayed from a journal an LLM wrote, when one is given;
+* ``ta+ml wide``    the ML gate choosing among a wider candidate set: every candle of a 1h
+                    uptrend (entry family ``trend``) instead of the technical signal's;
 * ``frozen`` / ``walk-forward (late)``  the last weeks twice: once with the models frozen
   at their start (``hybrid_ai.ml.frozen_models``), once retrained weekly as usual.
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -27,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lab.project import CONFIG, REPO, load_config
+from lab.project import CONFIG, REPO, STRATEGY_FILE, load_config
 from local_exchange.overlay import offline_overlay
 
 
@@ -37,6 +40,9 @@ class Variant:
     overlay: dict[str, Any]
     timerange: str
     description: str
+    # strategy parameters by hyperopt space, e.g. {"buy": {"buy_family": "trend"}}: the
+    # variant runs a copy of the strategy with them beside it (freqtrade's params file)
+    params: dict[str, dict[str, Any]] | None = None
     result_dir: Path | None = None
     wall_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -78,6 +84,9 @@ def plan(timerange: str, heuristic_journal: Path, llm_journal: Path | None,
                 "TA entries only (ML and oracle observed, not deciding)"),
         Variant("ta+ml+oracle", oracle_overlay(heuristic_journal), timerange,
                 "ML plus the oracle (heuristic provider, backfilled point-in-time)"),
+        Variant("ta+ml wide", no_oracle, timerange,
+                "the ML gate choosing among every candle of a 1h uptrend (entry family "
+                "'trend') instead of the technical signal's", params=WIDE),
     ]
     if llm_journal is not None:
         variants.append(Variant("ta+ml+llm", oracle_overlay(llm_journal), timerange,
@@ -95,6 +104,21 @@ def plan(timerange: str, heuristic_journal: Path, llm_journal: Path | None,
         }, f"{late}-{end}", "TA+ML on the late period with the models frozen at its start"),
     ]
     return variants
+
+
+WIDE = {"buy": {"buy_family": "trend"}}
+
+
+def strategy_copy(vdir: Path, params: dict[str, dict[str, Any]]) -> Path:
+    """A copy of the strategy with ``params`` in its parameter file (what freqtrade loads
+    after hyperopt); returns the directory to pass as --strategy-path."""
+    strategy_dir = vdir / "strategy"
+    strategy_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy(STRATEGY_FILE, strategy_dir / STRATEGY_FILE.name)
+    (strategy_dir / f"{STRATEGY_FILE.stem}.json").write_text(json.dumps({
+        "strategy_name": STRATEGY_FILE.stem, "params": params, "ft_stratparam_v": 1,
+        "export_time": "1970-01-01 00:00:00+00:00"}, indent=2))
+    return strategy_dir
 
 
 def offline_config(workdir: Path, exchange_url: str) -> Path:
@@ -117,6 +141,8 @@ def run_variant(variant: Variant, workdir: Path, datadir: Path, exchange_url: st
            "--datadir", str(datadir), "--timerange", variant.timerange, "--cache", "none",
            "--export", "signals", "--backtest-directory", str(vdir),
            "--enable-protections"]  # as the live bot always runs them
+    if variant.params:
+        cmd += ["--strategy-path", str(strategy_copy(vdir, variant.params))]
     if pairs:
         cmd += ["--pairs", *pairs]
     started = time.monotonic()

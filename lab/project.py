@@ -17,6 +17,8 @@ from local_exchange.market_data import MarketData
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "config.json"
+STRATEGY = "HybridAIStrategy"
+STRATEGY_FILE = REPO / "strategies" / f"{STRATEGY}.py"
 OVERLAY = REPO / "user_data" / "config.offline.json"
 DEFAULT_DATADIR = REPO / "user_data" / "data" / "binance"
 TIMEFRAMES = ("5m", "1h")  # the strategy's timeframe and its informative timeframe

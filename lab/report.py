@@ -72,6 +72,7 @@ def verdicts(table: pd.DataFrame, curves: dict[str, pd.Series]) -> list[str]:
     rows = table.set_index("variant")
     said = []
     for lower, upper, layer in (("ta", "ta+ml", "The ML layer"),
+                                ("ta+ml", "ta+ml wide", "Widening the ML layer's candidates"),
                                 ("ta+ml", "ta+ml+oracle", "The oracle (heuristic)"),
                                 ("ta+ml", "ta+ml+llm", "The oracle (LLM journal)")):
         if lower not in rows.index or upper not in rows.index:

@@ -34,8 +34,8 @@ from freqtrade.data.metrics import (
 )
 
 from hybrid_ai.ml.labels import ExitRules
+from lab.project import STRATEGY
 
-STRATEGY = "HybridAIStrategy"
 BLOCK_DAYS = 7  # bootstrap blocks keep a week of daily returns together (autocorrelation)
 RESAMPLES = 2000
 

@@ -35,13 +35,20 @@ import numpy as np
 import pandas as pd
 
 from lab import report_metrics as rm
-from lab.project import CONFIG, DEFAULT_DATADIR, REPO, DemoError, load_config, shared_data
+from lab.project import (
+    CONFIG,
+    DEFAULT_DATADIR,
+    REPO,
+    STRATEGY,
+    STRATEGY_FILE,
+    DemoError,
+    load_config,
+    shared_data,
+)
 from local_exchange.market_data import MarketData, MarketDataError
 from local_exchange.overlay import offline_overlay
 from local_exchange.server import BinanceApi, LocalExchangeServer
 
-STRATEGY = "HybridAIStrategy"
-STRATEGY_FILE = REPO / "strategies" / f"{STRATEGY}.py"
 DEFAULT_SPACES = ("buy", "sell", "trailing", "stoploss", "protection")
 # The execution layer alone: no FreqAI, no oracle (their own walk-forward is make report's).
 EXECUTION_ONLY = {"freqai": {"enabled": False}, "hybrid_ai": {"oracle": {"enabled": False}}}

@@ -147,6 +147,29 @@ def test_entry_families_fire_and_use_no_future_candles(candles, family):
     assert 0 < full.sum() < len(full) / 5  # it proposes trades, not every candle
 
 
+def test_the_trend_family_is_the_wide_candidate_set(candles):
+    from hybrid_ai import entries
+
+    df = add_ta_indicators(candles.copy())
+    wide = entries.signal(df, "trend", rsi_level=40, pullback_rsi=50, lookback=12,
+                          macd_window=3, volume_ratio=0.5)
+    narrow = entries.signal(df, "oversold_recovery", rsi_level=40, pullback_rsi=50,
+                            lookback=12, macd_window=3, volume_ratio=0.5)
+    assert (narrow <= wide).all()  # every technical entry is a candidate, and many more
+    assert wide.sum() > 5 * narrow.sum()
+
+
+def test_a_report_variant_runs_a_strategy_copy_with_its_parameters(tmp_path):
+    import json
+
+    from lab.ablation import WIDE, strategy_copy
+
+    path = strategy_copy(tmp_path, WIDE)
+    assert (path / "HybridAIStrategy.py").read_text().startswith("# pragma")
+    saved = json.loads((path / "HybridAIStrategy.json").read_text())
+    assert saved["strategy_name"] == "HybridAIStrategy" and saved["params"] == WIDE
+
+
 def test_an_unknown_entry_family_names_the_choices(candles):
     from hybrid_ai import entries
 

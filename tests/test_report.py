@@ -27,7 +27,8 @@ def report(real_datadir, tmp_path_factory) -> Path:
 def test_report_compares_every_variant_with_buy_and_hold(report):
     metrics = json.loads((report / "metrics.json").read_text())
     names = [v["variant"] for v in metrics["variants"]]
-    assert names == ["ta+ml", "ta", "ta+ml+oracle", "buy & hold basket", "buy & hold BTC"]
+    assert names == ["ta+ml", "ta", "ta+ml+oracle", "ta+ml wide", "buy & hold basket",
+                     "buy & hold BTC"]
     for row in metrics["variants"]:
         assert set(row) >= {"total_return", "cagr", "max_drawdown", "sharpe", "sortino",
                             "calmar", "trades", "win_rate", "exposure", "avg_hold_h", "fees"}
