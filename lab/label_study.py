@@ -8,7 +8,9 @@ training sets:
 * ``all``      every candle (what the FreqAI model trains on);
 * ``trend``    only candles that meet the looser technical precondition (1h close above
                its 1h SMA50, the strategy's trend filter);
-* ``weighted`` every candle, the technical entry signal's candles weighted ``--weight``x.
+* ``weighted`` every candle, the technical entry signal's candles weighted ``--weight``x;
+* ``pooled``   (``--pooled``) every candle of *every* pair in one model per week, scored
+               per pair: what FreqAI's one-model-per-pair layout leaves on the table.
 
 Scores on the test weeks, for every candle, for the trend candles and for the technical
 signal's candles (where the gate decides): AUC, and the realised mean return of the half
@@ -88,6 +90,31 @@ def walk(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, train_days
     return pd.concat(out, ignore_index=True)
 
 
+def walk_pooled(frames: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp,
+                train_days: int, test_days: int, horizon: int, params: dict) -> pd.DataFrame:
+    """Test-week predictions of one model trained on every pair's candles."""
+    features = [c for c in next(iter(frames.values())).columns if c.startswith("%")]
+    out = []
+    t = start
+    while t + test_days * DAY <= end:
+        train, test = [], []
+        for pair, frame in frames.items():
+            rows = frame[(frame["date"] >= t - train_days * DAY) & (frame["date"] < t)]
+            train.append(rows.iloc[: -(horizon + 1)].dropna(subset=[RETURN_LABEL, *features]))
+            rows = frame[(frame["date"] >= t) & (frame["date"] < t + test_days * DAY)]
+            test.append(rows.dropna(subset=[RETURN_LABEL, *features]).assign(pair=pair))
+        tr, te = pd.concat(train), pd.concat(test)
+        model = lgb.LGBMClassifier(**{**params, "n_estimators": 100})
+        model.fit(tr[features].to_numpy(np.float32), (tr[RETURN_LABEL] > 0).to_numpy(int))
+        out.append(pd.DataFrame({"set": "pooled", "week": t, "pair": te["pair"].to_numpy(),
+                                 "p": model.predict_proba(te[features].to_numpy(np.float32))[:, 1],
+                                 "ret": te[RETURN_LABEL].to_numpy(),
+                                 "trend": te["trend"].to_numpy(bool),
+                                 "signal": te["signal"].to_numpy(bool)}))
+        t += test_days * DAY
+    return pd.concat(out, ignore_index=True)
+
+
 def ranked_spread(df: pd.DataFrame, seed: int = 0, resamples: int = 1000) -> tuple:
     """Mean return of the upper half of predictions minus the lower half, per pair-week
     (so every week ranks within itself), with a bootstrap 90 % interval over pair-weeks."""
@@ -118,19 +145,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-days", type=int, default=7)
     parser.add_argument("--weight", type=float, default=20.0,
                         help="weight of the technical signal's candles in 'weighted'")
+    parser.add_argument("--pooled", action="store_true",
+                        help="also train one model over all pairs per week")
     args = parser.parse_args(argv)
     strat = ml_offline.strategy()
     params = {**ml_offline.model_module().DEFAULT_PARAMS}
     start, end = (pd.Timestamp(x, tz="UTC") for x in (args.start, args.end))
-    results = []
+    horizon = strat.exit_rules().max_hold
+    results, frames = [], {}
     for pair in args.pairs or whitelist(load_config()):
-        frame = pair_frame(args.datadir, pair, strat)
-        results.append(walk(frame, start, end, args.train_days, args.test_days,
-                            strat.exit_rules().max_hold, args.weight, params).assign(pair=pair))
+        frames[pair] = pair_frame(args.datadir, pair, strat)
+        results.append(walk(frames[pair], start, end, args.train_days, args.test_days,
+                            horizon, args.weight, params).assign(pair=pair))
         print(f"label-study: {pair} done", flush=True)
+    sets = SETS
+    if args.pooled:
+        results.append(walk_pooled(frames, start, end, args.train_days, args.test_days,
+                                   horizon, params))
+        sets = (*SETS, "pooled")
     df = pd.concat(results, ignore_index=True)
     rows = []
-    for name in SETS:
+    for name in sets:
         for scope in ("all", "trend", "signal"):
             s = df[df["set"] == name]
             s = s if scope == "all" else s[s[scope]]
