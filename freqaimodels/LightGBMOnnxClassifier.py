@@ -6,8 +6,9 @@ retraining work as with its stock ``LightGBMClassifier``; what changes:
 
 * the label is the trade's outcome under the strategy's exits (``hybrid_ai.ml.labels``):
   ``&s-win`` (did it win after fees) and ``&-trade_return`` (its net return);
-* ``fit`` purges every split's last ``label_period_candles`` + 1 rows plus an embargo (their
-  labels reach into the next split or past the training data), trains LightGBM with early
+* ``train`` blanks the window's last ``label_period_candles`` + 1 labels (their trades end
+  after the window); ``fit`` purges the train split's last ``label_period_candles`` + 1 rows
+  plus an embargo (their labels reach into the test split), trains LightGBM with early
   stopping on the first third of FreqAI's test split, and keeps the rest for what
   early stopping never saw: a Platt calibration and the skill check (cross-fitted Brier
   skill score against the base rate, ``hybrid_ai.ml.skill``). It returns, per window, the
