@@ -64,21 +64,21 @@ class Outcomes:
 EXIT_SIGNAL, EXIT_STOP, EXIT_TIME = 0, 1, 2
 
 
-def _ahead(a: FloatArray, k: int) -> FloatArray:
-    """``a`` shifted ``k`` rows back: row i holds a[i + k] (NaN past the end)."""
-    out = np.full_like(a, np.nan)
-    if k < len(a):
-        out[: len(a) - k] = a[k:]
-    return out
-
-
 def trade_outcomes(open_: FloatArray, high: FloatArray, low: FloatArray,
                    exit_signal: npt.NDArray[np.bool_], rules: ExitRules) -> Outcomes:
     """Net return of a trade entered at the open after each candle (see the module doc)."""
     n = len(open_)
-    open_, high, low = (np.asarray(a, dtype=np.float64) for a in (open_, high, low))
-    signal = np.asarray(exit_signal, dtype=bool)
-    entry = _ahead(open_, 1)
+    # Padded once, so "the candle k rows ahead of every row" is a view, not a new array per
+    # step: row i of ahead(a, k) holds a[i + k] (NaN / False past the end).
+    tail = rules.max_hold + 2
+    open_, high, low = (np.concatenate([np.asarray(a, dtype=np.float64), np.full(tail, np.nan)])
+                        for a in (open_, high, low))
+    signal = np.concatenate([np.asarray(exit_signal, dtype=bool), np.zeros(tail, bool)])
+
+    def ahead(a: npt.NDArray, k: int) -> npt.NDArray:
+        return a[k:k + n]
+
+    entry = ahead(open_, 1)
     stop_floor = entry * (1.0 + rules.stoploss)
     arm = entry * (1.0 + rules.trailing_offset)
     tp_level = entry * (1.0 + rules.partial_tp) if rules.partial_tp is not None else None
@@ -98,10 +98,10 @@ def trade_outcomes(open_: FloatArray, high: FloatArray, low: FloatArray,
         alive[rows] = False
 
     for m in range(rules.max_hold):
-        o, h, lo = _ahead(open_, m + 1), _ahead(high, m + 1), _ahead(low, m + 1)
+        o, h, lo = ahead(open_, m + 1), ahead(high, m + 1), ahead(low, m + 1)
         alive &= np.isfinite(o)
         if m > 0:  # 1. the previous candle's exit signal: out at this open
-            close(alive & _ahead(signal.astype(float), m).astype(bool), o, m, EXIT_SIGNAL)
+            close(alive & ahead(signal, m), o, m, EXIT_SIGNAL)
         if tp_level is not None:  # 2. partial take-profit at the open, once
             take = alive & (held_fraction == 1.0) & (o >= tp_level)
             proceeds[take] += rules.partial_fraction * o[take] / entry[take]
@@ -115,10 +115,10 @@ def trade_outcomes(open_: FloatArray, high: FloatArray, low: FloatArray,
         hit = alive & (lo <= stop)
         close(hit, np.where(o < stop, o, stop), m, EXIT_STOP)
     # 4. time exit at the open after max_hold candles
-    o = _ahead(open_, rules.max_hold + 1)
+    o = ahead(open_, rules.max_hold + 1)
     close(alive & np.isfinite(o), o, rules.max_hold, EXIT_TIME)
 
-    known = np.isfinite(held) & np.isfinite(_ahead(open_, rules.max_hold + 1))
+    known = np.isfinite(held) & np.isfinite(o)
     ret = np.where(known, proceeds - 1.0 - 2.0 * rules.fee, np.nan)
     return Outcomes(ret=ret, held=np.where(known, held, np.nan),
                     reason=np.where(known, reason, -1).astype(np.int8))
