@@ -13,34 +13,28 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from sklearn import metrics
+from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from hybrid_ai.ml.onnx_model import Calibration
 
 EPS = 1e-6
 
 
-def _clip(p: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    return np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS)
-
-
 def auc(y: npt.ArrayLike, p: npt.ArrayLike) -> float:
-    """Area under the ROC curve (rank statistic, ties averaged); NaN with one class."""
+    """Area under the ROC curve; NaN when ``y`` holds one class only."""
     y = np.asarray(y, dtype=bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = pd.Series(np.asarray(p, dtype=np.float64)).rank().to_numpy()
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(roc_auc_score(y, p)) if 0 < y.sum() < len(y) else float("nan")
 
 
 def log_loss(y: npt.ArrayLike, p: npt.ArrayLike) -> float:
-    y, p = np.asarray(y, dtype=np.float64), _clip(p)
-    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+    return float(metrics.log_loss(np.asarray(y, dtype=np.float64),
+                                  np.clip(np.asarray(p, dtype=np.float64), EPS, 1 - EPS),
+                                  labels=[0, 1]))
 
 
 def brier(y: npt.ArrayLike, p: npt.ArrayLike) -> float:
-    y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
-    return float(np.mean((p - y) ** 2))
+    return float(brier_score_loss(np.asarray(y, dtype=np.float64), p))
 
 
 @dataclass(frozen=True)
