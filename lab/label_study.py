@@ -57,8 +57,7 @@ def pair_frame(datadir: Path, pair: str, strat) -> pd.DataFrame:
         ind, strat.buy_family.value, rsi_level=strat.buy_rsi.value,
         pullback_rsi=strat.buy_pullback_rsi.value, lookback=strat.buy_rsi_lookback.value,
         macd_window=strat.buy_macd_window.value, volume_ratio=strat.buy_volume_ratio.value)
-    frame = ml_offline.feature_frame(candles, rules=strat.exit_rules(),
-                                     sell_rsi=strat.sell_rsi.value)
+    frame = ml_offline.feature_frame(candles, strat=strat)
     flags = pd.DataFrame({"date": ind["date"], "trend": trend.to_numpy(),
                           "signal": (signal & trend).to_numpy()})
     return frame.merge(flags, on="date", how="left")

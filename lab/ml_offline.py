@@ -16,10 +16,7 @@ from freqtrade.configuration import setup_utils_configuration
 from freqtrade.enums import RunMode
 from freqtrade.freqai.data_kitchen import FreqaiDataKitchen
 
-from hybrid_ai import entries
-from hybrid_ai.indicators import add_ta_indicators
 from hybrid_ai.ml import features as ml_features
-from hybrid_ai.ml.labels import ExitRules
 from lab.project import CONFIG, REPO
 
 MODEL_FILE = REPO / "freqaimodels" / "LightGBMOnnxClassifier.py"
@@ -64,14 +61,10 @@ def strategy(config: dict[str, Any] | None = None) -> Any:
 
 
 def feature_frame(candles: pd.DataFrame, periods: tuple[int, ...] = (14, 48),
-                  rules: ExitRules | None = None, sell_rsi: float | None = None,
-                  ) -> pd.DataFrame:
+                  strat: Any = None) -> pd.DataFrame:
     """One pair's base-timeframe features and targets, as FreqAI's hooks would build them
-    (the targets with the configured strategy's exits unless ``rules`` is given)."""
-    if rules is None or sell_rsi is None:
-        strat = strategy()
-        rules = rules or strat.exit_rules()
-        sell_rsi = strat.sell_rsi.value if sell_rsi is None else sell_rsi
+    (the targets with ``strat``'s exits, by default the configured strategy's)."""
+    strat = strat or strategy()
     df = candles.copy()
     for period in periods:
         expanded = ml_features.expand_all(candles.copy(), period)
@@ -79,8 +72,7 @@ def feature_frame(candles: pd.DataFrame, periods: tuple[int, ...] = (14, 48),
         df = pd.concat([df, expanded[new].add_suffix(f"_{period}")], axis=1)
     df = ml_features.expand_basic(df)
     df = ml_features.standard(df)
-    indicators = add_ta_indicators(candles[["open", "high", "low", "close", "volume"]].copy())
-    df = ml_features.targets(df, rules, entries.reversal(indicators, sell_rsi))
+    df = ml_features.targets(df, strat.exit_rules(), strat.technical_exit(candles))
     return df.iloc[max(periods) * 3:].reset_index(drop=True)
 
 

@@ -33,7 +33,7 @@ from freqtrade.data.history import load_pair_history
 
 from hybrid_ai.ml import skill
 from hybrid_ai.ml.features import RETURN_LABEL, WIN, targets
-from hybrid_ai.ml.signals import BASE_RATE, MEAN_LOSS, MEAN_WIN, SKILL
+from hybrid_ai.ml.signals import BASE_RATE, MEAN_LOSS, MEAN_WIN, RISK_RANK, SKILL, add_ml_columns
 from hybrid_ai.settings import RiskLevel, load_settings
 from lab.project import CONFIG, DEFAULT_DATADIR, REPO, load_config, shared_data
 
@@ -49,14 +49,11 @@ def label_definition(rules, sell_rsi: float) -> str:
             f"exit after {rules.max_hold} candles")
 
 
-def realised(datadir: Path, pair: str, rules, sell_rsi: float) -> pd.Series:
+def realised(datadir: Path, pair: str, strat) -> pd.Series:
     """Net return of the trade entered after each candle (NaN: not finished in the data)."""
-    from hybrid_ai import entries
-    from hybrid_ai.indicators import add_ta_indicators
-
     candles = load_pair_history(pair=pair, timeframe="5m", datadir=datadir)
-    reversal = entries.reversal(add_ta_indicators(candles.copy()), sell_rsi)
-    return targets(candles, rules, reversal).set_index(candles["date"])[RETURN_LABEL]
+    out = targets(candles, strat.exit_rules(), strat.technical_exit(candles))
+    return out.set_index(candles["date"])[RETURN_LABEL]
 
 
 def load_predictions(models_dir: Path) -> pd.DataFrame:
@@ -90,14 +87,15 @@ def evaluate(models_dir: Path, datadir: Path, pairs: list[str],
 
     strat = strategy()
     rules, sell_rsi = strat.exit_rules(), strat.sell_rsi.value
-    margin = load_settings(load_config([CONFIG])).ml.ev_margin[RiskLevel.MODERATE]
+    settings = load_settings(load_config([CONFIG]))
+    margin = settings.ml.ev_margin[RiskLevel.MODERATE]
     preds = load_predictions(models_dir)
     if since is not None:
         preds = preds[preds["date"] >= since]
     rows, scored = [], []
     for pair in pairs:
         coin = pair.split("/")[0].upper()
-        ret = realised(datadir, pair, rules, sell_rsi)
+        ret = realised(datadir, pair, strat)
         p = preds[(preds["coin"] == coin) & (preds["do_predict"] == 1)].copy()
         p["ret"] = ret.reindex(pd.DatetimeIndex(p["date"])).to_numpy()
         p = p.dropna(subset=["ret"])
@@ -112,12 +110,13 @@ def evaluate(models_dir: Path, datadir: Path, pairs: list[str],
         raise ValueError(f"no scored predictions under {models_dir}")
     per_window = pd.DataFrame(rows)
     allrows = pd.concat(scored, ignore_index=True)
-    skilled = allrows[SKILL] > 0.5
-    used = allrows[WIN].where(skilled, allrows[BASE_RATE])
+    # The runtime's own gate on every predicted candle, at the moderate risk level.
+    gated = add_ml_columns(allrows.assign(**{RISK_RANK: RiskLevel.MODERATE.rank}),
+                           settings.ml, 0.0, settings.limits.max_stake_per_trade)
+    used = gated["ml_buy_prob"].fillna(allrows[BASE_RATE])  # "closed" windows: base rate
     model = skill.scores(allrows["y"], allrows[WIN], allrows[BASE_RATE])
     gate = skill.scores(allrows["y"], used, allrows[BASE_RATE])
-    ev = used * allrows[MEAN_WIN] - (1 - used) * allrows[MEAN_LOSS]
-    passed = ev > margin
+    passed = gated["gate_ml"]
     ev_gate = pd.DataFrame([
         {"candles": name, "rows": int(m.sum()),
          "mean_return_pct": float(allrows["ret"][m].mean() * 100),

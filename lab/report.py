@@ -399,8 +399,6 @@ def ml_exits(run: rm.Run, datadir: Path, pairs: list[str]) -> pd.DataFrame:
     """``rm.exit_attribution`` of the run's ml_exit trades, with the strategy's exits."""
     from freqtrade.data.history import load_pair_history
 
-    from hybrid_ai import entries
-    from hybrid_ai.indicators import add_ta_indicators
     from lab.ml_offline import strategy
 
     strat = strategy()
@@ -408,7 +406,7 @@ def ml_exits(run: rm.Run, datadir: Path, pairs: list[str]) -> pd.DataFrame:
     for pair in pairs:
         c = load_pair_history(pair=pair, timeframe="5m", datadir=datadir)
         candles[pair] = c
-        reversals[pair] = entries.reversal(add_ta_indicators(c.copy()), strat.sell_rsi.value)
+        reversals[pair] = strat.technical_exit(c)
     return rm.exit_attribution(run, candles, reversals, strat.exit_rules())
 
 

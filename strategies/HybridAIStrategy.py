@@ -42,7 +42,7 @@ from freqtrade.strategy import (
     IStrategy,
     informative,
 )
-from pandas import DataFrame
+from pandas import DataFrame, Series
 
 from hybrid_ai import entries, gates, redaction
 from hybrid_ai.indicators import add_ta_indicators
@@ -435,10 +435,15 @@ class HybridAIStrategy(IStrategy):
     def set_freqai_targets(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
         # The label: the outcome of a trade entered after each candle under this strategy's
         # exits, the technical reversal included (hybrid_ai.ml.labels).
-        indicators = add_ta_indicators(dataframe[["open", "high", "low", "close",
-                                                  "volume"]].copy())
-        reversal = entries.reversal(indicators, self.sell_rsi.value)
-        return ml_features.targets(dataframe, self.exit_rules(), reversal)
+        return ml_features.targets(dataframe, self.exit_rules(),
+                                   self.technical_exit(dataframe))
+
+    def technical_exit(self, candles: DataFrame) -> Series:
+        """The technical reversal exit from raw candles (FreqAI's target hook and the tools
+        see OHLCV only, not this strategy's indicator columns)."""
+        indicators = add_ta_indicators(candles[["open", "high", "low", "close",
+                                                "volume"]].copy())
+        return entries.reversal(indicators, self.sell_rsi.value)
 
     # --- signals ------------------------------------------------------------------------
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
