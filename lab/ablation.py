@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lab.project import CONFIG, REPO, STRATEGY_FILE, load_config
+from lab.project import CONFIG, REPO, load_config, strategy_with_params
 from local_exchange.overlay import offline_overlay
 
 
@@ -110,15 +109,9 @@ WIDE = {"buy": {"buy_family": "trend"}}
 
 
 def strategy_copy(vdir: Path, params: dict[str, dict[str, Any]]) -> Path:
-    """A copy of the strategy with ``params`` in its parameter file (what freqtrade loads
-    after hyperopt); returns the directory to pass as --strategy-path."""
-    strategy_dir = vdir / "strategy"
-    strategy_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy(STRATEGY_FILE, strategy_dir / STRATEGY_FILE.name)
-    (strategy_dir / f"{STRATEGY_FILE.stem}.json").write_text(json.dumps({
-        "strategy_name": STRATEGY_FILE.stem, "params": params, "ft_stratparam_v": 1,
-        "export_time": "1970-01-01 00:00:00+00:00"}, indent=2))
-    return strategy_dir
+    """The strategy with ``params`` (by hyperopt space) in its parameter file."""
+    return strategy_with_params(vdir / "strategy",
+                                {"params_details": params, "params_not_optimized": {}})
 
 
 def offline_config(workdir: Path, exchange_url: str) -> Path:

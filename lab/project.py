@@ -6,6 +6,7 @@ would refuse."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,6 +51,17 @@ def load_config(paths: Sequence[Path] = (CONFIG,)) -> dict[str, Any]:
 
 def whitelist(config: dict[str, Any] | None = None) -> list[str]:
     return list((config or load_config())["exchange"]["pair_whitelist"])
+
+
+def strategy_with_params(directory: Path, epoch: dict[str, Any]) -> Path:
+    """A copy of the strategy with a hyperopt epoch's parameters beside it (freqtrade's
+    parameter file, loaded with the strategy); returns the directory for --strategy-path."""
+    from freqtrade.optimize.hyperopt_tools import HyperoptTools
+
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.copy(STRATEGY_FILE, directory / STRATEGY_FILE.name)
+    HyperoptTools.export_params(epoch, STRATEGY, directory / f"{STRATEGY}.json")
+    return directory
 
 
 def default_timerange(data: MarketData, backtest_days: int,

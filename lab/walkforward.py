@@ -44,6 +44,7 @@ from lab.project import (
     DemoError,
     load_config,
     shared_data,
+    strategy_with_params,
 )
 from local_exchange.market_data import MarketData, MarketDataError
 from local_exchange.overlay import offline_overlay
@@ -139,7 +140,6 @@ def flat_params(epoch: dict[str, Any]) -> dict[str, Any]:
 def run_window(w: Window, wdir: Path, configs: list[Path], datadir: Path,
                pairs: list[str], args: argparse.Namespace) -> dict[str, Any]:
     """Hyperopt IS, then backtest the chosen parameters OOS; saved to ``wdir/window.json``."""
-    from freqtrade.optimize.hyperopt_tools import HyperoptTools
 
     started = time.monotonic()
     shutil.rmtree(wdir, ignore_errors=True)  # an interrupted window starts over
@@ -156,9 +156,7 @@ def run_window(w: Window, wdir: Path, configs: list[Path], datadir: Path,
                configs, wdir / "hyperopt.log")
     epoch = best_epoch(userdir, args.min_trades)
     # The chosen parameters beside a copy of the strategy: freqtrade loads them from there.
-    strategy_dir = userdir / "strategies"
-    shutil.copy(STRATEGY_FILE, strategy_dir / STRATEGY_FILE.name)
-    HyperoptTools.export_params(epoch, STRATEGY, strategy_dir / f"{STRATEGY}.json")
+    strategy_dir = strategy_with_params(userdir / "strategies", epoch)
     result_dir = wdir / "oos"
     result_dir.mkdir()
     _freqtrade(["backtesting", *common, "--strategy-path", str(strategy_dir), "--timerange",
