@@ -92,13 +92,10 @@ class _Split:
     def __len__(self) -> int:
         return len(self.y)
 
-    def head(self, n: int) -> _Split:
-        n = max(n, 0)
-        return _Split(self.x[:n], self.y[:n], self.w[:n], self.ret[:n])
-
-    def tail(self, n: int) -> _Split:
-        start = len(self) - max(n, 0)
-        return _Split(self.x[start:], self.y[start:], self.w[start:], self.ret[start:])
+    def rows(self, start: int, stop: int) -> _Split:
+        """Rows ``start`` .. ``stop`` (clamped to the split)."""
+        s = slice(max(start, 0), max(stop, 0))
+        return _Split(self.x[s], self.y[s], self.w[s], self.ret[s])
 
 
 def _rows(data: dict, split: str) -> _Split:
@@ -169,6 +166,11 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
                     saved.path, saved.trained_until)
         return saved.model
 
+    @property
+    def _horizon(self) -> int:
+        """Candles a label spans: the strategy's maximum holding time (checked at start)."""
+        return int(self.freqai_info["feature_parameters"].get("label_period_candles", 0))
+
     def _unknown_at_the_end(self, df: DataFrame, dk: FreqaiDataKitchen) -> DataFrame:
         """The training window's last ``label_period_candles`` + 1 labels as NaN.
 
@@ -177,7 +179,7 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
         prices from the window being predicted. Blanking them here makes both the same, and
         makes the rows FreqAI keeps, splits and scales the same whatever comes after the
         window (freqtrade's lookahead-analysis cuts the data right there)."""
-        horizon = int(self.freqai_info["feature_parameters"].get("label_period_candles", 0))
+        horizon = self._horizon
         labels = [c for c in dk.label_list if c in df]
         if horizon <= 0 or not labels:
             return df
@@ -192,17 +194,17 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
         # A label spans the trade: label_period_candles (the strategy's maximum holding
         # time) plus the entry candle. Rows whose label reaches into the next split are
         # purged, and an embargo keeps the slowest features from bridging the gap.
-        horizon = int(self.freqai_info["feature_parameters"].get("label_period_candles", 0))
+        horizon = self._horizon
         gap = horizon + 1 + EMBARGO_CANDLES
 
         train = _rows(data_dictionary, "train")
         test = _rows(data_dictionary, "test")
-        train = train.head(len(train) - gap)  # its last labels look into the test split
+        train = train.rows(0, len(train) - gap)  # its last labels look into the test split
         # (The test split's own last labels, which would look past the training data, are
         # NaN already: ``train`` blanks them.) The test split splits in two, with a gap:
         # early stopping on the first third, calibration and the skill check on the rest.
-        early = test.head(len(test) // 3)
-        held_out = test.tail(len(test) - len(early) - gap)
+        early = test.rows(0, len(test) // 3)
+        held_out = test.rows(len(early) + gap, len(test))
         if len(train) < 2 * MIN_ROWS:
             raise OperationalException(
                 f"{dk.pair}: {len(train)} training rows after purging {gap} candles per split: "
