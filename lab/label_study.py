@@ -1,7 +1,9 @@
 """Which training set predicts the trade label best? A fast walk-forward study.
 
 ``python -m lab.label_study`` (``make label-study``) trains the ML layer's LightGBM (its
-``DEFAULT_PARAMS``, 100 trees, no early stopping) walk-forward per pair on the trade-outcome label
+``DEFAULT_PARAMS``, 100 trees, no early stopping; or, ``--learner logistic``, an L2-regularised
+logistic regression on standardised features: does a simpler learner rank better where the trees
+find nothing?) walk-forward per pair on the trade-outcome label
 (``hybrid_ai.ml.labels``, the strategy's exits) and scores every test week, for three
 training sets:
 
@@ -13,11 +15,12 @@ training sets:
                per pair: what FreqAI's one-model-per-pair layout leaves on the table.
 
 Scores on the test weeks, for every candle, for the trend candles and for the technical
-signal's candles (where the gate decides): AUC, and the realised mean return of the half
-the model ranks higher minus the half it ranks lower (block-bootstrap 90 % interval over
-pair-weeks). Base-timeframe features of the pair only (FreqAI adds 1h and BTC/ETH); raw
-model probabilities (no calibration): this ranks training sets, it is not the layer's
-score (``make ml-quality`` is). Nothing here sets a parameter.
+signal's candles (where the gate decides): AUC, the Brier skill score against each training
+window's base rate, and the realised mean return of the half the model ranks higher minus the
+half it ranks lower (block-bootstrap 90 % interval over pair-weeks). Base-timeframe features of
+the pair only (FreqAI adds 1h and BTC/ETH); raw model probabilities (no calibration, so the
+trees' Brier skill is a lower bound): this ranks training sets, it is not the layer's score
+(``make ml-quality`` is). Nothing here sets a parameter.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ import numpy as np
 import pandas as pd
 from freqtrade.data.history import load_pair_history
 from freqtrade.strategy import merge_informative_pair
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from hybrid_ai import entries
 from hybrid_ai.indicators import add_ta_indicators
@@ -41,6 +47,27 @@ from lab.project import DEFAULT_DATADIR, load_config, shared_data, whitelist
 
 DAY = pd.Timedelta(days=1)
 SETS = ("all", "trend", "weighted")
+LEARNERS = ("lightgbm", "logistic")
+
+
+def learner(name: str, params: dict):
+    """A fresh classifier: the layer's LightGBM (100 trees) or a regularised logistic
+    regression (C=0.1 on standardised features, a fixed choice, not searched)."""
+    if name == "logistic":
+        return make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=300))
+    return lgb.LGBMClassifier(**{**params, "n_estimators": 100})
+
+
+def fit_predict(name: str, params: dict, train: pd.DataFrame, test: pd.DataFrame,
+                features: list[str], weight: np.ndarray | None = None) -> np.ndarray:
+    """Win probabilities on ``test`` of a ``name`` learner fitted on ``train``."""
+    model = learner(name, params)
+    x, y = train[features].to_numpy(np.float32), (train[RETURN_LABEL] > 0).to_numpy(int)
+    if name == "logistic":
+        model.fit(x, y, logisticregression__sample_weight=weight)
+    else:
+        model.fit(x, y, sample_weight=weight)
+    return model.predict_proba(test[features].to_numpy(np.float32))[:, 1]
 
 
 def pair_frame(datadir: Path, pair: str, strat) -> pd.DataFrame:
@@ -64,7 +91,8 @@ def pair_frame(datadir: Path, pair: str, strat) -> pd.DataFrame:
 
 
 def walk(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, train_days: int,
-         test_days: int, horizon: int, weight: float, params: dict) -> pd.DataFrame:
+         test_days: int, horizon: int, weight: float, params: dict,
+         learner_name: str = "lightgbm") -> pd.DataFrame:
     """Test-week predictions of each training set (one model per set and week)."""
     features = [c for c in frame.columns if c.startswith("%")]
     out = []
@@ -77,11 +105,9 @@ def walk(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, train_days
         for name in SETS:
             rows = train[train["trend"]] if name == "trend" else train
             w = np.where(rows["signal"], weight, 1.0) if name == "weighted" else None
-            model = lgb.LGBMClassifier(**{**params, "n_estimators": 100})
-            model.fit(rows[features].to_numpy(np.float32),
-                      (rows[RETURN_LABEL] > 0).to_numpy(int), sample_weight=w)
-            p = model.predict_proba(test[features].to_numpy(np.float32))[:, 1]
+            p = fit_predict(learner_name, params, rows, test, features, w)
             out.append(pd.DataFrame({"set": name, "week": t, "p": p,
+                                     "base": float((rows[RETURN_LABEL] > 0).mean()),
                                      "ret": test[RETURN_LABEL].to_numpy(),
                                      "trend": test["trend"].to_numpy(bool),
                                      "signal": test["signal"].to_numpy(bool)}))
@@ -90,7 +116,8 @@ def walk(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, train_days
 
 
 def walk_pooled(frames: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp,
-                train_days: int, test_days: int, horizon: int, params: dict) -> pd.DataFrame:
+                train_days: int, test_days: int, horizon: int, params: dict,
+                learner_name: str = "lightgbm") -> pd.DataFrame:
     """Test-week predictions of one model trained on every pair's candles."""
     features = [c for c in next(iter(frames.values())).columns if c.startswith("%")]
     out = []
@@ -103,10 +130,9 @@ def walk_pooled(frames: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Ti
             rows = frame[(frame["date"] >= t) & (frame["date"] < t + test_days * DAY)]
             test.append(rows.dropna(subset=[RETURN_LABEL, *features]).assign(pair=pair))
         tr, te = pd.concat(train), pd.concat(test)
-        model = lgb.LGBMClassifier(**{**params, "n_estimators": 100})
-        model.fit(tr[features].to_numpy(np.float32), (tr[RETURN_LABEL] > 0).to_numpy(int))
         out.append(pd.DataFrame({"set": "pooled", "week": t, "pair": te["pair"].to_numpy(),
-                                 "p": model.predict_proba(te[features].to_numpy(np.float32))[:, 1],
+                                 "p": fit_predict(learner_name, params, tr, te, features),
+                                 "base": float((tr[RETURN_LABEL] > 0).mean()),
                                  "ret": te[RETURN_LABEL].to_numpy(),
                                  "trend": te["trend"].to_numpy(bool),
                                  "signal": te["signal"].to_numpy(bool)}))
@@ -146,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="weight of the technical signal's candles in 'weighted'")
     parser.add_argument("--pooled", action="store_true",
                         help="also train one model over all pairs per week")
+    parser.add_argument("--learner", choices=LEARNERS, default="lightgbm")
     args = parser.parse_args(argv)
     strat = ml_offline.strategy()
     params = {**ml_offline.model_module().DEFAULT_PARAMS}
@@ -155,12 +182,12 @@ def main(argv: list[str] | None = None) -> int:
     for pair in args.pairs or whitelist(load_config()):
         frames[pair] = pair_frame(args.datadir, pair, strat)
         results.append(walk(frames[pair], start, end, args.train_days, args.test_days,
-                            horizon, args.weight, params).assign(pair=pair))
+                            horizon, args.weight, params, args.learner).assign(pair=pair))
         print(f"label-study: {pair} done", flush=True)
     sets = SETS
     if args.pooled:
         results.append(walk_pooled(frames, start, end, args.train_days, args.test_days,
-                                   horizon, params))
+                                   horizon, params, args.learner))
         sets = (*SETS, "pooled")
     df = pd.concat(results, ignore_index=True)
     rows = []
@@ -171,11 +198,12 @@ def main(argv: list[str] | None = None) -> int:
             spread, low, high, weeks = ranked_spread(s)
             rows.append({"trained on": name, "scored on": scope, "rows": len(s),
                          "auc": skill.auc(s["ret"] > 0, s["p"]),
+                         "bss": skill.scores(s["ret"] > 0, s["p"], s["base"]).brier_skill,
                          "upper-lower half %": spread * 100, "ci90 low": low * 100,
                          "ci90 high": high * 100, "pair-weeks": weeks})
     pd.set_option("display.width", 200)
     print(f"\nTest weeks {args.start} .. {args.end}, {args.train_days} days training each, "
-          f"label: {strat.exit_rules()}")
+          f"learner {args.learner}, label: {strat.exit_rules()}")
     print(pd.DataFrame(rows).round(4).to_string(index=False))
     return 0
 

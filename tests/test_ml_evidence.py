@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hybrid_ai.ml import skill
 from hybrid_ai.ml.labels import ExitRules
 from lab import report_metrics as rm
-from lab.label_study import ranked_spread
+from lab.label_study import LEARNERS, fit_predict, ranked_spread
 from lab.report import acceptance
 
 RULES = ExitRules(stoploss=-0.10, max_hold=24, trailing=0.05, trailing_offset=0.06,
@@ -102,3 +103,23 @@ def test_ranked_spread_finds_a_real_ordering_and_says_when_there_is_none():
     shuffled = ordered.assign(ret=rng.permutation(ordered["ret"].to_numpy()))
     _, low, high, _ = ranked_spread(shuffled)
     assert low < 0 < high
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_label_study_learners_rank_a_learnable_label_and_honour_weights(name):
+    # the trade wins when feature a is high; feature b is noise. Both learners must rank
+    # held-out rows by a, and a weight on the rows of one class must raise its probability
+    rng = np.random.default_rng(1)
+
+    def rows(n: int) -> pd.DataFrame:
+        a, b = rng.normal(size=n), rng.normal(size=n)
+        ret = 0.01 * a + rng.normal(0, 0.01, n)
+        return pd.DataFrame({"%-a": a, "%-b": b, "&-trade_return": ret})
+
+    train, test = rows(4000), rows(1000)
+    features = ["%-a", "%-b"]
+    p = fit_predict(name, {"verbose": -1}, train, test, features)
+    assert skill.auc(test["&-trade_return"] > 0, p) > 0.65
+    wins = (train["&-trade_return"] > 0).to_numpy()
+    heavy = fit_predict(name, {"verbose": -1}, train, test, features, np.where(wins, 5.0, 1.0))
+    assert heavy.mean() > p.mean() + 0.1
