@@ -12,12 +12,14 @@ Output (``--out``, default ``user_data/walkforward/<timerange>-<is>-<oos>``): ``
 ``walkforward.json``, the stitched OOS equity (marked to market, from freqtrade's wallet
 snapshots) against buy-and-hold, per-window IS vs OOS figures, walk-forward efficiency
 (annualised OOS return / annualised IS return) and how stable each chosen parameter is.
-Each finished window is saved in its own folder: re-running the same command resumes.
+Each finished window is saved in its own folder: re-running the same command resumes, and a
+window that ran with another strategy, pack code, config, data or hyperopt setting runs again.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
 import json
 import os
@@ -137,9 +139,26 @@ def flat_params(epoch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def inputs_fingerprint(args: argparse.Namespace, pairs: list[str], datadir: Path) -> str:
+    """What a window's result depends on besides its dates: the strategy and the pack code it
+    imports, the config, the pairs' candle files (by size) and the hyperopt settings. A saved
+    window with another fingerprint is stale and runs again."""
+    digest = hashlib.sha256()
+    sources = [STRATEGY_FILE, CONFIG, *sorted((REPO / "hybrid_ai").rglob("*.py"))]
+    for path in sources:
+        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
+    for pair in pairs:
+        for data in sorted(datadir.glob(f"{pair.replace('/', '_')}-*.feather")):
+            digest.update(f"{data.name}:{data.stat().st_size}".encode())
+    settings = [args.epochs, args.loss, args.min_trades, sorted(args.spaces), args.seed, pairs]
+    digest.update(json.dumps(settings).encode())
+    return digest.hexdigest()[:16]
+
+
 def run_window(w: Window, wdir: Path, configs: list[Path], datadir: Path,
-               pairs: list[str], args: argparse.Namespace) -> dict[str, Any]:
-    """Hyperopt IS, then backtest the chosen parameters OOS; saved to ``wdir/window.json``."""
+               pairs: list[str], args: argparse.Namespace, inputs: str) -> dict[str, Any]:
+    """Hyperopt IS, then backtest the chosen parameters OOS; saved to ``wdir/window.json``
+    with the ``inputs`` fingerprint it ran with."""
 
     started = time.monotonic()
     shutil.rmtree(wdir, ignore_errors=True)  # an interrupted window starts over
@@ -168,6 +187,7 @@ def run_window(w: Window, wdir: Path, configs: list[Path], datadir: Path,
     row = rm.variant_row(oos)
     record = {
         "window": asdict(w) | {"is_range": w.is_range, "oos_range": w.oos_range},
+        "inputs": inputs,
         "params": flat_params(epoch),
         "loss": epoch["loss"],
         "is": {"total_return": is_m.get("profit_total", 0.0),
@@ -385,15 +405,21 @@ def main(argv: list[str] | None = None) -> int:
         overlay.write_text(json.dumps({**offline_overlay(server.url), **EXECUTION_ONLY},
                                       indent=2))
         configs = [CONFIG, overlay]
+        inputs = inputs_fingerprint(args, pairs, args.datadir)
         for w in windows:
             wdir = out / f"window-{w.index:02d}"
             saved = wdir / "window.json"
             if saved.exists():  # resume: this window finished in an earlier run
-                records.append(json.loads(saved.read_text()))
-                print(f"walkforward: window {w.index}/{len(windows)} done earlier, reused",
-                      flush=True)
-                continue
-            record = run_window(w, wdir, configs, args.datadir, pairs, args)
+                record = json.loads(saved.read_text())
+                if record.get("inputs") == inputs:
+                    records.append(record)
+                    print(f"walkforward: window {w.index}/{len(windows)} done earlier, reused",
+                          flush=True)
+                    continue
+                print(f"walkforward: window {w.index}/{len(windows)} ran with another "
+                      "strategy, pack code, config, data or hyperopt setting; running it "
+                      "again", flush=True)
+            record = run_window(w, wdir, configs, args.datadir, pairs, args, inputs)
             records.append(record)
             spent.append(record["wall_s"])
             left = len(windows) - w.index

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.walkforward import WalkForwardError, plan_windows
+from lab.walkforward import WalkForwardError, inputs_fingerprint, plan_windows
 
 REPO = Path(__file__).resolve().parent.parent
 ARGS = ["--pairs", "BTC/USDT", "ETH/USDT", "--timerange", "20240301-20240329",
@@ -63,6 +64,29 @@ def test_walkforward_optimises_in_sample_tests_out_of_sample_and_resumes(real_da
     again = walkforward(real_datadir, out)
     assert again.returncode == 0 and again.stdout.count("done earlier, reused") == 2
     assert json.loads((out / "walkforward.json").read_text())["stitched"] == stitched
+    # A window saved by another strategy or setting (its fingerprint differs) is not mixed
+    # into the stitched result: it runs again, the others are still reused.
+    saved = out / "window-02" / "window.json"
+    stale = json.loads(saved.read_text())
+    saved.write_text(json.dumps(stale | {"inputs": "an older strategy"}))
+    third = walkforward(real_datadir, out)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "window 1/2 done earlier, reused" in third.stdout
+    assert "window 2/2 ran with another strategy" in third.stdout
+    assert json.loads(saved.read_text())["inputs"] == stale["inputs"]
+
+
+def test_the_inputs_fingerprint_follows_what_a_window_result_depends_on(real_datadir):
+    args = argparse.Namespace(epochs=6, loss="SharpeHyperOptLossDaily", min_trades=2,
+                              spaces=["buy", "sell"], seed=42)
+    pairs = ["BTC/USDT", "ETH/USDT"]
+    base = inputs_fingerprint(args, pairs, real_datadir)
+    assert inputs_fingerprint(args, list(pairs), real_datadir) == base
+    assert inputs_fingerprint(argparse.Namespace(**{**vars(args), "seed": 7}), pairs,
+                              real_datadir) != base
+    assert inputs_fingerprint(argparse.Namespace(**{**vars(args), "spaces": ["sell", "buy"]}),
+                              pairs, real_datadir) == base
+    assert inputs_fingerprint(args, ["BTC/USDT"], real_datadir) != base
 
 
 def test_walkforward_refuses_a_range_too_short(real_datadir, tmp_path):
