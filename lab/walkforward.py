@@ -13,7 +13,8 @@ Output (``--out``, default ``user_data/walkforward/<timerange>-<is>-<oos>``): ``
 snapshots) against buy-and-hold, per-window IS vs OOS figures, walk-forward efficiency
 (annualised OOS return / annualised IS return) and how stable each chosen parameter is.
 Each finished window is saved in its own folder: re-running the same command resumes, and a
-window that ran with another strategy, pack code, config, data or hyperopt setting runs again.
+window that ran with another strategy, pack code, config, data, freqtrade version or hyperopt
+setting runs again.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import freqtrade
 import numpy as np
 import pandas as pd
 
@@ -141,9 +143,9 @@ def flat_params(epoch: dict[str, Any]) -> dict[str, Any]:
 
 def inputs_fingerprint(args: argparse.Namespace, pairs: list[str], datadir: Path) -> str:
     """What a window's result depends on besides its dates: the strategy and the pack code it
-    imports, the config, the pairs' candle files (by size) and the hyperopt settings. A saved
-    window with another fingerprint is stale and runs again."""
-    digest = hashlib.sha256()
+    imports, the config, the pairs' candle files (by size), freqtrade's version and the
+    hyperopt settings. A saved window with another fingerprint is stale and runs again."""
+    digest = hashlib.sha256(freqtrade.__version__.encode())
     sources = [STRATEGY_FILE, CONFIG, *sorted((REPO / "hybrid_ai").rglob("*.py"))]
     for path in sources:
         digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
