@@ -157,6 +157,15 @@ def inputs_fingerprint(args: argparse.Namespace, pairs: list[str], datadir: Path
     return digest.hexdigest()[:16]
 
 
+def _saved_window(path: Path) -> dict[str, Any]:
+    """A finished window's record, or {} when it is unreadable (then the window runs again)."""
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def run_window(w: Window, wdir: Path, configs: list[Path], datadir: Path,
                pairs: list[str], args: argparse.Namespace, inputs: str) -> dict[str, Any]:
     """Hyperopt IS, then backtest the chosen parameters OOS; saved to ``wdir/window.json``
@@ -412,15 +421,15 @@ def main(argv: list[str] | None = None) -> int:
             wdir = out / f"window-{w.index:02d}"
             saved = wdir / "window.json"
             if saved.exists():  # resume: this window finished in an earlier run
-                record = json.loads(saved.read_text())
+                record = _saved_window(saved)
                 if record.get("inputs") == inputs:
                     records.append(record)
                     print(f"walkforward: window {w.index}/{len(windows)} done earlier, reused",
                           flush=True)
                     continue
-                print(f"walkforward: window {w.index}/{len(windows)} ran with another "
-                      "strategy, pack code, config, data or hyperopt setting; running it "
-                      "again", flush=True)
+                print(f"walkforward: window {w.index}/{len(windows)} ran with other inputs "
+                      "(strategy, pack code, config, data, freqtrade version or hyperopt "
+                      "settings) or its record is unreadable; running it again", flush=True)
             record = run_window(w, wdir, configs, args.datadir, pairs, args, inputs)
             records.append(record)
             spent.append(record["wall_s"])

@@ -11,7 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from lab.walkforward import WalkForwardError, inputs_fingerprint, plan_windows
+from lab.walkforward import (
+    WalkForwardError,
+    _saved_window,
+    inputs_fingerprint,
+    plan_windows,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 ARGS = ["--pairs", "BTC/USDT", "ETH/USDT", "--timerange", "20240301-20240329",
@@ -72,7 +77,7 @@ def test_walkforward_optimises_in_sample_tests_out_of_sample_and_resumes(real_da
     third = walkforward(real_datadir, out)
     assert third.returncode == 0, third.stderr[-3000:]
     assert "window 1/2 done earlier, reused" in third.stdout
-    assert "window 2/2 ran with another strategy" in third.stdout
+    assert "window 2/2 ran with other inputs" in third.stdout
     assert json.loads(saved.read_text())["inputs"] == stale["inputs"]
 
 
@@ -87,6 +92,14 @@ def test_the_inputs_fingerprint_follows_what_a_window_result_depends_on(real_dat
     assert inputs_fingerprint(argparse.Namespace(**{**vars(args), "spaces": ["sell", "buy"]}),
                               pairs, real_datadir) == base
     assert inputs_fingerprint(args, ["BTC/USDT"], real_datadir) != base
+
+
+def test_a_half_written_window_record_reads_as_not_done(tmp_path):
+    saved = tmp_path / "window.json"
+    saved.write_text('{"inputs": "abc", "oos": {')  # killed while writing
+    assert _saved_window(saved) == {}
+    saved.write_text('{"inputs": "abc"}')
+    assert _saved_window(saved) == {"inputs": "abc"}
 
 
 def test_walkforward_refuses_a_range_too_short(real_datadir, tmp_path):
