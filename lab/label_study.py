@@ -90,6 +90,26 @@ def pair_frame(datadir: Path, pair: str, strat) -> pd.DataFrame:
     return frame.merge(flags, on="date", how="left")
 
 
+def week_split(frame: pd.DataFrame, t: pd.Timestamp, train_days: int, test_days: int,
+               horizon: int, features: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The training window before week ``t`` (its last ``horizon + 1`` labels purged: their
+    trades end inside the test week) and the test week, rows with a label and features."""
+    train = frame[(frame["date"] >= t - train_days * DAY) & (frame["date"] < t)]
+    train = train.iloc[: -(horizon + 1)].dropna(subset=[RETURN_LABEL, *features])
+    test = frame[(frame["date"] >= t) & (frame["date"] < t + test_days * DAY)]
+    return train, test.dropna(subset=[RETURN_LABEL, *features])
+
+
+def scored(name: str, week: pd.Timestamp, p: np.ndarray, train: pd.DataFrame,
+           test: pd.DataFrame) -> pd.DataFrame:
+    """One training set's predictions on a test week, beside what they are scored against."""
+    return pd.DataFrame({"set": name, "week": week, "p": p,
+                         "base": float((train[RETURN_LABEL] > 0).mean()),
+                         "ret": test[RETURN_LABEL].to_numpy(),
+                         "trend": test["trend"].to_numpy(bool),
+                         "signal": test["signal"].to_numpy(bool)})
+
+
 def walk(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, train_days: int,
          test_days: int, horizon: int, weight: float, params: dict,
          learner_name: str = "lightgbm") -> pd.DataFrame:
@@ -98,19 +118,12 @@ def walk(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, train_days
     out = []
     t = start
     while t + test_days * DAY <= end:
-        train = frame[(frame["date"] >= t - train_days * DAY) & (frame["date"] < t)]
-        train = train.iloc[: -(horizon + 1)].dropna(subset=[RETURN_LABEL, *features])
-        test = frame[(frame["date"] >= t) & (frame["date"] < t + test_days * DAY)]
-        test = test.dropna(subset=[RETURN_LABEL, *features])
+        train, test = week_split(frame, t, train_days, test_days, horizon, features)
         for name in SETS:
             rows = train[train["trend"]] if name == "trend" else train
             w = np.where(rows["signal"], weight, 1.0) if name == "weighted" else None
             p = fit_predict(learner_name, params, rows, test, features, w)
-            out.append(pd.DataFrame({"set": name, "week": t, "p": p,
-                                     "base": float((rows[RETURN_LABEL] > 0).mean()),
-                                     "ret": test[RETURN_LABEL].to_numpy(),
-                                     "trend": test["trend"].to_numpy(bool),
-                                     "signal": test["signal"].to_numpy(bool)}))
+            out.append(scored(name, t, p, rows, test))
         t += test_days * DAY
     return pd.concat(out, ignore_index=True)
 
@@ -125,17 +138,12 @@ def walk_pooled(frames: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Ti
     while t + test_days * DAY <= end:
         train, test = [], []
         for pair, frame in frames.items():
-            rows = frame[(frame["date"] >= t - train_days * DAY) & (frame["date"] < t)]
-            train.append(rows.iloc[: -(horizon + 1)].dropna(subset=[RETURN_LABEL, *features]))
-            rows = frame[(frame["date"] >= t) & (frame["date"] < t + test_days * DAY)]
-            test.append(rows.dropna(subset=[RETURN_LABEL, *features]).assign(pair=pair))
+            rows, week = week_split(frame, t, train_days, test_days, horizon, features)
+            train.append(rows)
+            test.append(week.assign(pair=pair))
         tr, te = pd.concat(train), pd.concat(test)
-        out.append(pd.DataFrame({"set": "pooled", "week": t, "pair": te["pair"].to_numpy(),
-                                 "p": fit_predict(learner_name, params, tr, te, features),
-                                 "base": float((tr[RETURN_LABEL] > 0).mean()),
-                                 "ret": te[RETURN_LABEL].to_numpy(),
-                                 "trend": te["trend"].to_numpy(bool),
-                                 "signal": te["signal"].to_numpy(bool)}))
+        p = fit_predict(learner_name, params, tr, te, features)
+        out.append(scored("pooled", t, p, tr, te).assign(pair=te["pair"].to_numpy()))
         t += test_days * DAY
     return pd.concat(out, ignore_index=True)
 
