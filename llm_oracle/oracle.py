@@ -22,15 +22,16 @@ from llm_oracle.context import (
     render_prompt,
 )
 from llm_oracle.providers import (
+    CUT_OFF,
     HeuristicProvider,
     Provider,
     ProviderError,
     ProviderReply,
     make_provider,
 )
-from llm_oracle.schema import OracleDecision, RiskLevel
+from llm_oracle.schema import THINKING_MAX_CHARS, OracleDecision, RiskLevel
 from llm_oracle.settings import OracleSettings
-from llm_oracle.validate import AnswerError, extract_json, limit_step_up, validate_answer
+from llm_oracle.validate import AnswerError, limit_step_up, parse_answer
 
 logger = logging.getLogger(__name__)
 
@@ -195,12 +196,18 @@ class Oracle:
                         asked_at=asked_at if paid else None)
             if reply.usage_estimated:
                 notes.append("no usage in the reply: tokens estimated from characters")
+        cut_off = reply.finish_reason == "length"
         try:
-            answer, clamped = validate_answer(extract_json(reply.text), self.universe,
-                                              self.settings)
+            answer, clamped, thinking = parse_answer(reply.text, self.universe, self.settings)
         except AnswerError as exc:
-            logger.warning("session %s at %s: answer rejected (%s)", session, at, exc)
-            return self._rejected(base, str(exc), notes)
+            reason = f"{exc}; {CUT_OFF}" if cut_off else str(exc)
+            logger.warning("session %s at %s: answer rejected (%s)", session, at, reason)
+            return self._rejected(base, reason, notes)
+        thinking = "\n".join(t for t in (reply.reasoning, thinking) if t)
+        if thinking:
+            base["model_reasoning"] = thinking[:THINKING_MAX_CHARS]
+        if cut_off:
+            notes.append("the reply was cut off at the token limit after a valid answer")
         answer, ramped = limit_step_up(answer, previous, self.settings)
         notes += clamped + ramped
         if notes:  # journaled either way; a backfill would print one line per session

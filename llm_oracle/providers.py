@@ -7,6 +7,7 @@ happens afterwards, identically for both.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -14,8 +15,11 @@ from dataclasses import dataclass
 from statistics import median
 from typing import Any, Protocol
 
+from llm_oracle.faults import Fault, FaultKind, classify, server_message
 from llm_oracle.schema import answer_json_schema
 from llm_oracle.settings import OracleSettings
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -27,6 +31,9 @@ class ProviderReply:
     tokens_out: int = 0
     latency_s: float = 0.0
     usage_estimated: bool = False  # the reply had no usage block: tokens from characters
+    reasoning: str = ""  # the model's thinking, when the server sends it apart from content
+    finish_reason: str | None = None  # "stop", "length" (cut off), ...
+    response_format: str | None = None  # the request format that got this reply
 
 
 CHARS_PER_TOKEN = 4  # a rough English/JSON figure; used only when the server reports no usage
@@ -89,24 +96,32 @@ class HeuristicProvider:
         return ProviderReply(json.dumps(answer), self.name, self.model)
 
 
-# Structured output first; servers without it get JSON mode, then plain text (the answer
-# is then parsed from a fenced JSON block).
-RESPONSE_FORMATS: list[dict[str, Any] | None] = [
-    {"type": "json_schema",
-     "json_schema": {"name": "oracle_answer", "strict": True, "schema": answer_json_schema()}},
-    {"type": "json_object"},
-    None,
-]
+# The request formats, richest first: OpenAI-style structured output, JSON mode, plain
+# text (the answer is then found in the prose). ``llm_oracle.response_format`` pins one;
+# "auto" starts at the richest and steps down only when the server names the format as
+# the problem.
+RESPONSE_FORMATS: dict[str, dict[str, Any] | None] = {
+    "schema": {"type": "json_schema",
+               "json_schema": {"name": "oracle_answer", "strict": True,
+                               "schema": answer_json_schema()}},
+    "json": {"type": "json_object"},
+    "text": None,
+}
 
 
 class OpenAIProvider:
     """The official ``openai`` client against any OpenAI-compatible ``base_url``.
 
-    One deadline per session (``timeout_s``, retries included): 429/5xx/connection errors
-    are retried with backoff while time is left. The request runs in a daemon thread so a
-    shutdown (``cancel`` set, e.g. by SIGTERM) returns within a fraction of a second, even
-    mid-request. Whatever the reply looks like, ``ask`` returns text or raises
-    ``ProviderError`` with the reason: it never raises anything else.
+    One deadline per session (``timeout_s``, retries included). Every server error is
+    classified (``llm_oracle.faults``): a wait the server names (``Retry-After``, "try again
+    in 8s") is honoured while the deadline lasts; other transient faults are retried with
+    backoff up to ``max_retries``; a refused response format steps down to the next one
+    (``auto`` mode only, and only for ``format_recheck_hours``: then the richer format is
+    tried again, so a fallback never outlives the server that needed it); anything else
+    fails at once with the server's words and the config key to change. The request runs
+    in a daemon thread so a shutdown (``cancel`` set, e.g. by SIGTERM) returns within a
+    fraction of a second, even mid-request. Whatever the reply looks like, ``ask`` returns
+    text or raises ``ProviderError`` with the reason: it never raises anything else.
     """
 
     name = "openai"
@@ -124,59 +139,102 @@ class OpenAIProvider:
         # Retries are ours (within the session's deadline), not the client's.
         self.client = openai.OpenAI(base_url=settings.base_url, api_key=api_key,
                                     timeout=settings.timeout_s, max_retries=0)
-        self._format_index = 0  # remembers what the server supports
+        self._modes = (list(RESPONSE_FORMATS) if settings.response_format == "auto"
+                       else [settings.response_format])
+        self._mode_index = 0
+        self._stepped_down_at: float | None = None  # monotonic time of the last step down
+
+    @property
+    def mode(self) -> str:
+        """The response format the next request uses (schema | json | text)."""
+        if (self._stepped_down_at is not None and time.monotonic() - self._stepped_down_at
+                > self.settings.format_recheck_hours * 3600):
+            logger.info("llm: trying response format %r again (%.0f h since the server "
+                        "refused it)", self._modes[0], self.settings.format_recheck_hours)
+            self._mode_index, self._stepped_down_at = 0, None
+        return self._modes[self._mode_index]
+
+    def _step_down(self, fault: Fault) -> bool:
+        """Use the next simpler format after a format refusal; False when none is left
+        (or the format is pinned)."""
+        if self._mode_index + 1 >= len(self._modes):
+            return False
+        refused = self._modes[self._mode_index]
+        self._mode_index += 1
+        self._stepped_down_at = time.monotonic()
+        logger.warning("llm: the server refused response format %r (%r): using %r for the "
+                       "next %.0f h; pin it with llm_oracle.response_format", refused,
+                       fault.server_message, self._modes[self._mode_index],
+                       self.settings.format_recheck_hours)
+        return True
 
     def ask(self, messages: list[dict[str, str]], context: dict[str, Any]) -> ProviderReply:
-        openai = self._openai
         start = time.monotonic()
         deadline = start + self.settings.timeout_s
         retries = 0
+        last: Fault | None = None
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
+                why = f": last {last.describe()}" if last else ""
                 raise ProviderError(f"timed out after {self.settings.timeout_s}s "
-                                    f"({retries} retries)")
-            fmt = RESPONSE_FORMATS[self._format_index]
+                                    f"({retries} retries){why}")
+            mode = self.mode
             kwargs: dict[str, Any] = {"model": self.model, "messages": messages,
                                       "temperature": 0, "seed": self.settings.seed,
                                       "timeout": left}
-            if fmt is not None:
-                kwargs["response_format"] = fmt
+            if RESPONSE_FORMATS[mode] is not None:
+                kwargs["response_format"] = RESPONSE_FORMATS[mode]
+            if self.settings.max_tokens is not None:
+                kwargs["max_tokens"] = self.settings.max_tokens
             try:
                 resp = self._call(kwargs, left)
                 break
-            except openai.BadRequestError as exc:
-                if fmt is None or self._format_index + 1 >= len(RESPONSE_FORMATS):
-                    raise ProviderError(f"endpoint refused the request: {exc}") from exc
-                self._format_index += 1  # no structured output there: try the next mode
-            except openai.APITimeoutError as exc:
-                raise ProviderError(f"timed out after {self.settings.timeout_s}s") from exc
-            except (openai.RateLimitError, openai.InternalServerError,
-                    openai.APIConnectionError) as exc:
-                if retries >= self.settings.max_retries:
-                    raise ProviderError(f"{type(exc).__name__} after {retries} retries: "
-                                        f"{exc}") from exc
-                backoff = min(2.0 ** retries * 0.5, max(0.0, deadline - time.monotonic()))
-                retries += 1
-                if self.cancel.wait(backoff):
-                    raise ProviderError("interrupted by shutdown") from exc
-            except openai.APIError as exc:  # other HTTP errors, a malformed completion, ...
-                raise ProviderError(f"{type(exc).__name__}: {exc}") from exc
+            except ProviderError:
+                raise
+            except self._openai.OpenAIError as exc:
+                last = fault = classify(exc)
             except ValueError as exc:  # a 200 whose body is not JSON at all
                 raise ProviderError(f"malformed reply: the body is not JSON ({exc})") from exc
-        text = reply_text(resp)
+            if fault.kind is FaultKind.FORMAT_UNSUPPORTED:
+                if self._step_down(fault):
+                    continue
+                pinned = (f" (llm_oracle.response_format is pinned to {mode!r})"
+                          if self.settings.response_format != "auto" else "")
+                raise ProviderError(fault.describe() + pinned)
+            if fault.kind is FaultKind.TIMEOUT:
+                raise ProviderError(f"timed out after {self.settings.timeout_s}s: "
+                                    f"{fault.hint}")
+            if not fault.retryable:
+                raise ProviderError(fault.describe())
+            remaining = max(0.0, deadline - time.monotonic())
+            wait = fault.retry_after_s
+            if wait is None:  # no word from the server: bounded backoff
+                if retries >= self.settings.max_retries:
+                    raise ProviderError(f"{fault.describe()} (gave up after {retries} "
+                                        "retries, llm_oracle.max_retries)")
+                wait = min(2.0 ** retries * 0.5, remaining)
+            elif wait > remaining:
+                raise ProviderError(f"{fault.describe()} (the server asked to wait "
+                                    f"{wait:.1f}s, more than the {remaining:.1f}s left of "
+                                    "llm_oracle.timeout_s)")
+            retries += 1
+            if self.cancel.wait(wait):
+                raise ProviderError("interrupted by shutdown")
+        text, reasoning, finish = reply_parts(resp)
         usage = getattr(resp, "usage", None)
         tokens_in = getattr(usage, "prompt_tokens", None)
         tokens_out = getattr(usage, "completion_tokens", None)
         estimated = not isinstance(tokens_in, int) or not isinstance(tokens_out, int)
         if estimated:
             tokens_in = estimate_tokens("".join(m["content"] for m in messages))
-            tokens_out = estimate_tokens(text)
+            tokens_out = estimate_tokens(reasoning + text)
         model = getattr(resp, "model", None)
         return ProviderReply(text=text, provider=self.name,
                              model=model if isinstance(model, str) and model else self.model,
                              tokens_in=tokens_in, tokens_out=tokens_out,
-                             latency_s=time.monotonic() - start, usage_estimated=estimated)
+                             latency_s=time.monotonic() - start, usage_estimated=estimated,
+                             reasoning=reasoning, finish_reason=finish, response_format=mode)
 
     def _call(self, kwargs: dict[str, Any], left: float) -> Any:
         """The request in a daemon thread; returns its result, re-raises its error, or gives
@@ -202,20 +260,42 @@ class OpenAIProvider:
         return box.get("resp")
 
 
-def reply_text(resp: Any) -> str:
-    """The assistant's text from a chat completion, or ``ProviderError`` saying what the
-    reply lacked (no choices, no message, no content, a tool call, not a completion)."""
+CUT_OFF = ("the reply was cut off at the token limit (finish_reason 'length'): raise "
+           "llm_oracle.max_tokens or the server's limit (llama.cpp --n_predict, Ollama "
+           "num_predict)")
+
+
+def reply_parts(resp: Any) -> tuple[str, str, str | None]:
+    """(answer text, the model's separate reasoning, finish_reason) from a chat completion,
+    or ``ProviderError`` saying what the reply lacked (no choices, no message, no content,
+    a tool call, an error body, not a completion).
+
+    The reasoning is what servers send beside the answer (``reasoning_content``: DeepSeek,
+    vLLM, llama.cpp; ``reasoning``: Ollama, OpenRouter); it is journaled, never parsed.
+    """
     choices = getattr(resp, "choices", None)
     if not isinstance(choices, list):
+        extra = getattr(resp, "model_extra", None) or {}
+        if isinstance(extra, dict) and extra.get("error") is not None:
+            fault = Fault(FaultKind.ERROR_BODY, server_message(extra["error"]))
+            raise ProviderError(fault.describe())
         raise ProviderError(f"malformed reply: not a chat completion ({type(resp).__name__})")
     if not choices:
         raise ProviderError("malformed reply: no choices")
-    message = getattr(choices[0], "message", None)
+    choice = choices[0]
+    message = getattr(choice, "message", None)
     if message is None:
         raise ProviderError("malformed reply: choice without a message")
+    finish = getattr(choice, "finish_reason", None)
+    extra = getattr(message, "model_extra", None) or {}
+    reasoning = next((v for v in (extra.get("reasoning_content"), extra.get("reasoning"))
+                      if isinstance(v, str) and v.strip()), "")
     content = getattr(message, "content", None)
     if isinstance(content, str) and content.strip():
-        return content
+        return content, reasoning, finish
+    if finish == "length":
+        raise ProviderError(f"no answer: {CUT_OFF}"
+                            + (" while the model was still thinking" if reasoning else ""))
     if getattr(message, "tool_calls", None):
         raise ProviderError("malformed reply: a tool call instead of content")
     if getattr(message, "refusal", None):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 SCHEMA_VERSION = 1
 REASONING_MAX_CHARS = 1200
+THINKING_MAX_CHARS = 4000
 
 
 class RiskLevel(StrEnum):
@@ -120,6 +121,9 @@ class OracleDecision(BaseModel):
     context_until: datetime | None = None
     rejected_reason: str | None = None  # why a rejected answer was not used
     notes: str | None = None  # what validation changed in an accepted one (clamps, ramps)
+    # The model's thinking (a reasoning model's <think> block or the server's
+    # reasoning_content), kept for the record, never parsed as the answer; cut to length.
+    model_reasoning: str | None = Field(None, max_length=THINKING_MAX_CHARS)
 
     @field_validator("decided_at", "valid_until")
     @classmethod

@@ -28,7 +28,15 @@ class OracleSettings(BaseModel):
     model: str = "gpt-4o-mini"
     api_key_env: str = "OPENAI_API_KEY"  # the key itself never lives in a file
     timeout_s: float = Field(60.0, gt=0)
+    # Retries of a transient fault without a server-named wait; a wait the server names
+    # (Retry-After, "try again in 8s") is honoured while timeout_s lasts.
     max_retries: int = Field(3, ge=0, le=10)
+    # How to ask for JSON: "schema" (OpenAI structured output), "json" (JSON mode), "text"
+    # (the answer is found in the prose), or "auto": the richest first, one step down when
+    # the server refuses a format by name, retried after format_recheck_hours.
+    response_format: Literal["auto", "schema", "json", "text"] = "auto"
+    format_recheck_hours: float = Field(24.0, gt=0)
+    max_tokens: int | None = Field(None, ge=16)  # the reply's token limit (server default)
     seed: int = 7
     # Sessions (UTC, HH:MM); each decision holds until the next session plus a margin.
     sessions: list[str] = Field(default_factory=lambda: ["00:00", "06:00", "12:00", "18:00"])

@@ -16,27 +16,83 @@ from pydantic import ValidationError
 from llm_oracle.schema import REASONING_MAX_CHARS, OracleAnswer, OracleDecision, RiskLevel
 from llm_oracle.settings import OracleSettings
 
-_FENCED = re.compile(r"```(?:json)?\s*(\{.*?\})\s*```", re.DOTALL)
+# Reasoning models think aloud before answering; the thinking is never the answer.
+_THINK = re.compile(r"<(think|thinking|reasoning|reflection)>.*?</\1>", re.DOTALL | re.IGNORECASE)
+_OPEN_THINK = re.compile(r"<(think|thinking|reasoning|reflection)>", re.IGNORECASE)
+_CLOSE_THINK = re.compile(r"</(think|thinking|reasoning|reflection)>", re.IGNORECASE)
 
 
 class AnswerError(ValueError):
     """The answer cannot be used; the message says why (it goes into the journal)."""
 
 
-def extract_json(text: str) -> dict[str, Any]:
-    """The answer object from plain JSON, a fenced ```json block, or the outermost {...}."""
-    candidates = [text.strip()]
-    candidates += _FENCED.findall(text)
-    if "{" in text and "}" in text:
-        candidates.append(text[text.index("{"): text.rindex("}") + 1])
-    for candidate in candidates:
+def split_thinking(text: str) -> tuple[str, str]:
+    """(the final answer, the thinking) of a reply.
+
+    ``<think>…</think>`` blocks (also ``thinking``, ``reasoning``, ``reflection``) are
+    thinking, wherever they stand. Some chat templates put the opening tag in the prompt,
+    so the reply only has the closing one: everything before the last closing tag is
+    thinking. An opening tag never closed means the model was cut off while thinking.
+    """
+    thoughts = [m.group(0) for m in _THINK.finditer(text)]
+    answer = _THINK.sub("", text)
+    closes = list(_CLOSE_THINK.finditer(answer))
+    if closes:  # "...thinking</think> answer": the opening tag was in the template
+        thoughts.insert(0, answer[: closes[-1].end()])
+        answer = answer[closes[-1].end():]
+    opened = _OPEN_THINK.search(answer)
+    if opened:
+        thoughts.append(answer[opened.start():])
+        answer = answer[: opened.start()]
+    return answer.strip(), "\n".join(t.strip() for t in thoughts)
+
+
+def json_objects(text: str) -> list[dict[str, Any]]:
+    """Every top-level JSON object in ``text``, in order: plain JSON, fenced blocks and
+    objects inside prose alike (a ``{`` that starts no valid object, as in
+    ``{focus_pairs, risk_level}``, is skipped)."""
+    decoder = json.JSONDecoder()
+    found: list[dict[str, Any]] = []
+    i = text.find("{")
+    while i != -1:
         try:
-            value = json.loads(candidate)
+            value, end = decoder.raw_decode(text, i)
         except json.JSONDecodeError:
+            i = text.find("{", i + 1)
             continue
         if isinstance(value, dict):
-            return value
-    raise AnswerError(f"no JSON object in the answer ({text[:80]!r}...)")
+            found.append(value)
+        i = text.find("{", end)
+    return found
+
+
+def parse_answer(text: str, universe: list[str],
+                 settings: OracleSettings) -> tuple[OracleAnswer, list[str], str]:
+    """The model's final answer, validated: (answer, notes, thinking).
+
+    Thinking is split off first (``split_thinking``) and never parsed. Of the JSON objects
+    left, the last that validates wins; when there was more than one, the notes say so.
+    Raises ``AnswerError`` with the reason when none validates.
+    """
+    answer_text, thinking = split_thinking(text)
+    candidates = json_objects(answer_text)
+    if not candidates:
+        where = " after the model's thinking" if thinking else ""
+        raise AnswerError(f"no JSON object in the answer{where} ({answer_text[:80]!r}...)")
+    errors: list[str] = []
+    for index in range(len(candidates) - 1, -1, -1):
+        try:
+            answer, notes = validate_answer(candidates[index], universe, settings)
+        except AnswerError as exc:
+            errors.append(str(exc))
+            continue
+        if len(candidates) > 1:
+            notes.insert(0, f"{len(candidates)} JSON objects in the answer: used the last one "
+                            f"that validates (#{index + 1})")
+        return answer, notes, thinking
+    raise AnswerError(errors[0] if len(errors) == 1 else
+                      f"none of the {len(candidates)} JSON objects in the answer validates; "
+                      f"the last: {errors[0]}")
 
 
 def validate_answer(raw: dict[str, Any], universe: list[str],

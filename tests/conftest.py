@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from fake_openai import FakeOpenAI, Reply, answer
 
 from lab.project import shared_data
 from local_exchange.clock import Clock
@@ -41,6 +42,22 @@ def synthetic_datadir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("synthetic") / "binance"
     write_market(path, days=30, seed=7)
     return path
+
+
+@pytest.fixture(scope="session")
+def market(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A synthetic market for the oracle's context (60 days, 9 pairs)."""
+    datadir = tmp_path_factory.mktemp("oracle_market") / "binance"
+    write_market(datadir, days=60, seed=11)
+    return datadir
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenAI]:
+    """A loopback OpenAI-compatible server answering a valid answer by default."""
+    server = FakeOpenAI(default=Reply(content=answer())).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -10,8 +10,16 @@ import json
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
+
+from llm_oracle import store
+from llm_oracle.context import MarketView, load_news
+from llm_oracle.oracle import Oracle
+from llm_oracle.schema import OracleDecision
+from llm_oracle.settings import OracleSettings
 
 
 @dataclass
@@ -20,7 +28,12 @@ class Reply:
     content: str | None = None  # the assistant message (OpenAI response built around it)
     raw: str | None = None  # a whole body instead (errors)
     delay: float = 0.0
-    refuse_formats: tuple[str, ...] = ()  # answer 400 when response_format.type is one of these
+    refuse_formats: tuple[str, ...] = ()  # refuse when response_format.type is one of these
+    refuse_status: int = 400  # ... with this status (llama.cpp's server answers 500)
+    refuse_message: str | None = None  # ... and this message (default: OpenAI-like)
+    error: str = "scripted error"  # the error message of a non-200 reply
+    headers: dict[str, str] = field(default_factory=dict)  # extra response headers
+    finish_reason: str = "stop"
     model: str | None = None  # the model name the server reports (default: the one asked)
     usage: bool = True  # include a usage block
     message: dict[str, Any] | None = None  # the whole assistant message instead of content
@@ -32,6 +45,7 @@ class FakeOpenAI:
     default: Reply
     script: list[Reply] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    times: list[float] = field(default_factory=list)  # monotonic arrival of each request
     server: ThreadingHTTPServer | None = None
 
     @property
@@ -48,34 +62,41 @@ class FakeOpenAI:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 fake.requests.append(body)
+                fake.times.append(time.monotonic())
                 reply = fake.script.pop(0) if fake.script else fake.default
                 time.sleep(reply.delay)
                 fmt = (body.get("response_format") or {}).get("type")
                 if fmt in reply.refuse_formats:
-                    self._send(400, json.dumps({"error": {
-                        "message": f"response_format {fmt} is not supported",
-                        "type": "invalid_request_error"}}))
+                    self._send(reply.refuse_status, json.dumps({"error": {
+                        "message": reply.refuse_message
+                        or f"response_format {fmt} is not supported",
+                        "type": "invalid_request_error"}}), reply.headers)
                     return
                 if reply.raw is not None or reply.status != 200:
                     self._send(reply.status, reply.raw or json.dumps(
-                        {"error": {"message": "scripted error", "type": "server_error"}}))
+                        {"error": {"message": reply.error, "type": "server_error"}}),
+                        reply.headers)
                     return
                 message = reply.message or {"role": "assistant", "content": reply.content}
                 completion = {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
                     "model": reply.model or body["model"],
                     "choices": reply.choices if reply.choices is not None else [
-                        {"index": 0, "finish_reason": "stop", "message": message}],
+                        {"index": 0, "finish_reason": reply.finish_reason,
+                         "message": message}],
                 }
                 if reply.usage:
                     completion["usage"] = {"prompt_tokens": 1200, "completion_tokens": 150,
                                            "total_tokens": 1350}
                 self._send(200, json.dumps(completion))
 
-            def _send(self, status: int, text: str) -> None:
+            def _send(self, status: int, text: str,
+                      headers: dict[str, str] | None = None) -> None:
                 data = text.encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
                 self.wfile.write(data)
@@ -101,3 +122,25 @@ def answer(**overrides: Any) -> str:
             "pair_bias": [{"pair": "BTC/USDT", "bias": 0.5}], "reasoning": "test"}
     base.update(overrides)
     return json.dumps(base)
+
+
+# --- an oracle pointed at a fake (tests of the oracle and of real-server faults) ------------
+UNIVERSE = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT"]
+AT = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
+
+
+def make_oracle(market: Path, out: Path, fake: FakeOpenAI | None, news: Path | None = None,
+                **overrides: Any) -> Oracle:
+    """An ``Oracle`` over ``market`` (synthetic candles) asking ``fake`` (None: the
+    heuristic), writing to ``out``; ``overrides`` are ``llm_oracle`` config keys."""
+    options = {"provider": "openai" if fake else "heuristic",
+               "base_url": fake.base_url if fake else None, "model": "gpt-4o-mini",
+               "output_dir": out, "timeout_s": 2.0, "max_retries": 1, "news_file": news,
+               **overrides}
+    settings = OracleSettings(**options)
+    return Oracle(settings, UNIVERSE, MarketView(market, UNIVERSE), load_news(news),
+                  cache_dir=out / "cache")
+
+
+def profile(out: Path) -> OracleDecision:
+    return OracleDecision.model_validate_json((out / store.PROFILE).read_text())

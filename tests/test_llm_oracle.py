@@ -14,50 +14,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fake_openai import FakeOpenAI, Reply, answer
+from fake_openai import AT, UNIVERSE, FakeOpenAI, Reply, answer, make_oracle, profile
 
 from hybrid_ai.oracle_feed import OracleFeed
 from hybrid_ai.settings import OracleGate, RiskLevel
 from llm_oracle import store
 from llm_oracle.context import MarketView, build_context, load_news
-from llm_oracle.oracle import Oracle
 from llm_oracle.providers import OpenAIProvider
 from llm_oracle.schema import OracleDecision
 from llm_oracle.settings import OracleSettings
-from local_exchange.synthetic import write_market
 
 REPO = Path(__file__).resolve().parent.parent
-UNIVERSE = ["BTC/USDT", "ETH/USDT", "SOL/USDT", "XRP/USDT"]
-AT = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def market(tmp_path_factory) -> Path:
-    datadir = tmp_path_factory.mktemp("oracle_market") / "binance"
-    write_market(datadir, days=60, seed=11)
-    return datadir
-
-
-@pytest.fixture
-def fake():
-    server = FakeOpenAI(default=Reply(content=answer())).start()
-    yield server
-    server.stop()
-
-
-def make_oracle(market: Path, out: Path, fake: FakeOpenAI | None, news: Path | None = None,
-                **overrides) -> Oracle:
-    options = {"provider": "openai" if fake else "heuristic",
-               "base_url": fake.base_url if fake else None, "model": "gpt-4o-mini",
-               "output_dir": out, "timeout_s": 2.0, "max_retries": 1, "news_file": news,
-               **overrides}
-    settings = OracleSettings(**options)
-    return Oracle(settings, UNIVERSE, MarketView(market, UNIVERSE), load_news(news),
-                  cache_dir=out / "cache")
-
-
-def profile(out: Path) -> OracleDecision:
-    return OracleDecision.model_validate_json((out / store.PROFILE).read_text())
 
 
 # --- the openai client against a real loopback server --------------------------------------
@@ -145,7 +112,7 @@ def test_429_then_success_retries_with_backoff(market, tmp_path, fake):
 def test_500_after_retries_is_a_recorded_failure(market, tmp_path, fake):
     fake.default = Reply(status=500)
     decision = make_oracle(market, tmp_path, fake).run_session(AT, "12:00Z")
-    assert decision.status == "rejected" and "InternalServerError" in decision.rejected_reason
+    assert decision.status == "rejected" and "server error" in decision.rejected_reason
     assert len(fake.requests) == 2  # first try + max_retries=1
 
 
