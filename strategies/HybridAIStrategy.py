@@ -45,12 +45,13 @@ from freqtrade.strategy import (
 from pandas import DataFrame, Series
 
 from hybrid_ai import entries, gates, redaction
+from hybrid_ai.exits import Cut, sellable_cut
 from hybrid_ai.indicators import add_ta_indicators
 from hybrid_ai.ml import features as ml_features
 from hybrid_ai.ml.labels import ExitRules
 from hybrid_ai.ml.signals import RISK_RANK, TRAINING_VALUES, add_ml_columns, ml_exit_signal
 from hybrid_ai.oracle_feed import OracleFeed
-from hybrid_ai.risk import capped_stake
+from hybrid_ai.risk import StakeSizing
 from hybrid_ai.settings import HardLimits, PackSettings, RiskLevel, load_settings
 from hybrid_ai.steering import Caps, Position, overnight_mark, plan_trims
 
@@ -210,6 +211,18 @@ class HybridAIStrategy(IStrategy):
     }
 
     # --- lifecycle ----------------------------------------------------------------------
+    def __init__(self, config: dict) -> None:
+        super().__init__(config)
+        mode = str(getattr(config.get("trading_mode", "spot"), "value",
+                           config.get("trading_mode", "spot")) or "spot")
+        if mode != "spot":
+            # Before freqtrade's pairlist runs: it would silently drop every /USDT pair on a
+            # futures market, and against a real futures exchange the bot would trade.
+            raise OperationalException(
+                f"HybridAIStrategy trades spot markets, long only, but trading_mode is "
+                f"{mode!r}: set \"trading_mode\": \"spot\" and \"margin_mode\": \"\" in the "
+                f"config (its stops, sizing and ML label assume spot).")
+
     def bot_start(self, **kwargs) -> None:
         """Validate the pack's config section once; a bad value stops the bot with a clear error."""
         redaction.install()  # no API token or password in any log line (FreqUI's Logs too)
@@ -265,9 +278,13 @@ class HybridAIStrategy(IStrategy):
                 f"set label_period_candles to {wanted} so the ML label and its purge match "
                 f"the trades.")
 
-    def exit_rules(self) -> ExitRules:
+    def exit_rules(self, pair: str | None = None, price: float | None = None) -> ExitRules:
         """The exits as the ML label sees them, read from this strategy's own parameters
-        (change a stop, the trail, the take-profit or the time exit and the label follows)."""
+        (change a stop, the trail, the take-profit or the time exit and the label follows).
+
+        With ``pair`` and ``price``, the partial take-profit's share follows the same
+        exchange-minimum rule the live trade does (``hybrid_ai.exits``) for a typical stake
+        of this wallet: a stake too small to split closes whole at the take-profit."""
         tf = timeframe_to_minutes(self.timeframe)
         time_exits = [int(k) for k, v in self.minimal_roi.items() if float(v) == -1]
         if not time_exits:
@@ -283,9 +300,47 @@ class HybridAIStrategy(IStrategy):
             trailing_offset=(self.trailing_stop_positive_offset or 0.0)
             if self.trailing_only_offset_is_reached else 0.0,
             partial_tp=self.sell_partial_tp.value,
-            partial_fraction=self.partial_tp_fraction,
+            partial_fraction=self._label_partial_fraction(pair, price),
             fee=float(self.config.get("fee") or DEFAULT_FEE),
         )
+
+    def _typical_stake(self) -> float | None:
+        """The stake of a full-size trade for this wallet (stake currency): freqtrade's
+        proposal capped by ``max_stake_per_trade``; None when the wallet is unknown."""
+        wallet = (self.wallets.get_total_stake_amount() if self.wallets
+                  else self.config.get("dry_run_wallet"))
+        if not isinstance(wallet, int | float) or wallet <= 0:
+            return None
+        stake = self.config.get("stake_amount")
+        if not isinstance(stake, int | float):  # "unlimited": an equal share of the wallet
+            slots = self.config.get("max_open_trades") or 1
+            slots = slots if 0 < slots < float("inf") else 1
+            stake = wallet * self.config.get("tradable_balance_ratio", 0.99) / slots
+        return min(float(stake), self.settings.limits.max_stake_per_trade * wallet)
+
+    def _label_partial_fraction(self, pair: str | None, price: float | None) -> float:
+        """``partial_tp_fraction``, or 1.0 when a typical trade of this wallet could not
+        keep a sellable rest after the partial take-profit."""
+        stake = self._typical_stake() if pair and price else None
+        minimum = self._exit_minimum(pair, price) if stake else None
+        if not stake or not minimum:
+            return self.partial_tp_fraction
+        value = stake * (1 + self.sell_partial_tp.value)
+        cut = sellable_cut(value * self.partial_tp_fraction, value, minimum, shrink=True)
+        return cut.fraction if cut is not None else self.partial_tp_fraction
+
+    def _exit_minimum(self, pair: str | None, rate: float | None,
+                      known: float | None = None) -> float | None:
+        """The exchange's minimum stake for an exit, as freqtrade checks it before a
+        partial exit (its stoploss reserve included); ``known``: the one freqtrade passed."""
+        exchange = getattr(self.dp, "_exchange", None) if self.dp is not None else None
+        computed = None
+        if exchange is not None and pair and rate:
+            try:
+                computed = exchange.get_min_pair_stake_amount(pair, rate, self.stoploss)
+            except Exception:  # no market info (delisted pair): what freqtrade passed
+                computed = None
+        return max((m for m in (known, computed) if m), default=None)
 
     def _entry_fault(self, where: str, pair: str, exc: Exception) -> None:
         """Fail closed: the entry side broke, so no new entry for ``pair``; one error line
@@ -435,8 +490,9 @@ class HybridAIStrategy(IStrategy):
     def set_freqai_targets(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
         # The label: the outcome of a trade entered after each candle under this strategy's
         # exits, the technical reversal included (hybrid_ai.ml.labels).
-        return ml_features.targets(dataframe, self.exit_rules(),
-                                   self.technical_exit(dataframe))
+        rules = self.exit_rules(metadata.get("pair"), float(dataframe["close"].iloc[-1])
+                                if len(dataframe) else None)
+        return ml_features.targets(dataframe, rules, self.technical_exit(dataframe))
 
     def technical_exit(self, candles: DataFrame) -> Series:
         """The technical reversal exit from raw candles (FreqAI's target hook and the tools
@@ -522,7 +578,7 @@ class HybridAIStrategy(IStrategy):
                 return 0.0
             multiplier *= float(df["ml_target_position"].iloc[-1])
         open_exposure = sum(t.stake_amount for t in Trade.get_open_trades())
-        stake = capped_stake(
+        sizing = StakeSizing(
             proposed=proposed_stake,
             multiplier=multiplier,
             equity=self.wallets.get_total_stake_amount() if self.wallets else proposed_stake,
@@ -531,9 +587,16 @@ class HybridAIStrategy(IStrategy):
             min_stake=min_stake,
             max_stake=max_stake,
         )
-        if stake == 0.0:
-            logger.info("%s: no entry, no stake fits under the hard limits", pair)
-        return stake
+        refused = self.__dict__.setdefault("_stake_refusals", set())
+        refusal = sizing.refusal(self.config.get("stake_currency", ""))
+        if refusal is None:
+            refused.clear()  # a stake fits again: the next refusal is news
+        elif refusal[0] not in refused:  # once per reason, not once per pair and loop
+            refused.add(refusal[0])
+            config_fault = refusal[0] in ("minimum_above_cap", "below_minimum")
+            logger.log(logging.WARNING if config_fault else logging.INFO,
+                       "%s: no entry, no stake fits: %s", pair, refusal[1])
+        return sizing.stake
 
     def _entry_limits(self, now: datetime) -> HardLimits:
         """The hard limits tightened by the decision in force: its max_position and
@@ -594,15 +657,30 @@ class HybridAIStrategy(IStrategy):
         **kwargs,
     ) -> float | tuple[float | None, str | None] | None:
         """Oracle trims first (``hybrid_ai.steering``), then the partial take-profit: half
-        the position, once, at the configured gain."""
+        the position, once, at the configured gain. Both sell what the exchange minimum
+        lets stay open (``hybrid_ai.exits``): a smaller cut or the whole trade."""
         if trade.has_open_orders:
             return None
-        trim = self._steer(trade, current_time, min_stake)
+        minimum = self._exit_minimum(trade.pair, current_exit_rate, min_stake)
+        trim = self._steer(trade, current_time, current_exit_rate, minimum)
         if trim is not None:
             return trim
         if current_exit_profit >= self.sell_partial_tp.value and not self._took_profit(trade):
-            return -(trade.stake_amount * self.partial_tp_fraction), "partial_tp"
+            value = trade.amount * current_exit_rate
+            cut = sellable_cut(value * self.partial_tp_fraction, value, minimum, shrink=True)
+            if cut is None:
+                return None
+            self._say_once(trade, "partial_tp", self.partial_tp_fraction, cut)
+            return -(trade.stake_amount * cut.fraction), "partial_tp"
         return None
+
+    def _say_once(self, trade: Trade, tag: str, asked: float, cut: Cut) -> None:
+        """One line per trade when the exchange minimum changed what ``tag`` sells."""
+        said = self.__dict__.setdefault("_cut_notes", set())
+        if cut.why and (trade.id, trade.open_date_utc, tag) not in said:
+            said.add((trade.id, trade.open_date_utc, tag))
+            logger.info("%s: %s sells %.0f%% of the trade, not the %.0f%% asked: %s",
+                        trade.pair, tag, 100 * cut.fraction, 100 * asked, cut.why)
 
     @staticmethod
     def _took_profit(trade: Trade) -> bool:
@@ -611,7 +689,7 @@ class HybridAIStrategy(IStrategy):
             and o.status == "closed" for o in trade.orders)
 
     # --- steering open trades (the oracle's trims) ----------------------------------------
-    def _steer(self, trade: Trade, now: datetime,
+    def _steer(self, trade: Trade, now: datetime, rate: float,
                min_stake: float | None) -> tuple[float, str] | None:
         """A trim of ``trade`` the decision in force asks for, as (-stake, tag), or None.
 
@@ -619,7 +697,7 @@ class HybridAIStrategy(IStrategy):
         if not (self._oracle_decides and self.settings.oracle.steer_open_trades):
             return None
         try:
-            trim = self._trim_for(trade, now, min_stake)
+            trim = self._trim_for(trade, now, rate, min_stake)
         except Exception as exc:  # never let steering take the exits down
             message = f"{type(exc).__name__}: {exc}"
             if message != self._steer_failure:
@@ -630,7 +708,7 @@ class HybridAIStrategy(IStrategy):
         self._steer_failure = None
         return trim
 
-    def _trim_for(self, trade: Trade, now: datetime,
+    def _trim_for(self, trade: Trade, now: datetime, rate: float,
                   min_stake: float | None) -> tuple[float, str] | None:
         guidance = self.oracle.at(now)
         if not guidance.valid:  # stale/missing journal: caps new entries only, no trims
@@ -653,14 +731,17 @@ class HybridAIStrategy(IStrategy):
         if caps.rank < self._sized_rank(trade):
             self._sized[(trade.id, trade.open_date_utc)] = caps.rank
             trade.set_custom_data("sized_rank", caps.rank)
-        cut = trade.stake_amount - trim.target
-        if min_stake and trim.target < min_stake:
-            cut = trade.stake_amount  # the remainder could not be sold later: close it
-        elif min_stake and cut < min_stake:
+        # The trim in value at the exit rate, as freqtrade checks it: a rest below the
+        # exchange minimum could never be sold, so the whole trade goes instead.
+        value = trade.amount * rate
+        wanted = (trade.stake_amount - trim.target) / trade.stake_amount * value
+        sale = sellable_cut(wanted, value, min_stake, shrink=False)
+        if sale is None:
             return None
+        cut = trade.stake_amount * sale.fraction
         logger.log(logging.INFO if self._trading_live() else logging.DEBUG,
-                   "%s: %s, stake %.2f -> %.2f", trade.pair, trim.tag, trade.stake_amount,
-                   trade.stake_amount - cut)  # backtests list them in their tables
+                   "%s: %s, stake %.2f -> %.2f%s", trade.pair, trim.tag, trade.stake_amount,
+                   trade.stake_amount - cut, f" ({sale.why})" if sale.why else "")
         return -cut, trim.tag
 
     def _plan(self, guidance, overnight: datetime | None, keys: tuple[str, ...]):

@@ -118,10 +118,11 @@ def freqtrade() -> Callable[..., subprocess.CompletedProcess[str]]:
     return run_freqtrade
 
 
-def backtest_in_process(strategy: str, datadir: Path, exchange_url: str, tmp: Path,
-                        extra_config: dict, timerange: str) -> list[dict]:
-    """Freqtrade's own Backtesting, in this process, of a probe strategy in tests/strategies
-    (config.json + offline overlay + ``extra_config``); returns its trades."""
+def backtesting_in_process(strategy: str, datadir: Path, exchange_url: str, tmp: Path,
+                           extra_config: dict, timerange: str):
+    """Freqtrade's own ``Backtesting`` object, in this process, for a probe strategy in
+    tests/strategies (config.json + offline overlay + ``extra_config``): its exchange,
+    data provider, wallets and strategy are set up, nothing has run yet."""
     from freqtrade.configuration import setup_utils_configuration
     from freqtrade.enums import RunMode
     from freqtrade.optimize.backtesting import Backtesting
@@ -140,6 +141,12 @@ def backtest_in_process(strategy: str, datadir: Path, exchange_url: str, tmp: Pa
         "backtest_cache": "none",
     }
     (tmp / "user_data").mkdir(exist_ok=True)
-    bt = Backtesting(setup_utils_configuration(args, RunMode.BACKTEST))
+    return Backtesting(setup_utils_configuration(args, RunMode.BACKTEST))
+
+
+def backtest_in_process(strategy: str, datadir: Path, exchange_url: str, tmp: Path,
+                        extra_config: dict, timerange: str) -> list[dict]:
+    """``backtesting_in_process``, run; returns its trades."""
+    bt = backtesting_in_process(strategy, datadir, exchange_url, tmp, extra_config, timerange)
     bt.start()
     return bt.results["strategy"][strategy]["trades"]

@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from hybrid_ai.ml import features as ml_features
-from hybrid_ai.ml.labels import EXIT_SIGNAL, EXIT_STOP, EXIT_TIME, ExitRules, trade_outcomes
+from hybrid_ai.ml.labels import (
+    EXIT_SIGNAL,
+    EXIT_STOP,
+    EXIT_TAKE_PROFIT,
+    EXIT_TIME,
+    ExitRules,
+    trade_outcomes,
+)
 
 RULES = ExitRules(stoploss=-0.10, max_hold=48, trailing=0.05, trailing_offset=0.06,
                   partial_tp=0.04, partial_fraction=0.5, fee=0.001)
@@ -28,6 +35,8 @@ def walk_one(i, o, h, lo, sig, r: ExitRules):
         if m > 0 and sig[j - 1]:
             return proceeds + held * o[j] / entry - 1 - 2 * r.fee, m, EXIT_SIGNAL
         if r.partial_tp is not None and not took and o[j] >= entry * (1 + r.partial_tp):
+            if r.partial_fraction == 1.0:  # a stake too small to split closes whole
+                return o[j] / entry - 1 - 2 * r.fee, m, EXIT_TAKE_PROFIT
             proceeds += r.partial_fraction * o[j] / entry
             held -= r.partial_fraction
             took = True
@@ -58,6 +67,8 @@ def random_candles(n: int, seed: int, vol: float = 0.02):
                partial_tp=None), 0.002),
     (ExitRules(stoploss=-0.2, max_hold=12, trailing=None, partial_tp=0.01,
                partial_fraction=0.25, fee=0.0), 0.02),
+    (ExitRules(stoploss=-0.10, max_hold=48, trailing=0.05, trailing_offset=0.06,
+               partial_tp=0.04, partial_fraction=1.0, fee=0.001), 0.02),
 ])
 def test_vectorised_walk_equals_the_candle_by_candle_reference(rules, vol):
     o, h, lo, sig = random_candles(700, seed=rules.max_hold, vol=vol)

@@ -176,3 +176,32 @@ def test_an_unknown_entry_family_names_the_choices(candles):
     with pytest.raises(ValueError, match="oversold_recovery"):
         entries.signal(add_ta_indicators(candles.copy()), "moonshot", rsi_level=30,
                        pullback_rsi=45, lookback=12, macd_window=3, volume_ratio=1.0)
+
+
+def test_a_cut_leaves_a_sellable_rest_or_takes_the_whole_position():
+    from hybrid_ai.exits import sellable_cut
+
+    assert sellable_cut(50, 100, 5.83, shrink=True).amount == 50  # both halves sellable
+    assert sellable_cut(50, 100, None, shrink=True).amount == 50  # no minimum known
+    whole = sellable_cut(5.2, 10.4, 5.83, shrink=True)  # a 10 USDT stake at +4 %
+    assert whole.whole and whole.fraction == 1.0 and "below the exchange minimum" in whole.why
+    shrunk = sellable_cut(6.1, 12.0, 5.83, shrink=True)  # rest 5.90 < 5.83 + 2 % head-room
+    assert not shrunk.whole and shrunk.amount == pytest.approx(12.0 - 5.83 * 1.02)
+    assert 12.0 - shrunk.amount >= 5.83 and shrunk.amount >= 5.83
+    trim = sellable_cut(6.1, 12.0, 5.83, shrink=False)  # a trim never keeps more than asked
+    assert trim.whole
+    assert sellable_cut(3.0, 100, 5.83, shrink=False) is None  # the cut itself too small
+    assert sellable_cut(0.0, 100, 5.83, shrink=True) is None
+
+
+def test_a_refused_stake_says_which_limit_and_what_to_change():
+    from hybrid_ai.risk import StakeSizing
+
+    tiny = StakeSizing(4.95, 1.0, 20, 0, LIMITS, 5.83, 1000)
+    kind, text = tiny.refusal("USDT")
+    assert tiny.stake == 0 and kind == "minimum_above_cap"
+    assert "5.83 USDT is above the per-trade cap 5.00 USDT" in text and "23.32 USDT" in text
+    assert StakeSizing(200, 1.0, 1000, 900, LIMITS, 5, 1000).refusal()[0] == "exposure_full"
+    assert StakeSizing(4, 1.0, 1000, 0, LIMITS, 5, 1000).refusal()[0] == "below_minimum"
+    assert StakeSizing(100, 0.0, 1000, 0, LIMITS, None, 1000).refusal()[0] == "no_size"
+    assert StakeSizing(100, 1.0, 1000, 0, LIMITS, 5, 1000).refusal() is None

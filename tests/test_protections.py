@@ -6,11 +6,12 @@ tests/strategies/ProtectionProbe.py); the local exchange serves their markets.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import backtest_in_process
+from conftest import backtest_in_process, backtesting_in_process
 
 from llm_oracle.schema import OracleDecision
 from local_exchange.synthetic import resample
@@ -190,3 +191,77 @@ def test_a_broken_exit_side_never_blocks_the_stops(scenario_dir, module_exchange
     assert trades["TRAIL/USDT"]["exit_reason"] == "trailing_stop_loss"
     steering = [r for r in caplog.records if "oracle steering failed" in r.getMessage()]
     assert len(steering) == 1  # once, although every candle of every trade hit it
+
+
+# --- real wallets: exchange minimums, small stakes, the wrong market type ---------------------
+def test_a_small_wallet_still_takes_profit_and_says_how_once(
+        scenario_dir, module_exchange, tmp_path, caplog):
+    # 40 USDT: stakes of 9.90 (990/4 slots). Half a position worth 10.40 at +4 % would leave
+    # 5.20, below the exchange minimum (5 USDT notional + freqtrade's reserve = 5.83), so
+    # freqtrade would drop the partial exit; the pack closes the whole trade instead.
+    url = module_exchange(scenario_dir).url
+    with caplog.at_level("INFO"):
+        trades = {t["pair"]: t for t in backtest_in_process(
+            "ProtectionProbe", scenario_dir, url, tmp_path, {
+                "dry_run_wallet": 40, "exchange": {"pair_whitelist": list(SCENARIOS)},
+                "freqai": {"enabled": False}, "hybrid_ai": {"oracle": {"enabled": False}},
+            }, "20240102-20240104")}
+    trade = trades["PTP/USDT"]
+    assert trade["stake_amount"] == pytest.approx(9.9, abs=1.0)
+    partials = partial_exits(trade)
+    assert len(partials) == 1 and partials[0]["safe_price"] == pytest.approx(105.0)
+    assert trade["exit_reason"] == "partial_tp" and trade["close_rate"] == pytest.approx(105.0)
+    said = [r.getMessage() for r in caplog.records
+            if "partial_tp sells 100% of the trade" in r.getMessage()]
+    assert len(said) == 2  # PTP and TRAIL, once each although hours of candles followed
+    assert all("below the exchange minimum of 5.83" in line for line in said)
+
+
+def test_a_wallet_too_small_for_any_trade_says_why_once_with_the_numbers(
+        scenario_dir, module_exchange, tmp_path, caplog):
+    url = module_exchange(scenario_dir).url
+    with caplog.at_level("INFO"):
+        trades = backtest_in_process("ProtectionProbe", scenario_dir, url, tmp_path, {
+            "dry_run_wallet": 20, "exchange": {"pair_whitelist": list(SCENARIOS)},
+            "freqai": {"enabled": False}, "hybrid_ai": {"oracle": {"enabled": False}},
+        }, "20240102-20240104")
+    assert trades == []
+    lines = [r for r in caplog.records if "no stake fits" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelname == "WARNING"
+    message = lines[0].getMessage()
+    numbers = re.search(r"exchange minimum ([\d.]+) USDT is above the per-trade cap ([\d.]+) "
+                        r"USDT = hybrid_ai.limits.max_stake_per_trade 0.25 x equity ([\d.]+) "
+                        r"USDT: raise max_stake_per_trade to at least ([\d.]+)", message)
+    assert numbers, message
+    minimum, cap, equity, needed = map(float, numbers.groups())
+    assert minimum > cap == pytest.approx(0.25 * equity, abs=0.01) and equity <= 20
+    assert needed == pytest.approx(minimum / equity, abs=0.01)
+
+
+def test_a_futures_config_is_refused_at_start(scenario_dir, module_exchange, tmp_path):
+    from freqtrade.exceptions import OperationalException
+
+    url = module_exchange(scenario_dir).url
+    with pytest.raises(OperationalException, match=r"trades spot markets, long only.*'futures'"):
+        backtest_in_process("ProtectionProbe", scenario_dir, url, tmp_path, {
+            "trading_mode": "futures", "margin_mode": "isolated",
+            "exchange": {"pair_whitelist": list(SCENARIOS)},
+            "freqai": {"enabled": False}, "hybrid_ai": {"oracle": {"enabled": False}},
+        }, "20240102-20240104")
+
+
+@pytest.mark.parametrize(("wallet", "fraction"), [(1000, 0.5), (40, 1.0)])
+def test_the_ml_label_sells_what_the_wallet_can_sell(scenario_dir, module_exchange, tmp_path,
+                                                     wallet, fraction):
+    # The label's partial take-profit follows the same exchange-minimum rule as the trade:
+    # FreqAI's target hook asks exit_rules(pair, price) of the strategy freqtrade loaded.
+    bt = backtesting_in_process("ProtectionProbe", scenario_dir,
+                                module_exchange(scenario_dir).url, tmp_path, {
+                                    "dry_run_wallet": wallet,
+                                    "exchange": {"pair_whitelist": list(SCENARIOS)},
+                                    "freqai": {"enabled": False},
+                                    "hybrid_ai": {"oracle": {"enabled": False}},
+                                }, "20240102-20240104")
+    bt._set_strategy(bt.strategylist[0])  # as freqtrade does before a run: dp, wallets
+    assert bt.strategy.exit_rules("PTP/USDT", 100.0).partial_fraction == fraction
+    assert bt.strategy.exit_rules().partial_fraction == 0.5  # no pair: the configured share

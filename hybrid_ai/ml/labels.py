@@ -8,6 +8,8 @@ freqtrade's backtester applies them on each candle:
 1. the exit signal of the previous candle closes the trade at this candle's open;
 2. the partial take-profit sells ``partial_fraction`` at the open once the open is
    ``partial_tp`` above the entry (freqtrade evaluates ``adjust_trade_position`` there);
+   1.0 when the stake is too small for a sellable rest (``hybrid_ai.exits``): the whole
+   trade closes there;
 3. the stop: the hard stop ``stoploss`` below the entry, raised to ``trailing`` below the
    highest high once that high is ``trailing_offset`` above the entry; the candle's low
    touching it exits at the stop (at the open when the candle gaps below it);
@@ -40,7 +42,7 @@ class ExitRules:
     trailing: float | None = None  # distance below the high, e.g. 0.05; None: no trail
     trailing_offset: float = 0.0  # armed once the high is this far above the entry
     partial_tp: float | None = None  # gain at which part of the position is sold
-    partial_fraction: float = 0.5
+    partial_fraction: float = 0.5  # 1.0: the take-profit closes the whole trade
     fee: float = 0.001  # per side
 
     def __post_init__(self) -> None:
@@ -48,8 +50,8 @@ class ExitRules:
             raise ValueError(f"stoploss must lie in (-1, 0), got {self.stoploss}")
         if self.max_hold < 1:
             raise ValueError(f"max_hold must be at least 1 candle, got {self.max_hold}")
-        if not 0 <= self.partial_fraction < 1:
-            raise ValueError("partial_fraction must lie in [0, 1)")
+        if not 0 <= self.partial_fraction <= 1:
+            raise ValueError("partial_fraction must lie in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ class Outcomes:
     reason: npt.NDArray[np.int8]  # EXIT_* codes, -1 where unknown
 
 
-EXIT_SIGNAL, EXIT_STOP, EXIT_TIME = 0, 1, 2
+EXIT_SIGNAL, EXIT_STOP, EXIT_TIME, EXIT_TAKE_PROFIT = 0, 1, 2, 3
 
 
 def trade_outcomes(open_: FloatArray, high: FloatArray, low: FloatArray,
@@ -104,8 +106,11 @@ def trade_outcomes(open_: FloatArray, high: FloatArray, low: FloatArray,
             close(alive & ahead(signal, m), o, m, EXIT_SIGNAL)
         if tp_level is not None:  # 2. partial take-profit at the open, once
             take = alive & (held_fraction == 1.0) & (o >= tp_level)
-            proceeds[take] += rules.partial_fraction * o[take] / entry[take]
-            held_fraction[take] -= rules.partial_fraction
+            if rules.partial_fraction >= 1.0:  # too small to split: the whole trade
+                close(take, o, m, EXIT_TAKE_PROFIT)
+            else:
+                proceeds[take] += rules.partial_fraction * o[take] / entry[take]
+                held_fraction[take] -= rules.partial_fraction
         # 3. stops: the high raises the trail first (as freqtrade's backtester does)
         peak = np.where(alive, np.fmax(peak, h), peak)
         stop = stop_floor
