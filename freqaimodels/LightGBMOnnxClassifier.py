@@ -26,23 +26,40 @@ retraining work as with its stock ``LightGBMClassifier``; what changes:
   first candle fails with "Can only use .dt accessor with datetimelike values").
 * With ``hybrid_ai.ml.frozen_models`` set, ``train`` loads a saved model instead of fitting
   one (``hybrid_ai.ml.frozen``): a backtest of an unchanged model on later candles.
+* What FreqAI saves under ``user_data/models/<identifier>`` (models, backtest predictions)
+  is reused only when everything that shaped it is unchanged: the first ``start`` records
+  its inputs (``hybrid_ai_inputs.json``: model and label code, strategy source, exit
+  rules, the freqai keys, freqtrade's version, the data directory) and compares them with
+  the folder's record. A difference is refused naming the inputs that changed, or with
+  ``hybrid_ai.ml.stale_models: "rebuild"`` the folder's results are deleted and retrained.
+* Backtest windows without candles (a pair delisted or listed late) predict nothing and
+  say so once; a training window holding less than ``hybrid_ai.ml.min_train_coverage`` of
+  ``train_period_days`` of candles is skipped with a warning (its pair's ML gate stays
+  closed for the next window), one holding less than all of it is trained with a warning.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
-from dataclasses import dataclass
+import shutil
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+import freqtrade
 import lightgbm as lgb
 import numpy as np
 import numpy.typing as npt
+import pandas as pd
 from freqtrade.exceptions import OperationalException
+from freqtrade.exchange import timeframe_to_minutes
 from freqtrade.freqai.base_models.BaseClassifierModel import BaseClassifierModel
 from freqtrade.freqai.data_kitchen import FreqaiDataKitchen
 from pandas import DataFrame
 
+import hybrid_ai
+from hybrid_ai import fingerprint
 from hybrid_ai.frames import utc_dates
 from hybrid_ai.ml import frozen as frozen_model
 from hybrid_ai.ml.features import LOSS, RETURN_LABEL, WIN, WIN_LABEL
@@ -80,6 +97,13 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 EARLY_STOPPING_ROUNDS = 40
 EMBARGO_CANDLES = 12  # one hour of 5m candles between purged splits
+INPUTS_FILE = "hybrid_ai_inputs.json"  # what shaped the models in an identifier's folder
+# freqai keys that shape a model or its predictions (the rest: housekeeping, live timing).
+SHAPING_FREQAI_KEYS = ("feature_parameters", "data_split_parameters",
+                       "model_training_parameters", "train_period_days",
+                       "backtest_period_days", "continual_learning")
+# Config keys the label's partial take-profit depends on (a typical stake vs the minimum).
+WALLET_KEYS = ("dry_run_wallet", "stake_amount", "max_open_trades", "tradable_balance_ratio")
 
 
 @dataclass
@@ -111,6 +135,18 @@ def _rows(data: dict, split: str) -> _Split:
                   labels[RETURN_LABEL].to_numpy(dtype=np.float64))
 
 
+def _source_file(cls: type) -> Path | None:
+    """A class's source file: freqtrade's resolver sets ``__file__`` on what it loads (the
+    module is not importable by name), the rest are ordinary imports."""
+    path = cls.__dict__.get("__file__")
+    if path is None:
+        try:
+            path = inspect.getfile(cls)
+        except TypeError:
+            return None
+    return Path(path).resolve()
+
+
 class LightGBMOnnxClassifier(BaseClassifierModel):
     """LightGBM trained by FreqAI, predicted by onnxruntime."""
 
@@ -139,6 +175,100 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
 
         self.dd.update_historic_data = update_keeping_dates
 
+    # -- reuse only what the same inputs shaped ----------------------------------------------
+    def start(self, dataframe: DataFrame, metadata: dict, strategy) -> DataFrame:
+        if not getattr(self, "_inputs_checked", False):
+            self._check_saved_inputs(strategy)
+            self._inputs_checked = True
+        return super().start(dataframe, metadata, strategy)
+
+    def inputs(self, strategy) -> fingerprint.Inputs:
+        """What shapes this identifier's models and predictions, by name."""
+        code_root = Path(hybrid_ai.__file__).resolve().parent
+        model_code = [Path(__file__).resolve(), *sorted((code_root / "ml").glob("*.py")),
+                      *(code_root / name for name in ("indicators.py", "entries.py",
+                                                       "frames.py", "exits.py"))]
+        strategy_files = {_source_file(cls) for cls in type(strategy).__mro__
+                          if not cls.__module__.startswith(("freqtrade", "builtins", "abc"))}
+        strategy_files.discard(None)
+        freqai = self.config["freqai"]
+        ml = load_settings(self.config).ml
+        inputs = {
+            "model and label code": fingerprint.files_digest(model_code),
+            "strategy source": fingerprint.files_digest(strategy_files),
+            "exit rules (the label)": fingerprint.digest(asdict(strategy.exit_rules())),
+            "wallet (the label's partial take-profit)": fingerprint.digest(
+                {k: self.config.get(k) for k in WALLET_KEYS}),
+            "freqaimodel": fingerprint.digest(self.config.get("freqaimodel")),
+            "timeframe": fingerprint.digest(self.config.get("timeframe")),
+            "hybrid_ai.ml.di_sample_rows": fingerprint.digest(ml.di_sample_rows),
+            "hybrid_ai.ml.frozen_models": fingerprint.digest(
+                ml.frozen_models.model_dump(mode="json") if ml.frozen_models else None),
+            "freqtrade version": fingerprint.digest(freqtrade.__version__),
+            **{f"freqai.{key}": fingerprint.digest(freqai.get(key))
+               for key in SHAPING_FREQAI_KEYS},
+        }
+        if not self.live_mode:  # a backtest's candles come from the data directory
+            inputs["datadir"] = fingerprint.digest(str(Path(self.config["datadir"]).resolve()))
+        return inputs
+
+    @property
+    def live_mode(self) -> bool:
+        return self.config.get("runmode") is not None and \
+            getattr(self.config["runmode"], "value", "") in ("dry_run", "live")
+
+    def _saved_results(self) -> list[Path]:
+        folder = Path(self.full_path)
+        return [*folder.glob("sub-train-*"), *folder.glob("backtesting_predictions/*")]
+
+    def _check_saved_inputs(self, strategy) -> None:
+        """Refuse (or rebuild) an identifier's folder whose results other inputs shaped."""
+        folder = Path(self.full_path)
+        record = folder / INPUTS_FILE
+        now = self.inputs(strategy)
+        saved = fingerprint.read(record)
+        results = self._saved_results()
+        stale = fingerprint.changed(saved, now) if results else []
+        if stale:
+            why = (f"changed: {', '.join(stale)}" if saved is not None else
+                   "saved without a record of their inputs (an older pack version)")
+            if load_settings(self.config).ml.stale_models == "rebuild":
+                logger.warning("%s: models and predictions built with other inputs (%s): "
+                               "deleting them and training again "
+                               "(hybrid_ai.ml.stale_models: rebuild)", folder, why)
+                for path in results:
+                    shutil.rmtree(path) if path.is_dir() else path.unlink()
+                (folder / "pair_dictionary.json").unlink(missing_ok=True)
+                self.dd.pair_dict = {}
+            else:
+                raise OperationalException(
+                    f"{folder} holds FreqAI models and predictions built with other inputs "
+                    f"({why}); reusing them would mix stale results in. Set a new "
+                    f"freqai.identifier, delete that folder, or set "
+                    f"hybrid_ai.ml.stale_models to \"rebuild\".")
+        folder.mkdir(parents=True, exist_ok=True)
+        fingerprint.write(record, now)
+
+    # -- windows with missing candles --------------------------------------------------------
+    def ensure_data_exists(self, len_dataframe_backtest: int, tr_backtest, pair: str) -> bool:
+        """A backtest window without candles of this pair (delisted, listed later) predicts
+        nothing; said once per pair and window."""
+        if len_dataframe_backtest == 0:
+            logger.warning("%s: no candles from %s to %s (delisted, not listed yet, or a hole): "
+                           "no ML predictions there, its gate stays closed", pair,
+                           tr_backtest.start_fmt, tr_backtest.stop_fmt)
+            return False
+        return super().ensure_data_exists(len_dataframe_backtest, tr_backtest, pair)
+
+    def _train_coverage(self, df: DataFrame) -> float:
+        """Candles in the training window / the candles ``train_period_days`` holds."""
+        days = float(self.freqai_info.get("train_period_days", 0) or 0)
+        if days <= 0 or "date" not in df:
+            return 1.0
+        start = df["date"].max() - pd.Timedelta(days=days)
+        have = int((df["date"] > start).sum())
+        return have / (days * 24 * 60 / timeframe_to_minutes(self.config["timeframe"]))
+
     def define_data_pipeline(self, threads: int = -1):
         # FreqAI's pipeline, with its dissimilarity index on a sample of training rows.
         pipeline = super().define_data_pipeline(threads=1)
@@ -151,7 +281,22 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
         return pipeline
 
     def train(self, unfiltered_df: DataFrame, pair: str, dk: FreqaiDataKitchen, **kwargs):
-        frozen = load_settings(self.config).ml.frozen_models
+        ml = load_settings(self.config).ml
+        frozen = ml.frozen_models
+        coverage = self._train_coverage(unfiltered_df) if frozen is None else 1.0
+        if coverage < 0.99:
+            days = self.freqai_info.get("train_period_days")
+            skip = coverage < ml.min_train_coverage and not self.live_mode
+            end = unfiltered_df["date"].max() if len(unfiltered_df) else None
+            logger.warning(
+                "%s: the training window up to %s holds %.1f of freqai.train_period_days %s "
+                "days of candles (listed late, or a hole)%s", pair,
+                f"{end:%Y-%m-%d %H:%M}" if end is not None else "?", coverage * days, days,
+                f": skipped, below hybrid_ai.ml.min_train_coverage {ml.min_train_coverage:g};"
+                " no ML predictions for the next window" if skip
+                else ": trained on what there is")
+            if skip:
+                return None
         if frozen is None:
             return super().train(self._unknown_at_the_end(unfiltered_df, dk), pair, dk,
                                  **kwargs)

@@ -74,6 +74,14 @@ class MLSettings(BaseModel):
     di_sample_rows: int = Field(2000, ge=100)
     # Test saved models on later candles, no training (null: FreqAI retrains as usual).
     frozen_models: FrozenModels | None = None
+    # Models and predictions under freqai.identifier that other inputs shaped (code,
+    # strategy, exits, freqai keys, data): "refuse" stops with the inputs that changed,
+    # "rebuild" deletes them and trains again.
+    stale_models: Literal["refuse", "rebuild"] = "refuse"
+    # A backtest training window with less than this share of train_period_days of
+    # candles (a pair listed late, a hole in the data) is skipped: no predictions for the
+    # window after it. Below 1, training on a shorter window is logged.
+    min_train_coverage: float = Field(0.75, ge=0, le=1)
 
     @model_validator(mode="after")
     def _margins_widen_when_conservative(self) -> MLSettings:

@@ -22,6 +22,7 @@ from pathlib import Path
 from lab.project import (
     CONFIG,
     DEFAULT_DATADIR,
+    DEMO_OVERLAY,
     OVERLAY,
     REPO,
     TIMEFRAMES,
@@ -85,7 +86,7 @@ def run_backtest(datadir: Path, timerange: str | None, backtest_days: int,
     data = MarketData.load(datadir)
     config = load_config([CONFIG, OVERLAY])
     timerange = timerange or default_timerange(data, backtest_days, config)
-    configs = ["-c", str(CONFIG), "-c", str(OVERLAY)]
+    configs = ["-c", str(CONFIG), "-c", str(OVERLAY), "-c", str(DEMO_OVERLAY)]
     if oracle_enabled(config):
         configs += ["-c", str(backfill_oracle(datadir, timerange, oracle_dir))]
     server = LocalExchangeServer(BinanceApi(data), host=DEFAULT_HOST, port=DEFAULT_PORT)

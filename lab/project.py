@@ -21,6 +21,7 @@ CONFIG = REPO / "config.json"
 STRATEGY = "HybridAIStrategy"
 STRATEGY_FILE = REPO / "strategies" / f"{STRATEGY}.py"
 OVERLAY = REPO / "user_data" / "config.offline.json"
+DEMO_OVERLAY = REPO / "user_data" / "config.demo.json"  # make demo: stale models rebuilt
 DEFAULT_DATADIR = REPO / "user_data" / "data" / "binance"
 TIMEFRAMES = ("5m", "1h")  # the strategy's timeframe and its informative timeframe
 SHARED_DATA_ENV = "HYBRID_AI_SHARED_DATA"

@@ -20,7 +20,6 @@ setting runs again.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import html
 import json
 import os
@@ -38,6 +37,7 @@ import freqtrade
 import numpy as np
 import pandas as pd
 
+from hybrid_ai import fingerprint
 from lab import report_metrics as rm
 from lab.project import (
     CONFIG,
@@ -141,20 +141,26 @@ def flat_params(epoch: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def inputs_fingerprint(args: argparse.Namespace, pairs: list[str], datadir: Path) -> str:
-    """What a window's result depends on besides its dates: the strategy and the pack code it
-    imports, the config, the pairs' candle files (by size), freqtrade's version and the
-    hyperopt settings. A saved window with another fingerprint is stale and runs again."""
-    digest = hashlib.sha256(freqtrade.__version__.encode())
-    sources = [STRATEGY_FILE, CONFIG, *sorted((REPO / "hybrid_ai").rglob("*.py"))]
-    for path in sources:
-        digest.update(str(path.relative_to(REPO)).encode() + b"\0" + path.read_bytes())
-    for pair in pairs:
-        for data in sorted(datadir.glob(f"{pair.replace('/', '_')}-*.feather")):
-            digest.update(f"{data.name}:{data.stat().st_size}".encode())
-    settings = [args.epochs, args.loss, args.min_trades, sorted(args.spaces), args.seed, pairs]
-    digest.update(json.dumps(settings).encode())
-    return digest.hexdigest()[:16]
+def inputs_fingerprint(args: argparse.Namespace, pairs: list[str],
+                       datadir: Path) -> fingerprint.Inputs:
+    """What a window's result depends on besides its dates, by name: the strategy and the
+    pack code it imports, the config, the pairs' candle files (by size), freqtrade's version
+    and the hyperopt settings. A saved window with another value of any is stale and runs
+    again, and the names say why."""
+    data = [f"{p.name}:{p.stat().st_size}" for pair in pairs
+            for p in sorted(datadir.glob(f"{pair.replace('/', '_')}-*.feather"))]
+    return {
+        "strategy source": fingerprint.files_digest([STRATEGY_FILE], REPO),
+        "pack code": fingerprint.files_digest((REPO / "hybrid_ai").rglob("*.py"), REPO),
+        "config.json": fingerprint.files_digest([CONFIG], REPO),
+        "candle files": fingerprint.digest(data),
+        "freqtrade version": fingerprint.digest(freqtrade.__version__),
+        "pairs": fingerprint.digest(pairs),
+        **{f"--{name.replace('_', '-')}": fingerprint.digest(value) for name, value in (
+            ("epochs", args.epochs), ("hyperopt_loss", args.loss),
+            ("min_trades", args.min_trades), ("spaces", sorted(args.spaces)),
+            ("seed", args.seed))},
+    }
 
 
 def _saved_window(path: Path) -> dict[str, Any]:
@@ -167,7 +173,8 @@ def _saved_window(path: Path) -> dict[str, Any]:
 
 
 def run_window(w: Window, wdir: Path, configs: list[Path], datadir: Path,
-               pairs: list[str], args: argparse.Namespace, inputs: str) -> dict[str, Any]:
+               pairs: list[str], args: argparse.Namespace,
+               inputs: fingerprint.Inputs) -> dict[str, Any]:
     """Hyperopt IS, then backtest the chosen parameters OOS; saved to ``wdir/window.json``
     with the ``inputs`` fingerprint it ran with."""
 
@@ -422,14 +429,16 @@ def main(argv: list[str] | None = None) -> int:
             saved = wdir / "window.json"
             if saved.exists():  # resume: this window finished in an earlier run
                 record = _saved_window(saved)
-                if record.get("inputs") == inputs:
+                stale = fingerprint.changed(record.get("inputs"), inputs)
+                if not stale:
                     records.append(record)
                     print(f"walkforward: window {w.index}/{len(windows)} done earlier, reused",
                           flush=True)
                     continue
+                why = (f"changed: {', '.join(stale)}" if isinstance(record.get("inputs"), dict)
+                       else "its record is unreadable or from an older version")
                 print(f"walkforward: window {w.index}/{len(windows)} ran with other inputs "
-                      "(strategy, pack code, config, data, freqtrade version or hyperopt "
-                      "settings) or its record is unreadable; running it again", flush=True)
+                      f"({why}); running it again", flush=True)
             record = run_window(w, wdir, configs, args.datadir, pairs, args, inputs)
             records.append(record)
             spent.append(record["wall_s"])

@@ -277,6 +277,10 @@ def render_prompt(context: dict[str, Any], max_chars: int) -> list[dict[str, str
             {"role": "user", "content": "Market context (JSON):\n" + text}]
 
 
-def prompt_hash(provider: str, model: str, messages: list[dict[str, str]]) -> str:
-    blob = json.dumps([provider, model, messages], sort_keys=True, separators=(",", ":"))
+def prompt_hash(provider: str, model: str, messages: list[dict[str, str]],
+                request: dict[str, Any] | None = None) -> str:
+    """The backfill cache's key: everything that shapes a reply (who answers, the prompt,
+    and ``request``: the server, seed, response format and token limit)."""
+    blob = json.dumps([provider, model, messages, request or {}], sort_keys=True,
+                      separators=(",", ":"), default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:32]

@@ -160,7 +160,11 @@ class Oracle:
             notes.append(why)
             self.fallbacks += 1
         messages = render_prompt(context, self.settings.max_prompt_chars)
-        phash = prompt_hash(provider.name, provider.model, messages)
+        request = ({"base_url": self.settings.base_url, "seed": self.settings.seed,
+                    "response_format": self.settings.response_format,
+                    "max_tokens": self.settings.max_tokens}
+                   if provider.name != self.fallback.name else None)
+        phash = prompt_hash(provider.name, provider.model, messages, request)
         base: dict[str, Any] = {
             "decided_at": at, "valid_until": at + timedelta(hours=self.settings.validity_hours),
             "session": session, "provider": provider.name, "model": provider.model,

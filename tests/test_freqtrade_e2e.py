@@ -375,3 +375,44 @@ def test_oracle_reads_a_live_dry_run_bot_through_its_rest_api(real_datadir, star
         bot.terminate()
         bot.wait(timeout=30)
         log.close()
+
+
+def test_pairs_with_missing_candles_complete_and_stale_models_are_refused(
+        real_datadir, module_exchange, freqtrade, tmp_path):
+    """A pair delisted mid-range (XRP ends 19 March) and one listed late (SOL starts
+    1 March, 60-day training windows): the FreqAI backtest completes, the empty window and
+    the short training windows are named in the log, and those candles get no prediction.
+    Then the same identifier with other inputs is refused, naming what changed."""
+    datadir = tmp_path / "data"
+    datadir.mkdir()
+    for path in real_datadir.glob("*.feather"):
+        df = pd.read_feather(path)
+        if path.name.startswith("XRP_USDT"):
+            df = df[df["date"] < pd.Timestamp("2024-03-19", tz="UTC")]
+        elif path.name.startswith("SOL_USDT"):
+            df = df[df["date"] >= pd.Timestamp("2024-03-01", tz="UTC")]
+        df.reset_index(drop=True).to_feather(datadir / path.name)
+    url = module_exchange(real_datadir).url
+    args = ["backtesting", "--datadir", str(datadir), "--timerange", "20240315-20240329",
+            "--pairs", "BTC/USDT", "ETH/USDT", "XRP/USDT", "SOL/USDT", "--cache", "none",
+            "--export", "signals"]
+    proc = freqtrade(args, url, tmp_path, extra_config=NO_ORACLE)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 0, log[-3000:]
+    assert "Found array with 0 sample" not in log
+    assert re.search(r"XRP/USDT: no candles from 2024-03-22 00:00:00 to 2024-03-29", log)
+    skipped = re.findall(r"SOL/USDT: the training window up to \S+ \S+ holds ([\d.]+) of "
+                         r"freqai.train_period_days 60 days of candles .*: skipped", log)
+    assert len(skipped) == 2 and all(float(days) < 30 for days in skipped), skipped
+    signals = load_signal_candles(tmp_path)
+    assert all(not frame["gate_ml"].any() for pair, frame in signals.items()
+               if pair == "SOL/USDT")  # no model, no entry
+    models = tmp_path / "models" / "hybrid-lgbm-onnx-v1"
+    assert json.loads((models / "hybrid_ai_inputs.json").read_text())
+    # Same identifier, another training window: refused at start, naming the key.
+    proc = freqtrade(args, url, tmp_path,
+                     extra_config={**NO_ORACLE, "freqai": {"train_period_days": 45}})
+    log = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "built with other inputs (changed: freqai.train_period_days)" in log, log[-3000:]
+    assert "hybrid_ai.ml.stale_models" in log

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from hybrid_ai.fingerprint import changed
 from lab.walkforward import (
     WalkForwardError,
     _saved_window,
@@ -73,11 +74,11 @@ def test_walkforward_optimises_in_sample_tests_out_of_sample_and_resumes(real_da
     # into the stitched result: it runs again, the others are still reused.
     saved = out / "window-02" / "window.json"
     stale = json.loads(saved.read_text())
-    saved.write_text(json.dumps(stale | {"inputs": "an older strategy"}))
+    saved.write_text(json.dumps(stale | {"inputs": stale["inputs"] | {"--seed": "other"}}))
     third = walkforward(real_datadir, out)
     assert third.returncode == 0, third.stderr[-3000:]
     assert "window 1/2 done earlier, reused" in third.stdout
-    assert "window 2/2 ran with other inputs" in third.stdout
+    assert "window 2/2 ran with other inputs (changed: --seed)" in third.stdout
     assert json.loads(saved.read_text())["inputs"] == stale["inputs"]
 
 
@@ -87,19 +88,22 @@ def test_the_inputs_fingerprint_follows_what_a_window_result_depends_on(real_dat
     pairs = ["BTC/USDT", "ETH/USDT"]
     base = inputs_fingerprint(args, pairs, real_datadir)
     assert inputs_fingerprint(args, list(pairs), real_datadir) == base
-    assert inputs_fingerprint(argparse.Namespace(**{**vars(args), "seed": 7}), pairs,
-                              real_datadir) != base
+    seeded = inputs_fingerprint(argparse.Namespace(**{**vars(args), "seed": 7}), pairs,
+                                real_datadir)
+    assert changed(base, seeded) == ["--seed"]
     assert inputs_fingerprint(argparse.Namespace(**{**vars(args), "spaces": ["sell", "buy"]}),
                               pairs, real_datadir) == base
-    assert inputs_fingerprint(args, ["BTC/USDT"], real_datadir) != base
+    assert changed(base, inputs_fingerprint(args, ["BTC/USDT"], real_datadir)) == [
+        "candle files", "pairs"]
+    assert changed("an older record", base) == sorted(base)
 
 
 def test_a_half_written_window_record_reads_as_not_done(tmp_path):
     saved = tmp_path / "window.json"
-    saved.write_text('{"inputs": "abc", "oos": {')  # killed while writing
+    saved.write_text('{"inputs": {"pairs": "abc"}, "oos": {')  # killed while writing
     assert _saved_window(saved) == {}
-    saved.write_text('{"inputs": "abc"}')
-    assert _saved_window(saved) == {"inputs": "abc"}
+    saved.write_text('{"inputs": {"pairs": "abc"}}')
+    assert _saved_window(saved) == {"inputs": {"pairs": "abc"}}
 
 
 def test_walkforward_refuses_a_range_too_short(real_datadir, tmp_path):
