@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from fake_openai import FakeOpenAI, Reply, answer
+from pace import limit
 
 from lab.project import shared_data
 from local_exchange.clock import Clock
@@ -110,7 +111,14 @@ def run_freqtrade(
            *args[1:]]
     # A wide virtual terminal: freqtrade's rich logging would otherwise wrap lines at 80.
     env = {**os.environ, "COLUMNS": "250"}
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=timeout, env=env)
+    allowed = limit(timeout)  # stretched when other jobs load the machine
+    try:
+        return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=allowed,
+                              env=env)
+    except subprocess.TimeoutExpired as exc:
+        tail = (exc.stderr or b"")[-2000:]
+        pytest.fail(f"freqtrade {args[0]} did not finish within {allowed:.0f}s ({timeout:.0f}s "
+                    f"x the machine's pace); last output:\n{tail!r}", pytrace=False)
 
 
 @pytest.fixture

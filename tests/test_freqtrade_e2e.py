@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from freqtrade.data.btanalysis.bt_fileutils import load_backtest_analysis_data
+from pace import limit
 
 from local_exchange.overlay import write_overlay
 
@@ -284,7 +285,7 @@ def test_demo_runs_offline_on_a_fresh_synthetic_market(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "lab.demo", "--datadir", str(datadir), "--days", "75",
          "--oracle-dir", str(tmp_path / "oracle"), "--", "--userdir", str(tmp_path / "ud")],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
+        cwd=REPO, capture_output=True, text=True, timeout=limit(600),
         env={**os.environ, "COLUMNS": "250"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -302,7 +303,7 @@ def test_demo_names_missing_files(real_datadir, tmp_path):
     real = real_datadir / "BTC_USDT-5m.feather"
     (datadir / real.name).write_bytes(real.read_bytes())
     proc = subprocess.run([sys.executable, "-m", "lab.demo", "--datadir", str(datadir)],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+                          cwd=REPO, capture_output=True, text=True, timeout=limit(120))
     assert proc.returncode == 2
     assert "BTC_USDT-1h.feather" in proc.stderr and "download-data" in proc.stderr
     assert "Traceback" not in proc.stderr

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import freqtrade
 import pytest
+from pace import limit
 from test_live import CREDS, Live, decide, last_row
 
 REPO = Path(__file__).resolve().parent.parent
@@ -31,13 +32,15 @@ pytestmark = pytest.mark.slow
 
 
 def wait_until(page, predicate, what: str, timeout: float = 60.0):
-    """Poll ``predicate`` while the page keeps running its scripts."""
-    deadline = time.monotonic() + timeout
+    """Poll ``predicate`` while the page keeps running its scripts (``timeout`` stretched by
+    the machine's pace)."""
+    allowed = limit(timeout)
+    deadline = time.monotonic() + allowed
     while time.monotonic() < deadline:
         if value := predicate():
             return value
         page.wait_for_timeout(500)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what} ({allowed:.0f}s)")
 
 
 def _missing() -> str | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from pace import limit
 
 from llm_oracle.schema import OracleDecision
 
@@ -29,7 +30,10 @@ def free_port() -> int:
 
 
 def wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str):
-    deadline = time.monotonic() + timeout
+    """Poll ``predicate`` until it returns something truthy; ``timeout`` seconds on a quiet
+    machine, stretched by the machine's pace (``tests/pace.py``)."""
+    allowed = limit(timeout)
+    deadline = time.monotonic() + allowed
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"make live exited while waiting for {what}"
         try:
@@ -39,7 +43,8 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str):
         if value:
             return value
         time.sleep(2)
-    raise AssertionError(f"timed out waiting for {what}")
+    raise AssertionError(f"timed out waiting for {what} ({allowed:.0f}s: {timeout:.0f}s x the "
+                         f"machine's pace)")
 
 
 def decide(journal: Path, focus: list[str], level: str, max_exposure: float = 0.5,

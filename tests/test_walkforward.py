@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from pace import limit
 
 from hybrid_ai.fingerprint import changed
 from lab.walkforward import (
@@ -27,7 +28,7 @@ ARGS = ["--pairs", "BTC/USDT", "ETH/USDT", "--timerange", "20240301-20240329",
 def walkforward(real_datadir: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "lab.walkforward", "--datadir",
                            str(real_datadir), *ARGS, "--out", str(out), *extra],
-                          cwd=REPO, capture_output=True, text=True, timeout=900)
+                          cwd=REPO, capture_output=True, text=True, timeout=limit(900))
 
 
 def test_windows_tile_the_range_and_a_short_range_says_what_to_change():
