@@ -112,9 +112,22 @@ def server_message(body: Any, fallback: str = "") -> str:
     return " ".join(text.split())[:SERVER_MESSAGE_CHARS]
 
 
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+
+
+def _duration(text: str) -> float | None:
+    """OpenAI's rate-limit reset durations ("1s", "6m0s", "20ms") in seconds."""
+    parts = _DURATION.findall(text.strip())
+    if not parts or "".join(n + u for n, u in parts) != text.strip():
+        return None
+    scale = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
 def retry_after(headers: Any, message: str) -> float | None:
     """Seconds the server asked us to wait: ``retry-after-ms``, ``Retry-After`` (seconds
-    or an HTTP date), or OpenAI's "try again in 20s" / "in 350ms" in the message."""
+    or an HTTP date), OpenAI's "try again in 20s" / "in 350ms" in the message, or its
+    ``x-ratelimit-reset-requests`` / ``-tokens`` headers ("6m0s")."""
     if headers is not None:
         ms = headers.get("retry-after-ms")
         try:
@@ -138,6 +151,12 @@ def retry_after(headers: Any, message: str) -> float | None:
         scale = 0.001 if unit.startswith("ms") or unit.startswith("milli") else (
             60.0 if unit in ("m", "min", "minute", "minutes") else 1.0)
         return float(match.group(1)) * scale
+    if headers is not None:
+        resets = [_duration(str(headers.get(name))) for name in
+                  ("x-ratelimit-reset-requests", "x-ratelimit-reset-tokens")
+                  if headers.get(name) is not None]
+        if any(r is not None for r in resets):
+            return max(r for r in resets if r is not None)
     return None
 
 

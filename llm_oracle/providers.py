@@ -275,9 +275,10 @@ def reply_parts(resp: Any) -> tuple[str, str, str | None]:
     """
     choices = getattr(resp, "choices", None)
     if not isinstance(choices, list):
-        extra = getattr(resp, "model_extra", None) or {}
-        if isinstance(extra, dict) and extra.get("error") is not None:
-            fault = Fault(FaultKind.ERROR_BODY, server_message(extra["error"]))
+        body = {**(getattr(resp, "model_extra", None) or {}),
+                "object": getattr(resp, "object", None)}
+        if body.get("error") is not None or body["object"] == "error":  # vLLM's shape
+            fault = Fault(FaultKind.ERROR_BODY, server_message(body))
             raise ProviderError(fault.describe())
         raise ProviderError(f"malformed reply: not a chat completion ({type(resp).__name__})")
     if not choices:
@@ -296,6 +297,9 @@ def reply_parts(resp: Any) -> tuple[str, str, str | None]:
     if finish == "length":
         raise ProviderError(f"no answer: {CUT_OFF}"
                             + (" while the model was still thinking" if reasoning else ""))
+    if finish == "content_filter":
+        raise ProviderError("no answer: the server's content filter withheld the reply "
+                            "(finish_reason 'content_filter')")
     if getattr(message, "tool_calls", None):
         raise ProviderError("malformed reply: a tool call instead of content")
     if getattr(message, "refusal", None):

@@ -11,15 +11,22 @@ import json
 import re
 from typing import Any
 
+import rapidjson
 from pydantic import ValidationError
 
 from llm_oracle.schema import REASONING_MAX_CHARS, OracleAnswer, OracleDecision, RiskLevel
 from llm_oracle.settings import OracleSettings
 
-# Reasoning models think aloud before answering; the thinking is never the answer.
-_THINK = re.compile(r"<(think|thinking|reasoning|reflection)>.*?</\1>", re.DOTALL | re.IGNORECASE)
-_OPEN_THINK = re.compile(r"<(think|thinking|reasoning|reflection)>", re.IGNORECASE)
-_CLOSE_THINK = re.compile(r"</(think|thinking|reasoning|reflection)>", re.IGNORECASE)
+# Reasoning models think aloud before answering; the thinking is never the answer. Tags as
+# models print them: <think> (DeepSeek-R1, Qwen3), [THINK] (Magistral), ◁think▷ (Kimi).
+_NAMES = r"(?:think|thinking|reasoning|reflection)"
+_OPEN_THINK = re.compile(rf"(?:<|\[|◁){_NAMES}(?:>|\]|▷)", re.IGNORECASE)
+_CLOSE_THINK = re.compile(rf"(?:<|\[|◁)/{_NAMES}(?:>|\]|▷)", re.IGNORECASE)
+_THINK = re.compile(rf"{_OPEN_THINK.pattern}.*?{_CLOSE_THINK.pattern}", re.DOTALL | re.IGNORECASE)
+# gpt-oss's harmony format when a server passes it through unparsed: the analysis channel
+# is thinking, the answer follows the last "final" channel marker.
+_HARMONY_FINAL = "<|channel|>final<|message|>"
+_HARMONY_TOKENS = re.compile(r"<\|(?:end|return|start|call)\|>(?:assistant)?")
 
 
 class AnswerError(ValueError):
@@ -34,7 +41,12 @@ def split_thinking(text: str) -> tuple[str, str]:
     so the reply only has the closing one: everything before the last closing tag is
     thinking. An opening tag never closed means the model was cut off while thinking.
     """
-    thoughts = [m.group(0) for m in _THINK.finditer(text)]
+    thoughts: list[str] = []
+    if _HARMONY_FINAL in text:
+        before, _, text = text.rpartition(_HARMONY_FINAL)
+        thoughts.append(_HARMONY_TOKENS.sub("", before))
+        text = _HARMONY_TOKENS.sub("", text)
+    thoughts += [m.group(0) for m in _THINK.finditer(text)]
     answer = _THINK.sub("", text)
     closes = list(_CLOSE_THINK.finditer(answer))
     if closes:  # "...thinking</think> answer": the opening tag was in the template
@@ -47,22 +59,58 @@ def split_thinking(text: str) -> tuple[str, str]:
     return answer.strip(), "\n".join(t.strip() for t in thoughts)
 
 
+def _balanced(text: str, start: int) -> int | None:
+    """The index after the ``}`` closing the ``{`` at ``start`` (strings respected), or None."""
+    depth, in_string, escaped = 0, False, False
+    for i in range(start, len(text)):
+        ch = text[i]
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch == "{":
+            depth += 1
+        elif ch == "}":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+    return None
+
+
+def _loads(span: str) -> Any:
+    """Strict JSON, else JSON with comments and trailing commas (small local models write
+    both); raises ``ValueError``."""
+    try:
+        return json.loads(span)
+    except ValueError:
+        return rapidjson.loads(span, parse_mode=rapidjson.PM_COMMENTS
+                               | rapidjson.PM_TRAILING_COMMAS)
+
+
 def json_objects(text: str) -> list[dict[str, Any]]:
     """Every top-level JSON object in ``text``, in order: plain JSON, fenced blocks and
     objects inside prose alike (a ``{`` that starts no valid object, as in
     ``{focus_pairs, risk_level}``, is skipped)."""
-    decoder = json.JSONDecoder()
     found: list[dict[str, Any]] = []
     i = text.find("{")
     while i != -1:
-        try:
-            value, end = decoder.raw_decode(text, i)
-        except json.JSONDecodeError:
-            i = text.find("{", i + 1)
-            continue
+        end = _balanced(text, i)
+        value = None
+        if end is not None:
+            try:
+                value = _loads(text[i:end])
+            except ValueError:
+                value = None
         if isinstance(value, dict):
             found.append(value)
-        i = text.find("{", end)
+            i = text.find("{", end)
+        else:
+            i = text.find("{", i + 1)
     return found
 
 
@@ -95,11 +143,42 @@ def parse_answer(text: str, universe: list[str],
                       f"the last: {errors[0]}")
 
 
+def _pair_key(pair: str) -> str:
+    return re.sub(r"[^A-Z0-9]", "", pair.upper())
+
+
+def _normalised(raw: dict[str, Any], universe: list[str], notes: list[str]) -> dict[str, Any]:
+    """What small models get almost right, put right and noted: numbers as strings
+    ("0.6"), a risk level in other case ("Moderate"), pairs spelled without the slash or in
+    lower case ("btcusdt" for BTC/USDT)."""
+    data = dict(raw)
+    for key in ("max_exposure", "max_position", "overnight_target"):
+        value = data.get(key)
+        if isinstance(value, str):
+            try:
+                data[key] = float(value.strip())
+            except ValueError:
+                continue
+            notes.append(f"{key} {value!r} read as a number")
+    level = data.get("risk_level")
+    if isinstance(level, str) and level.strip().lower() != level:
+        data["risk_level"] = level.strip().lower()
+    by_key = {_pair_key(p): p for p in universe}
+    focus = data.get("focus_pairs")
+    if isinstance(focus, list):
+        mapped = [by_key.get(_pair_key(p), p) if isinstance(p, str) else p for p in focus]
+        respelled = [f"{a}->{b}" for a, b in zip(focus, mapped, strict=True) if a != b]
+        if respelled:
+            notes.append(f"pairs respelled as in the universe: {respelled}")
+        data["focus_pairs"] = mapped
+    return data
+
+
 def validate_answer(raw: dict[str, Any], universe: list[str],
                     settings: OracleSettings) -> tuple[OracleAnswer, list[str]]:
     """Clamp and filter ``raw`` into an ``OracleAnswer``; returns it and what was changed."""
     notes: list[str] = []
-    data = dict(raw)
+    data = _normalised(raw, universe, notes)
     if data.get("max_position") is None:
         data["max_position"] = settings.max_position_cap
         notes.append(f"max_position missing: set to the cap {settings.max_position_cap}")

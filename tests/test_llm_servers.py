@@ -221,3 +221,59 @@ def test_retry_after_forms():
     assert classify_status(500, {"message": LLAMA_CPP_REFUSAL}).kind is \
         FaultKind.FORMAT_UNSUPPORTED
     assert classify_status(500, {"message": "CUDA out of memory"}).kind is FaultKind.SERVER_ERROR
+
+
+# --- more of the same kinds, as other servers and small models send them ----------------
+@pytest.mark.parametrize("content", [
+    # gpt-oss through a server that does not parse its harmony channels
+    "<|channel|>analysis<|message|>Draft: " + answer(risk_level="aggressive")
+    + "<|end|><|start|>assistant<|channel|>final<|message|>"
+    + answer(risk_level="conservative") + "<|return|>",
+    # Magistral's [THINK] and Kimi's ◁think▷
+    "[THINK]maybe " + answer(risk_level="aggressive") + "[/THINK]"
+    + answer(risk_level="conservative"),
+    "◁think▷maybe " + answer(risk_level="aggressive") + "◁/think▷"
+    + answer(risk_level="conservative"),
+], ids=["harmony", "bracket-think", "kimi-think"])
+def test_other_thinking_formats_are_never_the_answer(market, tmp_path, fake, content):
+    fake.default = Reply(content=content)
+    decision = make_oracle(market, tmp_path, fake).run_session(AT, "12:00Z")
+    assert decision.status == "ok" and decision.risk_level is RiskLevel.CONSERVATIVE
+    assert "aggressive" in decision.model_reasoning
+
+
+def test_what_small_models_get_almost_right_is_read_and_noted(market, tmp_path, fake):
+    sloppy = ('Answer:\n```json\n{\n  // my view\n  "focus_pairs": ["btcusdt", "ETH-USDT"],\n'
+              '  "risk_level": "Moderate",\n  "max_exposure": "0.6",\n'
+              '  "overnight_target": 0.3,\n  "reasoning": "ok",\n}\n```')
+    fake.default = Reply(content=sloppy)
+    decision = make_oracle(market, tmp_path, fake).run_session(AT, "12:00Z")
+    assert decision.status == "ok", decision.rejected_reason
+    assert decision.focus_pairs == ["BTC/USDT", "ETH/USDT"]
+    assert decision.risk_level is RiskLevel.MODERATE and decision.max_exposure == 0.6
+    assert "respelled" in decision.notes and "read as a number" in decision.notes
+
+
+def test_a_vllm_error_object_in_a_200_is_classified(market, tmp_path, fake):
+    fake.default = Reply(raw=json.dumps({"object": "error", "message": "The model `x` does "
+                                         "not exist.", "type": "NotFoundError", "code": 404}))
+    decision = make_oracle(market, tmp_path, fake).run_session(AT, "12:00Z")
+    assert decision.status == "rejected"
+    assert "error in a 200 reply" in decision.rejected_reason
+    assert "does not exist" in decision.rejected_reason
+
+
+def test_openai_rate_limit_reset_headers_are_honoured(market, tmp_path, fake):
+    fake.script.append(Reply(status=429, error="Rate limit reached",
+                             headers={"x-ratelimit-reset-requests": "1s",
+                                      "x-ratelimit-reset-tokens": "120ms"}))
+    decision = make_oracle(market, tmp_path, fake, timeout_s=10,
+                           max_retries=0).run_session(AT, "12:00Z")
+    assert decision.status == "ok" and fake.times[1] - fake.times[0] >= 0.95
+
+
+def test_a_content_filtered_reply_says_so(market, tmp_path, fake):
+    fake.default = Reply(message={"role": "assistant", "content": None},
+                         finish_reason="content_filter")
+    decision = make_oracle(market, tmp_path, fake).run_session(AT, "12:00Z")
+    assert decision.status == "rejected" and "content filter" in decision.rejected_reason
