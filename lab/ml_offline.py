@@ -84,7 +84,12 @@ class Trained:
 
 
 def train(config: dict[str, Any], frame: pd.DataFrame, pair: str) -> Trained:
-    """Run FreqAI's train() (pipeline, fit, ONNX export, parity) and save like a bot does."""
+    """Run FreqAI's train() (pipeline, fit, ONNX export, parity) and save like a bot does.
+
+    The training window is ``frame``, whatever its length: ``train_period_days`` is set to
+    its whole days, so the model's coverage check sees a full window."""
+    span = frame["date"].iloc[-1] - frame["date"].iloc[0]
+    config = {**config, "freqai": {**config["freqai"], "train_period_days": max(1, span.days)}}
     model = model_class()(config=config)
     dk = FreqaiDataKitchen(config, live=False, pair=pair)
     ts = int(frame["date"].iloc[-1].timestamp())
