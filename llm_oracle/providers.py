@@ -292,6 +292,9 @@ def reply_parts(resp: Any) -> tuple[str, str, str | None]:
     reasoning = next((v for v in (extra.get("reasoning_content"), extra.get("reasoning"))
                       if isinstance(v, str) and v.strip()), "")
     content = getattr(message, "content", None)
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
+        content = "".join(part.get("text") or "" for part in content
+                          if isinstance(part, dict) and part.get("type") in ("text", None))
     if isinstance(content, str) and content.strip():
         return content, reasoning, finish
     if finish == "length":

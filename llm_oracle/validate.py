@@ -123,6 +123,11 @@ def parse_answer(text: str, universe: list[str],
     Raises ``AnswerError`` with the reason when none validates.
     """
     answer_text, thinking = split_thinking(text)
+    try:  # the whole answer JSON-encoded once more, as a string: decode it first
+        inner = json.loads(answer_text)
+        answer_text = inner if isinstance(inner, str) else answer_text
+    except ValueError:
+        pass
     candidates = json_objects(answer_text)
     if not candidates:
         where = " after the model's thinking" if thinking else ""

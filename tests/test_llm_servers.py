@@ -277,3 +277,27 @@ def test_a_content_filtered_reply_says_so(market, tmp_path, fake):
                          finish_reason="content_filter")
     decision = make_oracle(market, tmp_path, fake).run_session(AT, "12:00Z")
     assert decision.status == "rejected" and "content filter" in decision.rejected_reason
+
+
+@pytest.mark.parametrize("reply", [
+    Reply(message={"role": "assistant", "content": [{"type": "text", "text": "Here: "},
+                                                    {"type": "text", "text": answer()}]}),
+    Reply(content=json.dumps(answer())),  # the answer JSON-encoded twice
+], ids=["content-parts", "double-encoded"])
+def test_other_reply_shapes_that_carry_a_valid_answer(market, tmp_path, fake, reply):
+    fake.default = reply
+    decision = make_oracle(market, tmp_path, fake).run_session(AT, "12:00Z")
+    assert decision.status == "ok", decision.rejected_reason
+
+
+def test_a_server_that_is_not_running_says_where_it_looked(market, tmp_path):
+    import socket
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    oracle = make_oracle(market, tmp_path, None, provider="openai",
+                         base_url=f"http://127.0.0.1:{port}/v1", max_retries=0)
+    decision = oracle.run_session(AT, "12:00Z")
+    assert decision.status == "rejected" and "connection" in decision.rejected_reason
+    assert "llm_oracle.base_url" in decision.rejected_reason
