@@ -11,6 +11,7 @@ currency at the current exit rate.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # Head-room over the exchange minimum for what stays open: the price moves between the
 # decision and the fill, and amounts are rounded to the exchange's precision.
@@ -63,3 +64,45 @@ def sellable_cut(wanted: float, value: float, minimum: float | None, *,
     if shrink and value - floor >= minimum:
         return Cut(value - floor, value, why + f": selling {value - floor:.2f} instead")
     return Cut(value, value, why + ": selling the whole position")
+
+
+def exit_minimum(exchange: Any, pair: str | None, rate: float | None, stoploss: float,
+                 known: float | None = None) -> float | None:
+    """The exchange's minimum stake for an exit of ``pair`` at ``rate``, as freqtrade checks
+    it before a partial exit (its stoploss reserve included; live it is higher than the
+    ``min_stake`` freqtrade hands the callbacks); ``known``: a minimum freqtrade passed.
+    None when neither is known (no market info: a delisted pair)."""
+    computed = None
+    if exchange is not None and pair and rate:
+        try:
+            computed = exchange.get_min_pair_stake_amount(pair, rate, stoploss)
+        except Exception:  # no market for the pair: what freqtrade passed, if anything
+            computed = None
+    return max((m for m in (known, computed) if m), default=None)
+
+
+def typical_stake(config: dict[str, Any], equity: float | None,
+                  max_stake_per_trade: float) -> float | None:
+    """A full-size trade's stake for this wallet (stake currency): freqtrade's proposal
+    (``stake_amount``, or an equal share of the tradable wallet for "unlimited") capped by
+    ``max_stake_per_trade`` x equity; None when the wallet is unknown."""
+    wallet = equity if equity is not None else config.get("dry_run_wallet")
+    if not isinstance(wallet, int | float) or wallet <= 0:
+        return None
+    stake = config.get("stake_amount")
+    if not isinstance(stake, int | float):  # "unlimited": an equal share of the wallet
+        slots = config.get("max_open_trades") or 1
+        slots = slots if 0 < slots < float("inf") else 1
+        stake = wallet * config.get("tradable_balance_ratio", 0.99) / slots
+    return min(float(stake), max_stake_per_trade * wallet)
+
+
+def take_profit_share(fraction: float, gain: float, stake: float | None,
+                      minimum: float | None) -> float:
+    """The share a partial take-profit of ``fraction`` at ``gain`` really sells for a trade
+    of ``stake``: ``fraction``, less, or 1.0 (the whole trade) — the ML label uses it."""
+    if not stake or not minimum:
+        return fraction
+    value = stake * (1 + gain)
+    cut = sellable_cut(value * fraction, value, minimum, shrink=True)
+    return cut.fraction if cut is not None else fraction

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from hybrid_ai.settings import HardLimits
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -92,3 +96,34 @@ def capped_stake(
     ``StakeSizing`` for the parameters)."""
     return StakeSizing(proposed, multiplier, equity, open_exposure, limits, min_stake,
                        max_stake).stake
+
+
+def entry_limits(limits: HardLimits, guidance: Any, overnight: bool) -> HardLimits:
+    """The hard limits tightened by the oracle's decision in force (``guidance``: its
+    ``max_position``, ``max_exposure``, and after the overnight mark, until the next
+    decision, its ``overnight_target``), so entries cannot undo a trim."""
+    exposure = min(limits.max_total_exposure, guidance.max_exposure)
+    if guidance.valid and overnight:
+        exposure = min(exposure, guidance.overnight_target)
+    return limits.model_copy(update={
+        "max_total_exposure": exposure,
+        "max_stake_per_trade": min(limits.max_stake_per_trade, guidance.max_position)})
+
+
+class StakeRefusals:
+    """Says why no stake fits, once per reason (not once per pair and loop), until a stake
+    fits again; configuration faults (the exchange minimum above the caps) as warnings."""
+
+    CONFIG_FAULTS = ("minimum_above_cap", "below_minimum")
+
+    def __init__(self) -> None:
+        self._said: set[str] = set()
+
+    def say(self, pair: str, sizing: StakeSizing, currency: str = "") -> None:
+        refusal = sizing.refusal(currency)
+        if refusal is None:
+            self._said.clear()  # a stake fits again: the next refusal is news
+        elif refusal[0] not in self._said:
+            self._said.add(refusal[0])
+            level = logging.WARNING if refusal[0] in self.CONFIG_FAULTS else logging.INFO
+            logger.log(level, "%s: no entry, no stake fits: %s", pair, refusal[1])

@@ -114,6 +114,15 @@ def _fit(targets: dict[int, float], movable: list[int], cap: float, tag: str, cu
         cut(i, targets[i] * scale, tag)
 
 
+def overnight_since(guidance, now: datetime, at: time | None) -> datetime | None:
+    """The overnight mark in force at ``now``: passed, and no decision since (``guidance``:
+    the decision in force, with its ``decided_at``)."""
+    mark = overnight_mark(now, at)
+    if mark is None or guidance.decided_at is None or guidance.decided_at > mark:
+        return None
+    return mark
+
+
 def overnight_mark(now: datetime, at: time | None) -> datetime | None:
     """The latest overnight mark at or before ``now`` (None when overnight trims are off)."""
     if at is None:

@@ -25,10 +25,12 @@ candle of holding time (``max_hold`` steps), never a Python loop per candle of d
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from freqtrade.exchange import timeframe_to_minutes
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -52,6 +54,40 @@ class ExitRules:
             raise ValueError(f"max_hold must be at least 1 candle, got {self.max_hold}")
         if not 0 <= self.partial_fraction <= 1:
             raise ValueError("partial_fraction must lie in [0, 1]")
+
+
+    def horizon_mismatch(self, label_period_candles: Any) -> str | None:
+        """Why FreqAI's ``label_period_candles`` does not fit this holding time (None: it
+        does): labels span the holding time and FreqAI purges by that number."""
+        if label_period_candles == self.max_hold:
+            return None
+        return (f"freqai.feature_parameters.label_period_candles is {label_period_candles}, "
+                f"but the strategy holds a trade at most {self.max_hold} candles (its "
+                f"minimal_roi time exit): set label_period_candles to {self.max_hold} so the "
+                f"ML label and its purge match the trades.")
+
+    @classmethod
+    def of_strategy(cls, strategy: Any, partial_fraction: float, fee: float) -> ExitRules:
+        """The exits of a freqtrade strategy: its ``stoploss``, trailing settings,
+        ``sell_partial_tp`` parameter and ``minimal_roi``'s time exit (a ``-1`` entry, in
+        minutes of its ``timeframe``); ``ValueError`` when it has no time exit."""
+        time_exits = [int(k) for k, v in strategy.minimal_roi.items() if float(v) == -1]
+        if not time_exits:
+            raise ValueError("minimal_roi needs a time exit (a -1 entry): the ML label "
+                             "needs a maximum holding time")
+        trailing = None
+        if strategy.trailing_stop:
+            trailing = strategy.trailing_stop_positive or -strategy.stoploss
+        return cls(
+            stoploss=strategy.stoploss,
+            max_hold=max(1, min(time_exits) // timeframe_to_minutes(strategy.timeframe)),
+            trailing=trailing,
+            trailing_offset=(strategy.trailing_stop_positive_offset or 0.0)
+            if strategy.trailing_only_offset_is_reached else 0.0,
+            partial_tp=strategy.sell_partial_tp.value,
+            partial_fraction=partial_fraction,
+            fee=fee,
+        )
 
 
 @dataclass(frozen=True)

@@ -49,7 +49,7 @@ class FaultProbe(HybridAIStrategy):
         elif self.fault == "confirm_map":
             del self.settings.oracle.max_open_trades[RiskLevel.MODERATE]
         elif self.fault == "steer":
-            self._trim_for = raising("injected: trim planner bug")
+            self._steering.trim = raising("injected: trim planner bug")
 
     def _start_freqai(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         # FreqAI's output as a broken model would leave it: predictions that are not numbers.
