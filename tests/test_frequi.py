@@ -27,6 +27,10 @@ UI_DIR = Path(freqtrade.__file__).parent / "rpc" / "api_server" / "ui" / "instal
 ARTIFACTS = REPO / "user_data" / "test-artifacts" / "frequi"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 OFFLINE_NOISE = "ERR_NAME_NOT_RESOLVED"  # FreqUI's icons come from the internet
+# FreqUI's chart asks for candles before a reloaded page has restored its pair and timeframe
+# (a race in FreqUI itself: it rejects the call in the browser, no request reaches the bot,
+# and the next refresh has both). Seen on a loaded CI machine after ``page.reload()``.
+RELOAD_RACE = "pair or timeframe not specified"
 
 pytestmark = pytest.mark.slow
 
@@ -167,11 +171,12 @@ def test_dashboard_shows_every_layer_the_trades_and_a_new_oracle_decision(
                     return True
             return False
 
-        seen = len(candles)
+        seen, logged = len(candles), len(console)
         page.reload()  # what a user does; FreqUI also refreshes by itself on a new candle
         wait_until(page, level_shown, "the new decision in the chart's data")
 
-        errors = [c for c in console if c.startswith("error") and OFFLINE_NOISE not in c]
+        errors = [c for i, c in enumerate(console) if c.startswith("error")
+                  and OFFLINE_NOISE not in c and not (i >= logged and RELOAD_RACE in c)]
         assert not errors, errors
         assert statuses.count(401) <= 1  # no token storm
     except BaseException:
