@@ -71,7 +71,7 @@ from hybrid_ai.ml.onnx_model import (
 )
 from hybrid_ai.ml.pipeline import SampledDissimilarityIndex
 from hybrid_ai.ml.signals import BASE_RATE, MEAN_LOSS, MEAN_WIN, SKILL, TRAINING_VALUES
-from hybrid_ai.ml.skill import MIN_ROWS, held_out_skill
+from hybrid_ai.ml.skill import MIN_ROWS, detectable_auc, held_out_skill, needed_rows
 from hybrid_ai.settings import load_settings
 
 logger = logging.getLogger(__name__)
@@ -350,6 +350,11 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
         # early stopping on the first third, calibration and the skill check on the rest.
         early = test.rows(0, len(test) // 3)
         held_out = test.rows(len(early) + gap, len(test))
+        # What the dissimilarity filter took from the test split (its last transform).
+        di = dict(dk.feature_pipeline.steps).get("di")
+        di_values = getattr(di, "di_values", None)
+        di_dropped = (int((np.asarray(di_values) >= di.di_threshold).sum())
+                      if di_values is not None and len(di_values) else 0)
         if len(train) < 2 * MIN_ROWS:
             raise OperationalException(
                 f"{dk.pair}: {len(train)} training rows after purging {gap} candles per split: "
@@ -392,11 +397,21 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
             "train_rows": len(train), "early_stopping_rows": len(early),
             "held_out_rows": len(held_out), "purged_per_split": gap,
             "held_out_scores": judged.scores.as_dict() if judged.scores else None,
+            "di_dropped_test_rows": di_dropped, "skill_check_needs_rows": needed_rows(horizon),
+            "detectable_auc": detectable_auc(len(held_out), horizon, float(train.y.mean())),
         }
-        bss = judged.scores.brier_skill if judged.scores else float("nan")
-        logger.info("%s: ONNX model ready (parity %.1e, %s trees); held-out Brier skill %.4f "
-                    "-> %s", dk.pair, parity, clf.best_iteration or params["n_estimators"], bss,
-                    "skill" if judged.skill else f"no skill, gate uses {ml.no_skill}")
+        if judged.scores:
+            verdict = f"held-out Brier skill {judged.scores.brier_skill:.4f}"
+        else:
+            verdict = (f"not judged: {len(held_out)} held-out rows, the check needs "
+                       f"{needed_rows(horizon)} (10 label horizons)")
+        logger.info(
+            "%s: ONNX model ready (parity %.1e, %s trees); %s -> %s. Power: the DI filter "
+            "(DI_threshold) dropped %d of %d test rows; %d held-out rows can only tell an AUC "
+            "above %.2f from none (one-sided 95 %%)", dk.pair, parity,
+            clf.best_iteration or params["n_estimators"], verdict,
+            "skill" if judged.skill else f"no skill, gate uses {ml.no_skill}", di_dropped,
+            len(test) + di_dropped, len(held_out), dk.data["onnx"]["detectable_auc"])
         return clf
 
     def _append_null_backtesting_predictions(self, dk: FreqaiDataKitchen, dataframe_backtest):

@@ -13,7 +13,9 @@ later variants reuse its saved predictions: no variant sees its test window in t
 * ``ta+ml wide``    the ML gate choosing among a wider candidate set: every candle of a 1h
                     uptrend (entry family ``trend``) instead of the technical signal's;
 * ``frozen`` / ``walk-forward (late)``  the last weeks twice: once with the models frozen
-  at their start (``hybrid_ai.ml.frozen_models``), once retrained weekly as usual.
+  at their start (``hybrid_ai.ml.frozen_models``), once retrained weekly as usual;
+* ``trend baseline``  what a user would run instead: ``strategies/TrendBaseline.py`` (200-day
+  SMA trend rule, inverse-volatility stakes, textbook parameters), through freqtrade too.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lab.project import CONFIG, REPO, load_config, strategy_with_params
+from lab.project import CONFIG, REPO, STRATEGY, load_config, strategy_with_params
 from local_exchange.overlay import offline_overlay
 
 
@@ -42,6 +44,7 @@ class Variant:
     # strategy parameters by hyperopt space, e.g. {"buy": {"buy_family": "trend"}}: the
     # variant runs a copy of the strategy with them beside it (freqtrade's params file)
     params: dict[str, dict[str, Any]] | None = None
+    strategy: str = STRATEGY
     result_dir: Path | None = None
     wall_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
@@ -71,8 +74,9 @@ def split_late(timerange: str, late_weeks: int, window_days: int) -> str:
 
 
 def plan(timerange: str, heuristic_journal: Path, llm_journal: Path | None,
-         models_dir: Path, late_weeks: int = 8) -> list[Variant]:
-    config = load_config([CONFIG])
+         models_dir: Path, late_weeks: int = 8,
+         configs: tuple[Path, ...] = ()) -> list[Variant]:
+    config = load_config([CONFIG, *configs])
     identifier = config["freqai"]["identifier"]
     late = split_late(timerange, late_weeks, config["freqai"]["backtest_period_days"])
     end = timerange.partition("-")[2]
@@ -106,6 +110,23 @@ def plan(timerange: str, heuristic_journal: Path, llm_journal: Path | None,
 
 
 WIDE = {"buy": {"buy_family": "trend"}}
+BASELINE = "trend baseline"
+BASELINE_STRATEGY = "TrendBaseline"
+
+
+def trend_baseline(timerange: str, pairs: list[str], sma_days: int | None = None) -> Variant:
+    """``strategies/TrendBaseline.py`` over ``timerange``: 1h candles, one slot per pair, no
+    FreqAI (its SMA warm-up is loaded before the range, as freqtrade does). ``sma_days``
+    shortens the textbook 200 days only for data too short to warm it up; the row says so."""
+    overlay: dict[str, Any] = {"timeframe": "1h", "max_open_trades": len(pairs),
+                               "freqai": {"enabled": False}}
+    if sma_days:
+        overlay["trend_baseline"] = {"sma_days": sma_days}
+    days = sma_days or 200
+    name = BASELINE if days == 200 else f"{BASELINE} (SMA {days} d)"
+    return Variant(name, overlay, timerange,
+                   f"long while the close is above its {days}-day SMA, inverse-volatility "
+                   "stakes (textbook parameters, not tuned)", strategy=BASELINE_STRATEGY)
 
 
 def strategy_copy(vdir: Path, params: dict[str, dict[str, Any]]) -> Path:
@@ -122,7 +143,10 @@ def offline_config(workdir: Path, exchange_url: str) -> Path:
 
 
 def run_variant(variant: Variant, workdir: Path, datadir: Path, exchange_url: str,
-                pairs: list[str] | None) -> Variant:
+                pairs: list[str] | None, configs: tuple[Path, ...] = ()) -> Variant:
+    """``freqtrade backtesting`` of ``variant``: the pack's config, then ``configs`` (the
+    user's overlays, e.g. ``user_data/config.history.json``), the local exchange and the
+    variant's own overlay, each later one winning."""
     slug = re.sub(r"[^a-z0-9]+", "_", variant.name).strip("_")
     vdir = workdir / "runs" / slug
     vdir.mkdir(parents=True, exist_ok=True)
@@ -130,12 +154,15 @@ def run_variant(variant: Variant, workdir: Path, datadir: Path, exchange_url: st
     overlay.write_text(json.dumps(variant.overlay, indent=2))
     offline = offline_config(workdir, exchange_url)
     cmd = [sys.executable, "-m", "freqtrade", "backtesting", "-c", str(CONFIG),
+           *[arg for c in configs for arg in ("-c", str(c))],
            "-c", str(offline), "-c", str(overlay), "--userdir", str(workdir),
            "--datadir", str(datadir), "--timerange", variant.timerange, "--cache", "none",
            "--export", "signals", "--backtest-directory", str(vdir),
            "--enable-protections"]  # as the live bot always runs them
     if variant.params:
         cmd += ["--strategy-path", str(strategy_copy(vdir, variant.params))]
+    if variant.strategy != STRATEGY:
+        cmd += ["--strategy", variant.strategy]
     if pairs:
         cmd += ["--pairs", *pairs]
     started = time.monotonic()

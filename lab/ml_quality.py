@@ -143,15 +143,18 @@ def summary_line(q: Quality) -> str:
             f"{o['used_brier_skill']:+.4f}, AUC {o['used_auc']:.3f}.")
 
 
-def run_backtest(datadir: Path, userdir: Path, timerange: str, pairs: list[str]) -> None:
+def run_backtest(datadir: Path, userdir: Path, timerange: str, pairs: list[str],
+                 configs: tuple[Path, ...] = ()) -> None:
+    """FreqAI's walk-forward backtest of the ML layer alone (``configs``: overlays on top of
+    config.json, e.g. user_data/config.history.json)."""
     userdir.mkdir(parents=True, exist_ok=True)
     ml_only = userdir / "ml_only.json"  # the ML layer judged alone, without the oracle
     ml_only.write_text(json.dumps({"hybrid_ai": {"oracle": {"enabled": False}}}))
     cmd = [sys.executable, "-m", "local_exchange", "run", "--datadir", str(datadir),
            "--port", "0", "--write-overlay", str(userdir / "offline.json"),
            "--", sys.executable, "-m", "freqtrade", "backtesting",
-           "-c", str(CONFIG), "-c", str(userdir / "offline.json"),
-           "-c", str(ml_only),
+           "-c", str(CONFIG), *[arg for c in configs for arg in ("-c", str(c))],
+           "-c", str(userdir / "offline.json"), "-c", str(ml_only),
            "--userdir", str(userdir), "--datadir", str(datadir), "--timerange", timerange,
            "--pairs", *pairs, "--cache", "none", "--export", "none"]
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True)
@@ -168,10 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pairs", nargs="+", default=["BTC/USDT", "ETH/USDT", "SOL/USDT",
                                                         "XRP/USDT"])
     parser.add_argument("--no-run", action="store_true", help="score an existing run")
+    parser.add_argument("-c", "--config", type=Path, action="append", default=[],
+                        help="a config overlay on top of config.json; may repeat")
     args = parser.parse_args(argv)
-    config = load_config([CONFIG])
+    config = load_config([CONFIG, *args.config])
     if not args.no_run:
-        run_backtest(args.datadir, args.userdir, args.timerange, args.pairs)
+        run_backtest(args.datadir, args.userdir, args.timerange, args.pairs,
+                     tuple(args.config))
     q = evaluate(args.userdir / "models" / config["freqai"]["identifier"], args.datadir,
                  args.pairs)
     pd.set_option("display.width", 200)

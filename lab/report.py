@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lab import ablation, ml_quality
+from lab import ablation, data_holes, ml_quality, robustness
+from lab import acceptance as bar
 from lab import report_metrics as rm
 from lab.demo import backfill_oracle
 from lab.project import CONFIG, REPO, default_timerange, load_config, shared_data, whitelist
@@ -74,7 +75,10 @@ def verdicts(table: pd.DataFrame, curves: dict[str, pd.Series]) -> list[str]:
     for lower, upper, layer in (("ta", "ta+ml", "The ML layer"),
                                 ("ta+ml", "ta+ml wide", "Widening the ML layer's candidates"),
                                 ("ta+ml", "ta+ml+oracle", "The oracle (heuristic)"),
-                                ("ta+ml", "ta+ml+llm", "The oracle (LLM journal)")):
+                                ("ta+ml", "ta+ml+llm", "The oracle (LLM journal)"),
+                                *[(name, full, f"The full pack ({full}) against the {name}")
+                                  for name in rows.index if name.startswith(ablation.BASELINE)
+                                  for full in ("ta+ml+oracle",) if full in rows.index]):
         if lower not in rows.index or upper not in rows.index:
             continue
         a, b = rows.loc[lower], rows.loc[upper]
@@ -98,44 +102,6 @@ def verdicts(table: pd.DataFrame, curves: dict[str, pd.Series]) -> list[str]:
             f"{a['total_return'] * 100:+.2f} %, {a['trades']:.0f} trades, exposure "
             f"{a['exposure'] * 100:.1f} %.")
     return said
-
-
-def acceptance(table: pd.DataFrame, attribution: pd.DataFrame,
-               ml: dict[str, float]) -> pd.DataFrame:
-    """The ML layer's acceptance criteria (issue #13), each as measured here: met or not.
-    Out of sample only; nothing here feeds back into a parameter."""
-    rows = table.set_index("variant")
-    out = []
-
-    def add(criterion: str, value: str, met: bool | None) -> None:
-        out.append({"criterion": criterion, "measured": value,
-                    "met": "n/a" if met is None else ("yes" if met else "no")})
-
-    add("Brier skill score > 0 out of sample (model / as gated)",
-        f"{ml['model_brier_skill']:+.4f} / {ml['used_brier_skill']:+.4f}",
-        bool(ml["model_brier_skill"] > 0))
-    add("AUC >= 0.58", f"{ml['model_auc']:.3f}", bool(ml["model_auc"] >= 0.58))
-    ml_row = (attribution.set_index("layer").loc["ml"] if not attribution.empty
-              and "ml" in set(attribution["layer"]) else None)
-    if ml_row is not None:
-        add("ML-passed technical entries beat blocked ones (mean return)",
-            f"{ml_row['passed_minus_blocked_pct']:+.2f} pp [{ml_row['ci90_low_pct']:+.2f}, "
-            f"{ml_row['ci90_high_pct']:+.2f}], {ml_row['passed']:.0f} passed / "
-            f"{ml_row['blocked']:.0f} blocked", bool(ml_row["passed_minus_blocked_pct"] > 0))
-    else:
-        add("ML-passed technical entries beat blocked ones (mean return)", "no entries", None)
-    if {"ta", "ta+ml"} <= set(rows.index):
-        a, b = rows.loc["ta"], rows.loc["ta+ml"]
-        add("ta+ml Sharpe above ta", f"{b['sharpe']:.2f} vs {a['sharpe']:.2f} "
-            f"({b['trades']:.0f} vs {a['trades']:.0f} trades)", bool(b["sharpe"] > a["sharpe"]))
-    full = next((v for v in ("ta+ml+llm", "ta+ml+oracle") if v in rows.index), None)
-    if full and "buy & hold basket" in rows.index:
-        f, bh = rows.loc[full], rows.loc["buy & hold basket"]
-        add(f"{full} Sharpe > 0 and above buy & hold basket",
-            f"{f['sharpe']:.2f} vs {bh['sharpe']:.2f}; {f['trades']:.0f} trades "
-            f"({f['trades_per_month']:.1f}/month), exposure {f['exposure'] * 100:.1f} %",
-            bool(f["sharpe"] > 0 and f["sharpe"] > bh["sharpe"]))
-    return pd.DataFrame(out)
 
 
 def chart_equity(curves: dict[str, pd.Series], journal: Path, out: Path) -> Path:
@@ -244,13 +210,20 @@ def main(argv: list[str] | None = None) -> int:
                              "fourth variant")
     parser.add_argument("--late-weeks", type=int, default=8,
                         help="length of the frozen-model check at the end of the range")
+    parser.add_argument("-c", "--config", type=Path, action="append", default=[],
+                        help="a config overlay on top of config.json for every variant (e.g. "
+                             "user_data/config.history.json: monthly retraining for years of "
+                             "candles); may repeat")
+    parser.add_argument("--baseline-sma-days", type=int,
+                        help="the trend baseline's moving average in days (default: the "
+                             "textbook 200; shorten only for data too short to warm it up)")
     parser.add_argument("--no-analyses", action="store_true",
                         help="skip freqtrade's lookahead- and recursive-analysis")
     parser.add_argument("--out", type=Path, help="default: user_data/reports/<timestamp>")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
-    config = load_config([CONFIG])
+    config = load_config([CONFIG, *args.config])
     pairs = args.pairs or whitelist(config)
     data = MarketData.load(args.datadir, pairs)
     timerange = args.timerange or default_timerange(data, 200, config)
@@ -262,18 +235,21 @@ def main(argv: list[str] | None = None) -> int:
     backfill_oracle(args.datadir, timerange, workdir / "oracle")
     journal = workdir / "oracle" / "journal.jsonl"
     variants = ablation.plan(timerange, journal, args.llm_journal, workdir / "models",
-                             args.late_weeks)
+                             args.late_weeks, tuple(args.config))
+    variants.append(ablation.trend_baseline(timerange, pairs, args.baseline_sma_days))
     server = LocalExchangeServer(BinanceApi(data), port=0)
     server.start_in_thread()
     try:
         for variant in variants:
-            ablation.run_variant(variant, workdir, args.datadir, server.url, pairs)
+            ablation.run_variant(variant, workdir, args.datadir, server.url, pairs,
+                                 tuple(args.config))
         analyses = {} if args.no_analyses else ablation.run_analyses(
             workdir, args.datadir, server.url, _last_month(timerange), pairs[:2])
     finally:
         server.stop()
 
-    runs = {v.name: rm.load_run(v.name, v.result_dir) for v in variants}
+    runs = {v.name: rm.load_run(v.name, v.result_dir, v.strategy) for v in variants}
+    baseline = variants[-1].name
     main_runs = [r for n, r in runs.items() if not n.endswith("(late)")]
     start, end = main_runs[0].start, main_runs[0].end
     basket = rm.buy_and_hold(args.datadir, pairs, start, end)
@@ -304,7 +280,24 @@ def main(argv: list[str] | None = None) -> int:
     charts["calibration"] = chart_calibration(calibration, out / "calibration.png")
     exits = ml_exits(runs["ta+ml"], args.datadir, pairs) if "ta+ml" in runs else pd.DataFrame()
     said = verdicts(table, curves)
-    accepted = acceptance(table, attribution, overall)
+    strategies = [r.name for r in main_runs]
+    trial_var = robustness.annual_to_period_var(
+        [table.set_index("variant").loc[n, "sharpe"] for n in strategies])
+    deflated = {n: robustness.deflated_sharpe(curves[n].pct_change().dropna(),
+                                              len(strategies), trial_var) for n in strategies}
+    accepted = bar.criteria(table, overall, baseline, deflated)
+    said.insert(0, bar.overall(accepted))
+    if runs[baseline].start > start + pd.Timedelta(days=1):
+        said.append(f"The {baseline} trades only from {runs[baseline].start:%Y-%m-%d}: its "
+                    f"moving average needs that many days of candles before it means anything "
+                    f"(--baseline-sma-days shortens it for short data).")
+    holes = pd.concat([data_holes.holes(args.datadir, pairs, tf, start, end)
+                       for tf in (config["timeframe"], "1h")], ignore_index=True)
+    if not holes.empty:
+        said.append(f"{len(holes)} holes in the candle files of {holes['pair'].nunique()} "
+                    f"pairs inside the range ({int(holes['missing'].sum())} candles in all; "
+                    f"listed under 'Data holes'): not bridged, see there how each is treated.")
+    yearly = robustness.per_year(curves, {r.name: r.trades for r in main_runs})
     wall = time.monotonic() - started
 
     title = f"Hybrid-AI ablation, {len(pairs)} pairs, {timerange}"
@@ -329,8 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     sections = [
         ("Verdict", "<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in said) + "</ul>"),
         ("Variants vs buy & hold", fmt_table(table).to_html(index=False)),
-        ("ML layer acceptance (issue #13), as measured", fmt_table(accepted).to_html(
-            index=False)),
+        ("Acceptance (issue #24), as measured", fmt_table(accepted).to_html(index=False)
+         + f"<p>Deflated Sharpe: each variant's daily Sharpe against the best of "
+           f"{len(strategies)} unskilled trials (the variants of this report; the spread of "
+           f"their Sharpe ratios as the trials' variance).</p>"),
+        ("Per year, with 90 % block-bootstrap intervals", fmt_table(yearly).to_html(
+            index=False) + "<p>Daily mark-to-market equity; trades opened in the span; "
+                           "exposure time-weighted within it.</p>"),
         ("Equity and oracle timeline", img(charts["equity"])),
         ("Drawdown", img(charts["drawdown"])),
         ("Per-layer attribution (technical entries each layer would block)",
@@ -359,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
          + fmt_table(quality.per_window).to_html(index=False)),
         ("Frozen model vs walk-forward", f"<p>{html.escape(late_line)}</p>"
          + fmt_table(late_table).to_html(index=False)),
+        ("Data holes", (fmt_table(holes).to_html(index=False) if not holes.empty
+                        else "<p>None: every candle of the range is in the files.</p>")
+         + f"<p>{html.escape(data_holes.__doc__.split(chr(10), 2)[2])}</p>"),
         ("Lookahead and recursive analysis (technical layer)",
          "".join(f"<h3>{html.escape(k)}</h3><pre>{html.escape(v)}</pre>"
                  for k, v in analyses.items()) or "<p>Skipped (--no-analyses).</p>"),
@@ -369,7 +370,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     write_html(out, title, sections)
     md = [f"# {title}", "", *[f"- {s}" for s in said], "", md_table(table), "",
-          "## ML acceptance", "", md_table(accepted), "",
+          "## Acceptance", "", md_table(accepted), "",
+          "## Per year", "", md_table(yearly), "",
           "## Attribution", "", md_table(attribution) if not attribution.empty else "none", "",
           "## Oracle trims", "", md_table(trims) if not trims.empty else "none", "",
           "## ML exits", "", md_table(exits) if not exits.empty else "none", "",
@@ -384,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
         "attribution": attribution.replace({np.nan: None}).to_dict(orient="records"),
         "trims": trims.replace({np.nan: None}).to_dict(orient="records"),
         "acceptance": accepted.to_dict(orient="records"),
+        "per_year": yearly.replace({np.nan: None}).to_dict(orient="records"),
+        "deflated_sharpe": deflated, "baseline": baseline,
+        "holes": holes.astype(str).to_dict(orient="records"),
         "ml_exits": exits.replace({np.nan: None}).to_dict(orient="records"),
         "ml": {"label": quality.label, **overall,
                "per_window": quality.per_window.to_dict(orient="records"),

@@ -54,16 +54,17 @@ class Run:
     equity: pd.Series | None = None  # mark-to-market wallet value per snapshot
 
 
-def load_run(name: str, result_dir: Path) -> Run:
-    stats = load_backtest_stats(result_dir)["strategy"][STRATEGY]
-    trades = load_backtest_data(result_dir, STRATEGY)
+def load_run(name: str, result_dir: Path, strategy: str = STRATEGY) -> Run:
+    """One backtest's results from ``result_dir`` (freqtrade's export of ``strategy``)."""
+    stats = load_backtest_stats(result_dir)["strategy"][strategy]
+    trades = load_backtest_data(result_dir, strategy)
     zip_path = result_dir / get_latest_backtest_filename(result_dir)
     signals = {}
     with zipfile.ZipFile(zip_path) as archive:  # only runs exported with --export signals
         has_signals = any(n.endswith("_signals.pkl") for n in archive.namelist())
     if has_signals:
-        signals = load_backtest_analysis_data(result_dir, "signals").get(STRATEGY, {})
-    wallet = get_backtest_wallet_change(zip_path, STRATEGY)
+        signals = load_backtest_analysis_data(result_dir, "signals").get(strategy, {})
+    wallet = get_backtest_wallet_change(zip_path, strategy)
     equity = None
     if wallet is not None and len(wallet):
         equity = (wallet.assign(total_quote=wallet["rate"] * wallet["balance"])

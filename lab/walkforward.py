@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from hybrid_ai import fingerprint
+from lab import ablation, robustness
 from lab import report_metrics as rm
 from lab.project import (
     CONFIG,
@@ -132,6 +133,17 @@ def best_epoch(userdir: Path, min_trades: int) -> dict[str, Any]:
     return min(valid, key=lambda e: e["loss"])
 
 
+def trial_sharpes(userdir: Path) -> list[float]:
+    """The in-sample Sharpe ratio (freqtrade's, annualised) of every epoch the window's
+    hyperopt evaluated: the trials its choice was made among."""
+    from freqtrade.optimize.hyperopt_tools import HyperoptTools
+
+    files = sorted((userdir / "hyperopt_results").glob("*.fthypt"),
+                   key=lambda p: p.stat().st_mtime)
+    epochs, _ = HyperoptTools.load_filtered_results(files[-1], {}) if files else ([], 0)
+    return [float(e["results_metrics"].get("sharpe", 0.0) or 0.0) for e in epochs]
+
+
 def flat_params(epoch: dict[str, Any]) -> dict[str, Any]:
     """Chosen parameters, one level deep (``buy_family``, ``stoploss``, ...)."""
     out: dict[str, Any] = {}
@@ -208,6 +220,7 @@ def run_window(w: Window, wdir: Path, configs: list[Path], datadir: Path,
         "inputs": inputs,
         "params": flat_params(epoch),
         "loss": epoch["loss"],
+        "trial_sharpes": trial_sharpes(userdir),
         "is": {"total_return": is_m.get("profit_total", 0.0),
                "trades": is_m.get("total_trades", 0), "sharpe": is_m.get("sharpe", 0.0),
                "max_drawdown": is_m.get("max_drawdown_account", 0.0),
@@ -278,14 +291,58 @@ def interval(equity: pd.Series, seed: int = 0) -> dict[str, tuple[float, float, 
             "sharpe": (point[1], *map(float, np.percentile(sharpe, [5, 95])))}
 
 
+def oos_trades(records: list[dict[str, Any]], out: Path) -> pd.DataFrame:
+    """Every out-of-sample trade of the windows, from their freqtrade results."""
+    frames = []
+    for r in records:
+        result = out / f"window-{r['window']['index']:02d}" / "oos"
+        if result.exists():
+            frames.append(rm.load_run("oos", result).trades)
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def honesty(records: list[dict[str, Any]], args: argparse.Namespace, equity: pd.Series,
+            baseline: rm.Run, basket: pd.Series, trades: pd.DataFrame,
+            balance: float) -> tuple[dict[str, float], pd.DataFrame, str]:
+    """The Deflated Sharpe Ratio of the stitched curve for every configuration the windows'
+    hyperopts evaluated, the per-year table (stitched, trend baseline, basket), and the
+    comparison with the trend baseline as a sentence."""
+    sharpes = [s for r in records for s in r.get("trial_sharpes") or []]
+    trials = sum(len(r.get("trial_sharpes") or []) or args.epochs for r in records)
+    deflated = robustness.deflated_sharpe(equity.pct_change().dropna(), trials,
+                                          robustness.annual_to_period_var(sharpes))
+    base_curve = rm.daily_equity(baseline)
+    base_curve = base_curve / base_curve.iloc[0] * balance
+    yearly = robustness.per_year(
+        {"walk-forward (stitched OOS)": equity, baseline.name: base_curve,
+         "buy & hold basket": basket},
+        {"walk-forward (stitched OOS)": trades, baseline.name: baseline.trades})
+    diff = rm.compare(base_curve.reindex(equity.index).ffill().bfill(), equity)
+    point, low, high = diff["sharpe"]
+    base = rm.variant_row(baseline)
+    sentence = (f"Against the {baseline.name} ({base['trades']:.0f} trades, Sharpe "
+                f"{base['sharpe']:.2f}, return {base['total_return'] * 100:+.2f} %, max "
+                f"drawdown {base['max_drawdown'] * 100:.1f} %, exposure "
+                f"{base['exposure'] * 100:.1f} %): Sharpe difference {point:+.2f} "
+                f"[{low:+.2f}, {high:+.2f}], {rm.call(diff['sharpe'], 'higher')}. Deflated "
+                f"Sharpe Ratio {deflated['dsr']:.3f} for {trials} configurations tried (the "
+                f"best of as many unskilled ones would show Sharpe {deflated['sharpe0']:.2f}).")
+    return deflated, yearly, sentence
+
+
 def summarise(records: list[dict[str, Any]], datadir: Path, pairs: list[str], out: Path,
-              args: argparse.Namespace, wall: float) -> dict[str, Any]:
+              args: argparse.Namespace, wall: float,
+              baseline: rm.Run | None = None) -> dict[str, Any]:
     from lab.report import fmt_table, img, pyplot, save, write_html
 
     balance = 1000.0
     equity = stitch(records, balance)
     start, end = equity.index[0], equity.index[-1]
     basket = rm.buy_and_hold(datadir, pairs, start, end) * balance
+    trades_oos = oos_trades(records, out)
+    deflated, yearly, against = ({}, pd.DataFrame(), "") if baseline is None else honesty(
+        records, args, equity, baseline, basket, trades_oos, balance)
     stitched = rm.series_metrics(equity)
     bh = rm.series_metrics(basket)
     trades = sum(r["oos"]["trades"] for r in records)
@@ -346,7 +403,10 @@ def summarise(records: list[dict[str, Any]], datadir: Path, pairs: list[str], ou
            f"{args.is_days} + {args.oos_days} days, step {args.step_days}. Wall time "
            f"{wall:.0f} s on this machine.")
     write_html(out, f"Walk-forward optimisation, {len(pairs)} pairs, {args.timerange}", [
-        ("Verdict", f"<p>{html.escape(verdict)}</p><p>{html.escape(headline)}</p>"),
+        ("Verdict", f"<p>{html.escape(verdict)}</p><p>{html.escape(headline)}</p>"
+                    f"<p>{html.escape(against)}</p>"),
+        ("Per year, with 90 % block-bootstrap intervals", fmt_table(yearly).to_html(
+            index=False) if not yearly.empty else "<p>No baseline run.</p>"),
         ("Stitched out-of-sample equity", img(out / "equity.png")),
         ("Windows: in-sample vs out-of-sample", fmt_table(table).to_html(index=False)),
         ("Parameter stability", stable.to_html(index=False)),
@@ -360,6 +420,8 @@ def summarise(records: list[dict[str, Any]], datadir: Path, pairs: list[str], ou
                    "total_return_ci90": ci["total_return"][1:],
                    "sharpe_daily": sharpe_ci[0], "sharpe_ci90": sharpe_ci[1:]},
                "buy_and_hold": bh, "params_last_window": records[-1]["params"],
+               "against_baseline": against, "deflated_sharpe": deflated,
+               "per_year": yearly.replace({np.nan: None}).to_dict(orient="records"),
                "wall_s": wall}
     (out / "walkforward.json").write_text(json.dumps(summary, indent=2, default=str))
     return summary
@@ -386,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="in-sample epochs with fewer trades are not chosen")
     parser.add_argument("--spaces", nargs="+", default=list(DEFAULT_SPACES))
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--baseline-sma-days", type=int,
+                        help="the trend baseline's moving average in days (default: the "
+                             "textbook 200; shorten only for data too short to warm it up)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args(argv)
     args.step_days = args.step_days or args.oos_days
@@ -448,14 +513,26 @@ def main(argv: list[str] | None = None) -> int:
                   f"{w.oos_range}: {record['params'].get('buy_family')}, OOS "
                   f"{record['oos']['total_return'] * 100:+.2f} % ({record['oos']['trades']} "
                   f"trades) in {record['wall_s']:.0f} s; ETA {eta / 60:.1f} min", flush=True)
+        # The plain trend rule over the same out-of-sample span, through freqtrade too.
+        base = ablation.trend_baseline(f"{windows[0].is_end:%Y%m%d}-{windows[-1].oos_end:%Y%m%d}",
+                                       pairs, args.baseline_sma_days)
+        try:
+            ablation.run_variant(base, out / "baseline", args.datadir, server.url, pairs)
+            baseline = rm.load_run(base.name, base.result_dir, base.strategy)
+        except ablation.AblationError as exc:  # e.g. too few candles for its moving average
+            baseline = None
+            print(f"walkforward: the trend baseline did not run ({str(exc)[-400:]}); "
+                  "--baseline-sma-days shortens its warm-up for short data", file=sys.stderr)
     except WalkForwardError as exc:
         print(f"walkforward: error: {exc}", file=sys.stderr)
         return 2
     finally:
         server.stop()
-    summary = summarise(records, args.datadir, pairs, out, args, time.monotonic() - started)
+    summary = summarise(records, args.datadir, pairs, out, args, time.monotonic() - started,
+                        baseline)
     print(summary["verdict"])
     print(summary["headline"])
+    print(summary["against_baseline"])
     print(f"walkforward: {out / 'report.html'}")
     return 0
 

@@ -260,6 +260,19 @@ def test_train_writes_an_onnx_file_standard_tools_accept(trained):
     # 20 days of candles leave far fewer held-out rows than ten 1-day label horizons:
     # no skill is claimed on them
     assert trained_values["ml_skill"] == 0.0 and info["held_out_scores"] is None
+    # ... and the metadata says why, with the check's power and what the DI filter took
+    assert info["skill_check_needs_rows"] == 10 * 289 > info["held_out_rows"]
+    assert info["detectable_auc"] > 0.8 and info["di_dropped_test_rows"] >= 0
+
+
+def test_the_skill_checks_power_follows_the_independent_outcomes():
+    from hybrid_ai.ml.skill import detectable_auc, needed_rows
+
+    assert needed_rows(288) == 2890 and needed_rows(0) == 200
+    # ten independent 1-day outcomes can only notice a huge edge; a year of them a real one
+    assert detectable_auc(2890, 288, 0.5) == pytest.approx(0.5 + 1.645 * (11 / 300) ** 0.5)
+    assert detectable_auc(365 * 289, 288, 0.5) < 0.55 < detectable_auc(60 * 289, 288, 0.5)
+    assert np.isnan(detectable_auc(289, 288, 0.5))  # one outcome: one class is empty
 
 
 def test_save_load_round_trip_through_the_data_drawer(trained, feature_frame):

@@ -19,7 +19,7 @@ def report(real_datadir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report")
     subprocess.run([sys.executable, "-m", "lab.report", "--datadir", str(real_datadir),
                     "--pairs", "BTC/USDT", "ETH/USDT", "--timerange", "20240301-20240420",
-                    "--late-weeks", "2", "--out", str(out)],
+                    "--late-weeks", "2", "--baseline-sma-days", "30", "--out", str(out)],
                    cwd=REPO, check=True, capture_output=True, text=True)
     return out
 
@@ -27,8 +27,8 @@ def report(real_datadir, tmp_path_factory) -> Path:
 def test_report_compares_every_variant_with_buy_and_hold(report):
     metrics = json.loads((report / "metrics.json").read_text())
     names = [v["variant"] for v in metrics["variants"]]
-    assert names == ["ta+ml", "ta", "ta+ml+oracle", "ta+ml wide", "buy & hold basket",
-                     "buy & hold BTC"]
+    assert names == ["ta+ml", "ta", "ta+ml+oracle", "ta+ml wide",
+                     "trend baseline (SMA 30 d)", "buy & hold basket", "buy & hold BTC"]
     for row in metrics["variants"]:
         assert set(row) >= {"total_return", "cagr", "max_drawdown", "sharpe", "sortino",
                             "calmar", "trades", "win_rate", "exposure", "avg_hold_h", "fees"}
@@ -40,9 +40,21 @@ def test_report_compares_every_variant_with_buy_and_hold(report):
     assert 0.0 < metrics["ml"]["model_auc"] < 1.0 and metrics["verdicts"]
     assert metrics["ml"]["windows"] == len(metrics["ml"]["per_window"]) > 0
     # every acceptance criterion is stated with what was measured and whether it was met
-    assert [a["met"] in ("yes", "no", "n/a") for a in metrics["acceptance"]] == [True] * 5
-    for verdict in metrics["verdicts"]:  # every stated difference carries its interval
-        assert "[" in verdict and "trades" in verdict
+    assert [a["met"] in ("yes", "no", "n/a") for a in metrics["acceptance"]] == [True] * 10
+    assert metrics["verdicts"][0].startswith(("Nothing meets the bar", "Every acceptance"))
+    # the plain trend rule ran through freqtrade beside the pack, and is compared with it
+    baseline = next(v for v in metrics["variants"] if v["variant"] == metrics["baseline"])
+    assert baseline["trades"] > 0
+    assert any("against the trend baseline" in v for v in metrics["verdicts"])
+    # every figure per year and for the whole range, with its interval
+    spans = {(row["variant"], row["span"]) for row in metrics["per_year"]}
+    assert {("ta+ml+oracle", "2024"), ("ta+ml+oracle", "all"),
+            ("buy & hold basket", "all")} <= spans
+    assert all(row["sharpe_ci90"].startswith("[") for row in metrics["per_year"])
+    deflated = metrics["deflated_sharpe"]["ta+ml+oracle"]
+    assert deflated["trials"] == 5 and 0.0 <= deflated["dsr"] <= 1.0
+    for verdict in metrics["verdicts"][1:]:  # every stated difference carries its interval
+        assert "holes in the candle files" in verdict or ("[" in verdict and "trades" in verdict)
 
 
 def test_report_figures_are_freqtraders_own_and_marked_to_market(report):
@@ -69,7 +81,8 @@ def test_report_figures_are_freqtraders_own_and_marked_to_market(report):
 def test_report_files_render(report):
     page = (report / "report.html").read_text()
     for section in ("Verdict", "Variants vs buy &amp; hold", "Per-layer attribution",
-                    "ML layer acceptance", "ML exits", "ML scores and calibration",
+                    "Acceptance (issue #24)", "Per year", "Data holes", "ML exits",
+                    "ML scores and calibration",
                     "Per walk-forward window", "Frozen model vs walk-forward", "Lookahead"):
         assert section in page
     assert "Label: win = a long trade entered at the next open" in page

@@ -95,6 +95,24 @@ MIN_ROWS = 200  # per held-out split; fewer and no skill is claimed
 MIN_HORIZONS = 10
 
 
+def needed_rows(horizon: int) -> int:
+    """Held-out rows below which ``held_out_skill`` claims nothing (``MIN_HORIZONS`` label
+    horizons of ``horizon`` candles, at least ``MIN_ROWS``)."""
+    return max(MIN_ROWS, MIN_HORIZONS * (horizon + 1))
+
+
+def detectable_auc(rows: int, horizon: int, base_rate: float, z: float = 1.645) -> float:
+    """The power of a held-out check: the smallest AUC a one-sided 95 % test can tell from
+    0.5 on ``rows`` held-out rows whose labels span ``horizon`` candles (so about
+    ``rows / (horizon + 1)`` independent outcomes, ``base_rate`` of them wins); Hanley and
+    McNeil's (1982) variance of the AUC under no skill. NaN when one class is empty."""
+    outcomes = rows / (horizon + 1)
+    wins, losses = outcomes * base_rate, outcomes * (1 - base_rate)
+    if wins < 1 or losses < 1:
+        return float("nan")
+    return 0.5 + z * float(np.sqrt((wins + losses + 1) / (12 * wins * losses)))
+
+
 def held_out_skill(p_raw: npt.ArrayLike, y: npt.ArrayLike, horizon: int = 0) -> HeldOut:
     """Calibrate on held-out rows and judge skill without scoring a fit on its own rows.
 
@@ -106,7 +124,7 @@ def held_out_skill(p_raw: npt.ArrayLike, y: npt.ArrayLike, horizon: int = 0) -> 
     ``MIN_HORIZONS`` label horizons (``horizon`` candles each) of rows nothing is claimed.
     """
     p_raw, y = np.asarray(p_raw, dtype=np.float64), np.asarray(y, dtype=np.int32)
-    if (len(y) < max(MIN_ROWS, MIN_HORIZONS * (horizon + 1)) or len(np.unique(y)) < 2):
+    if len(y) < needed_rows(horizon) or len(np.unique(y)) < 2:
         return HeldOut(Calibration(), False, None)
     half = len(y) // 2
     parts = [(slice(0, half), slice(half, None)), (slice(half, None), slice(0, half))]
