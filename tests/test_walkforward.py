@@ -69,7 +69,7 @@ def test_walkforward_optimises_in_sample_tests_out_of_sample_and_resumes(real_da
     years = {(row["variant"], row["span"]) for row in result["per_year"]}
     assert {("walk-forward (stitched OOS)", "2024"), ("trend baseline (SMA 10 d)", "all"),
             ("buy & hold basket", "all")} <= years
-    assert (out / "baseline" / "runs" / "trend_baseline_sma_10_d" / "freqtrade.log").exists()
+    assert list((out / "baseline" / "runs").glob("trend_baseline*/freqtrade.log"))
     families = {row["parameter"] for row in result["stability"]}
     assert {"buy_family", "stoploss", "trailing_stop_positive"} <= families
     # Each window's parameters were chosen in-sample and written beside a strategy copy.
