@@ -63,7 +63,7 @@ report-history: $(STAMP)
 
 walkforward-history: $(STAMP)
 	$(PY) -m lab.walkforward --datadir $(HISTORY_DATA) --pairs $(HISTORY_PAIRS) \
-		--timerange 20220101-20240901 --is-days 60 --oos-days 90 --epochs 30 $(WALKFORWARD_ARGS)
+		--timerange 20220104-20240901 --is-days 60 --oos-days 90 --epochs 30 $(WALKFORWARD_ARGS)
 
 ml-quality-history: $(STAMP)
 	$(PY) -m lab.ml_quality --datadir $(HISTORY_DATA) --pairs $(HISTORY_PAIRS) \

@@ -44,7 +44,8 @@ LAYER_ORDER = ("ml", "oracle")  # how entry tags list the layers, whatever the c
 
 def entry_tag(df: pd.DataFrame, observed: Collection[str] = ()) -> str:
     """Which layers decided, bottom up: ``ta``, ``ta+ml``, ``ta+ml+oracle``."""
-    layers = [c.removeprefix(GATE_PREFIX) for c in gate_columns(df, observed)]
+    layers = [c.removeprefix(GATE_PREFIX) for c in gate_columns(df, observed)
+              if c != GATE_PREFIX + "pair_pause"]  # a pause is not a layer
     rank = {name: i for i, name in enumerate(LAYER_ORDER)}
     return "+".join(["ta", *sorted(layers, key=lambda n: (rank.get(n, len(rank)), n))])
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 
 from pandas import DataFrame, Series
 
-from hybrid_ai import gates
+from hybrid_ai import gates, pauses
 from hybrid_ai.ml import features as ml_features
 from hybrid_ai.ml.signals import RISK_RANK, TRAINING_VALUES, add_ml_columns
 from hybrid_ai.oracle_feed import OracleFeed
@@ -66,6 +66,9 @@ class UpperLayers:
                                 self.settings.limits.max_stake_per_trade)
             if self.live:
                 self._report_predictions(pair, df["ml_predicted"])
+        if any(p.pair == pair for p in self.settings.pair_pauses):
+            df[pauses.PAUSED] = pauses.paused(df["date"], pair, self.settings.pair_pauses)
+            df[pauses.GATE] = ~df[pauses.PAUSED]
         return gates.approve(df, self.settings.observe_only)
 
     def gated(self, df: DataFrame, pair: str, now: datetime | None) -> DataFrame:

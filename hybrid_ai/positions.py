@@ -19,7 +19,8 @@ manager. Here the thing is an open trade, and the manager is ``PositionRules``:
 
 Exits that are signal columns (freqtrade acts on them at the next candle's open, for every
 open trade of the pair) are not per-trade callbacks; their precedence is ``SIGNAL_EXITS``
-(``exit_columns``): the technical reversal, then ``ml_exit``, then ``oracle_exit``.
+(``exit_columns``): the technical reversal, then ``ml_exit``, then ``oracle_exit``, then a
+pause of the pair (``hybrid_ai.pauses``).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ PARTIAL_TP = "partial_tp"
 # Per-trade sales, first match wins: the oracle's trims before the take-profit.
 PRECEDENCE = (DERISK, OVERNIGHT, PARTIAL_TP)
 # Exit signal columns, first match names the exit.
-SIGNAL_EXITS = ("ta_reversal", "ml_exit", "oracle_exit")
+SIGNAL_EXITS = ("ta_reversal", "ml_exit", "oracle_exit", "pair_pause")
 
 
 class CustomData(Protocol):
@@ -338,13 +339,15 @@ class PositionRules:
 
 
 def exit_columns(ta_exit: npt.NDArray[np.bool_], ml_exit: npt.NDArray[np.bool_],
-                 oracle_exit: npt.NDArray[np.bool_]) -> tuple[npt.NDArray, npt.NDArray]:
+                 oracle_exit: npt.NDArray[np.bool_],
+                 paused: npt.NDArray[np.bool_] | None = None) -> tuple[npt.NDArray, npt.NDArray]:
     """``exit_long`` (0/1) and ``exit_tag`` from the exit signals, named in ``SIGNAL_EXITS``'
     order of precedence."""
-    ta_tag, ml_tag, oracle_tag = SIGNAL_EXITS
-    tag = np.where(ta_exit, ta_tag, np.where(ml_exit, ml_tag,
-                                             np.where(oracle_exit, oracle_tag, None)))
-    return (ta_exit | ml_exit | oracle_exit).astype(int), tag
+    paused = np.zeros(len(ta_exit), bool) if paused is None else paused
+    ta_tag, ml_tag, oracle_tag, pause_tag = SIGNAL_EXITS
+    tag = np.where(ta_exit, ta_tag, np.where(ml_exit, ml_tag, np.where(
+        oracle_exit, oracle_tag, np.where(paused, pause_tag, None))))
+    return (ta_exit | ml_exit | oracle_exit | paused).astype(int), tag
 
 
 __all__ = ["PRECEDENCE", "SIGNAL_EXITS", "OpenPosition", "OracleDerisk", "OracleSteering",

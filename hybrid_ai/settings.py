@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 # The oracle owns its contract (risk levels, config error messages); the strategy reads it.
+from hybrid_ai.pauses import PairPause
 from llm_oracle.schema import RiskLevel
 from llm_oracle.settings import CONFIG_SECTION as ORACLE_SECTION
 from llm_oracle.settings import OracleSettings, describe_errors
@@ -192,6 +193,8 @@ class PackSettings(BaseModel):
     # Layers computed and plotted but not deciding: no gate, no sizing, no oracle exits
     # (``make report`` runs its technical baseline this way to attribute blocked entries).
     observe_only: list[Literal["ml", "oracle"]] = Field(default_factory=list)
+    # Dates a pair is not traded (hybrid_ai.pauses): no entry, open trades exit.
+    pair_pauses: list[PairPause] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _all_levels_priced(self) -> PackSettings:

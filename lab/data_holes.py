@@ -37,3 +37,24 @@ def holes(datadir: Path, pairs: list[str], timeframe: str, start: pd.Timestamp,
             rows.append({"pair": pair, "timeframe": timeframe, "from": first, "to": last,
                          "missing": int((last - first) / step) + 1})
     return pd.DataFrame(rows, columns=["pair", "timeframe", "from", "to", "missing"])
+
+
+LONG_HOLE = pd.Timedelta(days=1)  # shorter: an exchange outage, traded through as live
+
+
+def pair_pauses(found: pd.DataFrame, timeframe: str,
+                margin: pd.Timedelta = LONG_HOLE) -> list[dict[str, str]]:
+    """``hybrid_ai.pair_pauses`` entries for every hole of a day or more in ``found``
+    (``holes``' rows of ``timeframe``): the pair is not traded from ``margin`` before the
+    hole (whole days) until ``margin`` after it, so no trade is carried across it."""
+    step = pd.Timedelta(minutes=timeframe_to_minutes(timeframe))
+    out = []
+    for row in found[found["timeframe"] == timeframe].itertuples():
+        if row.missing * step < LONG_HOLE:
+            continue
+        start = (row[3] - margin).floor("D")  # row[3], row[4]: "from", "to"
+        end = (row[4] + step + margin).ceil("D")
+        out.append({"pair": row.pair, "from": start.isoformat(), "to": end.isoformat(),
+                    "reason": f"{row.missing} {timeframe} candles missing from "
+                              f"{row[3]:%Y-%m-%d %H:%M} to {row[4]:%Y-%m-%d %H:%M}"})
+    return out

@@ -233,16 +233,27 @@ def main(argv: list[str] | None = None) -> int:
     print(f"report: {len(pairs)} pairs, {timerange}, data {args.datadir}, writing {out}",
           flush=True)
     backfill_oracle(args.datadir, timerange, workdir / "oracle")
+    # Holes in the candle files: listed, and a pair with a hole of a day or more is paused
+    # around it in every variant (hybrid_ai.pair_pauses), so no trade is carried across it.
+    first, _, last = timerange.partition("-")
+    holes = pd.concat([data_holes.holes(args.datadir, pairs, tf, pd.Timestamp(first, tz="UTC"),
+                                        pd.Timestamp(last, tz="UTC"))
+                       for tf in (config["timeframe"], "1h")], ignore_index=True)
+    paused = data_holes.pair_pauses(holes, config["timeframe"])
+    configs = tuple(args.config)
+    if paused:
+        (workdir / "pauses.json").write_text(json.dumps({"hybrid_ai": {"pair_pauses": paused}},
+                                                        indent=2))
+        configs += (workdir / "pauses.json",)
     journal = workdir / "oracle" / "journal.jsonl"
     variants = ablation.plan(timerange, journal, args.llm_journal, workdir / "models",
-                             args.late_weeks, tuple(args.config))
+                             args.late_weeks, configs)
     variants.append(ablation.trend_baseline(timerange, pairs, args.baseline_sma_days))
     server = LocalExchangeServer(BinanceApi(data), port=0)
     server.start_in_thread()
     try:
         for variant in variants:
-            ablation.run_variant(variant, workdir, args.datadir, server.url, pairs,
-                                 tuple(args.config))
+            ablation.run_variant(variant, workdir, args.datadir, server.url, pairs, configs)
         analyses = {} if args.no_analyses else ablation.run_analyses(
             workdir, args.datadir, server.url, _last_month(timerange), pairs[:2])
     finally:
@@ -291,12 +302,11 @@ def main(argv: list[str] | None = None) -> int:
         said.append(f"The {baseline} trades only from {runs[baseline].start:%Y-%m-%d}: its "
                     f"moving average needs that many days of candles before it means anything "
                     f"(--baseline-sma-days shortens it for short data).")
-    holes = pd.concat([data_holes.holes(args.datadir, pairs, tf, start, end)
-                       for tf in (config["timeframe"], "1h")], ignore_index=True)
     if not holes.empty:
         said.append(f"{len(holes)} holes in the candle files of {holes['pair'].nunique()} "
                     f"pairs inside the range ({int(holes['missing'].sum())} candles in all; "
-                    f"listed under 'Data holes'): not bridged, see there how each is treated.")
+                    f"listed under 'Data holes'); {len(paused)} of a day or more paused their "
+                    f"pair around them in every variant: not bridged, see there how.")
     yearly = robustness.per_year(curves, {r.name: r.trades for r in main_runs})
     wall = time.monotonic() - started
 
@@ -359,6 +369,8 @@ def main(argv: list[str] | None = None) -> int:
          + fmt_table(late_table).to_html(index=False)),
         ("Data holes", (fmt_table(holes).to_html(index=False) if not holes.empty
                         else "<p>None: every candle of the range is in the files.</p>")
+         + ("<h3>Pairs paused (hybrid_ai.pair_pauses, every variant)</h3>"
+            + pd.DataFrame(paused).to_html(index=False) if paused else "")
          + f"<p>{html.escape(data_holes.__doc__.split(chr(10), 2)[2])}</p>"),
         ("Lookahead and recursive analysis (technical layer)",
          "".join(f"<h3>{html.escape(k)}</h3><pre>{html.escape(v)}</pre>"
@@ -388,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
         "acceptance": accepted.to_dict(orient="records"),
         "per_year": yearly.replace({np.nan: None}).to_dict(orient="records"),
         "deflated_sharpe": deflated, "baseline": baseline,
-        "holes": holes.astype(str).to_dict(orient="records"),
+        "holes": holes.astype(str).to_dict(orient="records"), "pair_pauses": paused,
         "ml_exits": exits.replace({np.nan: None}).to_dict(orient="records"),
         "ml": {"label": quality.label, **overall,
                "per_window": quality.per_window.to_dict(orient="records"),

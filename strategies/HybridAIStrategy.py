@@ -290,7 +290,6 @@ class HybridAIStrategy(IStrategy):
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        # Technical reversal: MACD crosses down while RSI is stretched.
         dataframe["ta_exit"] = entries.reversal(dataframe, self.sell_rsi.value).astype(int)
         self._set_exits(dataframe)
         return dataframe
@@ -299,14 +298,13 @@ class HybridAIStrategy(IStrategy):
         """Enter where the technical signal and every deciding layer's gate agree."""
         entries = (df["ta_signal"] == 1).to_numpy() & df[gates.APPROVED].to_numpy(bool)
         df["enter_long"] = entries.astype(int)
-        df["enter_tag"] = np.where(entries, gates.entry_tag(df, self.settings.observe_only),
-                                   None)
+        df["enter_tag"] = np.where(entries, gates.entry_tag(df, self.settings.observe_only), None)
 
     def _set_exits(self, df: DataFrame) -> None:
         """Exit signals (freqtrade exits at the next open, every open trade of the pair), in
         ``hybrid_ai.positions.SIGNAL_EXITS``' order: the technical reversal, ``ml_exit``
         (a skilled model expects holding to lose), ``oracle_exit`` (the decision in force
-        biases the pair at or below ``hybrid_ai.oracle.exit_bias``)."""
+        biases the pair at or below ``hybrid_ai.oracle.exit_bias``), a pause of the pair."""
         ta_exit = (df["ta_exit"] == 1).to_numpy()
         no = np.zeros(len(df), bool)
         ml_exit = (ml_exit_signal(df, self.sell_ml_exit_band.value).to_numpy(bool)
@@ -315,7 +313,9 @@ class HybridAIStrategy(IStrategy):
         oracle_exit = (df["oracle_exit"].to_numpy(bool)
                        if self.layers.oracle_decides and "oracle_exit" in df else no)
         df["ml_exit"] = ml_exit.astype(int)
-        df["exit_long"], df["exit_tag"] = positions.exit_columns(ta_exit, ml_exit, oracle_exit)
+        paused = df["pair_paused"].to_numpy(bool) if "pair_paused" in df else no
+        df["exit_long"], df["exit_tag"] = positions.exit_columns(ta_exit, ml_exit, oracle_exit,
+                                                                 paused)
 
     # --- sizing and entry confirmation --------------------------------------------------
     def custom_stake_amount(self, pair: str, current_time: datetime, current_rate: float,

@@ -12,7 +12,8 @@ Textbook parameters, fixed in advance and never tuned on our data:
   number of pairs in the whitelist (Moskowitz, Ooi and Pedersen, "Time series momentum",
   2012, scale every position to 40 % annual volatility); no leverage, never more than an
   equal share;
-* no stoploss, no take-profit, no trailing stop: the trend exit is the only exit.
+* no stoploss, no take-profit, no trailing stop: the trend exit is the only exit (and a
+  pause of the pair, ``hybrid_ai.pair_pauses``, as for the pack).
 
 Runs on 1h candles, resampled to days inside the strategy (freqtrade's
 ``merge_informative_pair`` places each day's figures on the day's last hourly candle, whose
@@ -33,6 +34,8 @@ import numpy as np
 import talib.abstract as ta
 from freqtrade.strategy import IStrategy, merge_informative_pair
 from pandas import DataFrame
+
+from hybrid_ai import pauses
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ class TrendBaseline(IStrategy):
     def __init__(self, config: dict) -> None:
         super().__init__(config)
         self.startup_candle_count = (self.sma_days + 1) * 24
+        self.pair_pauses = pauses.from_config(config)  # as the pack: no entry, open trades exit
 
     plot_config = {
         "main_plot": {"trend_sma": {"color": "orange"}, "close_1d": {"color": "grey"}},
@@ -85,11 +89,14 @@ class TrendBaseline(IStrategy):
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         up = ((dataframe["close_1d"] > dataframe["trend_sma"])
-              & (dataframe["sigma_annual"] > 0) & (dataframe["volume"] > 0))
+              & (dataframe["sigma_annual"] > 0) & (dataframe["volume"] > 0)
+              & ~pauses.paused(dataframe["date"], metadata["pair"], self.pair_pauses))
         dataframe.loc[up, ["enter_long", "enter_tag"]] = (1, "trend")
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        dataframe.loc[pauses.paused(dataframe["date"], metadata["pair"], self.pair_pauses),
+                      ["exit_long", "exit_tag"]] = (1, pauses.EXIT_TAG)
         dataframe.loc[dataframe["close_1d"] < dataframe["trend_sma"],
                       ["exit_long", "exit_tag"]] = (1, "below_trend")
         return dataframe

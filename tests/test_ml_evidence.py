@@ -9,9 +9,9 @@ import pytest
 
 from hybrid_ai.ml import skill
 from hybrid_ai.ml.labels import ExitRules
+from lab import acceptance as bar
 from lab import report_metrics as rm
 from lab.label_study import LEARNERS, fit_predict, ranked_spread
-from lab.report import acceptance
 
 RULES = ExitRules(stoploss=-0.10, max_hold=24, trailing=0.05, trailing_offset=0.06,
                   partial_tp=0.04)
@@ -71,23 +71,27 @@ def test_exit_attribution_counts_saved_against_holding_on():
 
 
 def test_acceptance_states_every_criterion_with_its_measure():
+    def row(name, sharpe, dd, trades, exposure):
+        return {"variant": name, "sharpe": sharpe, "max_drawdown": dd, "trades": trades,
+                "exposure": exposure}
+
     table = pd.DataFrame([
-        {"variant": "ta", "sharpe": -1.0, "trades": 100, "trades_per_month": 20,
-         "exposure": 0.4},
-        {"variant": "ta+ml", "sharpe": -0.5, "trades": 30, "trades_per_month": 6,
-         "exposure": 0.1},
-        {"variant": "ta+ml+oracle", "sharpe": 0.2, "trades": 20, "trades_per_month": 4,
-         "exposure": 0.05},
-        {"variant": "buy & hold basket", "sharpe": 0.3, "trades": np.nan,
-         "trades_per_month": np.nan, "exposure": 1.0},
-    ])
-    attribution = pd.DataFrame([{"layer": "ml", "passed_minus_blocked_pct": -1.0,
-                                 "ci90_low_pct": -2.0, "ci90_high_pct": 0.5, "passed": 10,
-                                 "blocked": 90}])
-    ml = {"model_brier_skill": -0.01, "used_brier_skill": 0.001, "model_auc": 0.52}
-    got = acceptance(table, attribution, ml).set_index("criterion")["met"].tolist()
-    # BSS no, AUC no, passed > blocked no, ta+ml Sharpe above ta yes, pack above B&H no
-    assert got == ["no", "no", "no", "yes", "no"]
+        row("ta", -1.0, 0.5, 1000, 0.4), row("ta+ml", -0.5, 0.2, 300, 0.1),
+        row("ta+ml+oracle", 0.2, 0.1, 120, 0.05), row("trend baseline", 0.7, 0.3, 140, 0.3),
+        row("buy & hold basket", 0.3, 0.65, np.nan, 1.0)])
+    ml = {"model_brier_skill": -0.01, "model_auc": 0.52}
+    deflated = {"ta+ml+oracle": {"dsr": 0.4, "sharpe": 0.2, "sharpe0": 0.8, "trials": 5}}
+    accepted = bar.criteria(table, ml, "trend baseline", deflated)
+    got = dict(zip(accepted["criterion"], accepted["met"], strict=True))
+    # Sharpe above the basket's no, DD <= half yes, exposure no, trades yes, ML skill no,
+    # ta+ml >= ta yes, oracle >= ta+ml yes, above the baseline no, DSR no
+    assert list(got.values()) == ["no", "yes", "no", "yes", "no", "yes", "yes", "no", "no"]
+    assert "trend baseline wins" in accepted["measured"].iloc[7]
+    said = bar.overall(accepted)
+    assert said.startswith("Nothing meets the bar: 5 of 9 criteria missed")
+    # a variant that did not run is n/a, never yes
+    partial = bar.criteria(table[table["variant"] != "ta"], ml, None)
+    assert (partial["met"] == "n/a").sum() == 2 and "Not measured here" in bar.overall(partial)
 
 
 def test_ranked_spread_finds_a_real_ordering_and_says_when_there_is_none():
