@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from hybrid_ai import fingerprint
-from lab import ablation, robustness
+from lab import ablation, data_holes, robustness
 from lab import report_metrics as rm
 from lab.project import (
     CONFIG,
@@ -133,15 +133,23 @@ def best_epoch(userdir: Path, min_trades: int) -> dict[str, Any]:
     return min(valid, key=lambda e: e["loss"])
 
 
-def trial_sharpes(userdir: Path) -> list[float]:
-    """The in-sample Sharpe ratio (freqtrade's, annualised) of every epoch the window's
-    hyperopt evaluated: the trials its choice was made among."""
+DAILY_SHARPE_LOSS = "SharpeHyperOptLossDaily"
+
+
+def trial_sharpes(userdir: Path, loss: str) -> list[float]:
+    """The in-sample daily Sharpe ratio (annualised) of every epoch the window's hyperopt
+    evaluated: the trials its choice was made among. With ``SharpeHyperOptLossDaily`` that
+    is minus each epoch's loss (freqtrade's daily Sharpe of the epoch); with another loss,
+    freqtrade's trade-based ``sharpe`` (a different scale: the Deflated Sharpe then says
+    less). Epochs freqtrade scored as failed (loss >= 1e5) are left out."""
     from freqtrade.optimize.hyperopt_tools import HyperoptTools
 
     files = sorted((userdir / "hyperopt_results").glob("*.fthypt"),
                    key=lambda p: p.stat().st_mtime)
     epochs, _ = HyperoptTools.load_filtered_results(files[-1], {}) if files else ([], 0)
-    return [float(e["results_metrics"].get("sharpe", 0.0) or 0.0) for e in epochs]
+    return [float(-e["loss"] if loss == DAILY_SHARPE_LOSS
+                  else e["results_metrics"].get("sharpe", 0.0) or 0.0)
+            for e in epochs if e["loss"] < 1e5]
 
 
 def flat_params(epoch: dict[str, Any]) -> dict[str, Any]:
@@ -220,7 +228,7 @@ def run_window(w: Window, wdir: Path, configs: list[Path], datadir: Path,
         "inputs": inputs,
         "params": flat_params(epoch),
         "loss": epoch["loss"],
-        "trial_sharpes": trial_sharpes(userdir),
+        "trial_sharpes": trial_sharpes(userdir, args.loss),
         "is": {"total_return": is_m.get("profit_total", 0.0),
                "trades": is_m.get("total_trades", 0), "sharpe": is_m.get("sharpe", 0.0),
                "max_drawdown": is_m.get("max_drawdown_account", 0.0),
@@ -308,10 +316,13 @@ def honesty(records: list[dict[str, Any]], args: argparse.Namespace, equity: pd.
     """The Deflated Sharpe Ratio of the stitched curve for every configuration the windows'
     hyperopts evaluated, the per-year table (stitched, trend baseline, basket), and the
     comparison with the trend baseline as a sentence."""
-    sharpes = [s for r in records for s in r.get("trial_sharpes") or []]
+    # The trials' spread on the same data: each window's epochs, the variances averaged
+    # (pooling the windows would add the regimes' differences to the luck of the search).
+    spreads = [robustness.annual_to_period_var(r["trial_sharpes"]) for r in records
+               if len(r.get("trial_sharpes") or []) > 1]
     trials = sum(len(r.get("trial_sharpes") or []) or args.epochs for r in records)
     deflated = robustness.deflated_sharpe(equity.pct_change().dropna(), trials,
-                                          robustness.annual_to_period_var(sharpes))
+                                          float(np.mean(spreads)) if spreads else 0.0)
     base_curve = rm.daily_equity(baseline)
     base_curve = base_curve / base_curve.iloc[0] * balance
     yearly = robustness.per_year(
@@ -487,7 +498,14 @@ def main(argv: list[str] | None = None) -> int:
         overlay = out / "walkforward.config.json"
         overlay.write_text(json.dumps({**offline_overlay(server.url), **EXECUTION_ONLY},
                                       indent=2))
-        configs = [CONFIG, overlay]
+        # A pair is paused around every hole of a day or more in its candles, as in make
+        # report (lab.data_holes): no trade carried across candles that do not exist.
+        holes = data_holes.holes(args.datadir, pairs, config["timeframe"],
+                                 pd.Timestamp(start), pd.Timestamp(end))
+        paused = out / "pauses.json"
+        paused.write_text(json.dumps({"hybrid_ai": {"pair_pauses": data_holes.pair_pauses(
+            holes, config["timeframe"])}}, indent=2))
+        configs = [CONFIG, overlay, paused]
         inputs = inputs_fingerprint(args, pairs, args.datadir)
         for w in windows:
             wdir = out / f"window-{w.index:02d}"
@@ -517,7 +535,8 @@ def main(argv: list[str] | None = None) -> int:
         base = ablation.trend_baseline(f"{windows[0].is_end:%Y%m%d}-{windows[-1].oos_end:%Y%m%d}",
                                        pairs, args.baseline_sma_days)
         try:
-            ablation.run_variant(base, out / "baseline", args.datadir, server.url, pairs)
+            ablation.run_variant(base, out / "baseline", args.datadir, server.url, pairs,
+                                 (paused,))
             baseline = rm.load_run(base.name, base.result_dir, base.strategy)
         except ablation.AblationError as exc:  # e.g. too few candles for its moving average
             baseline = None
