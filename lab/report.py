@@ -314,7 +314,7 @@ def main(argv: list[str] | None = None) -> int:
     ml_line = ml_quality.summary_line(quality)
     late_line = ""
     if len(late_table) == 2:
-        # Prediction quality over the same late candles: frozen models vs weekly retraining.
+        # Prediction quality over the same late candles: frozen models vs retraining.
         late_auc = {}
         for name, ident in (("walk-forward", freqai["identifier"]),
                             ("frozen", f"{freqai['identifier']}-frozen")):
@@ -323,8 +323,9 @@ def main(argv: list[str] | None = None) -> int:
                 since=late[0].start).overall["model_auc"]
         wf, fr = late_table.iloc[0], late_table.iloc[1]
         late_line = (f"Frozen models (trained before {late[0].start:%Y-%m-%d}, never retrained) "
-                     f"{fr['total_return'] * 100:+.2f} % / {fr['trades']:.0f} trades vs weekly "
-                     f"walk-forward retraining {wf['total_return'] * 100:+.2f} % / "
+                     f"{fr['total_return'] * 100:+.2f} % / {fr['trades']:.0f} trades vs "
+                     f"walk-forward retraining every {freqai['backtest_period_days']} days "
+                     f"{wf['total_return'] * 100:+.2f} % / "
                      f"{wf['trades']:.0f} trades over the same weeks; out-of-sample AUC "
                      f"{late_auc['frozen']:.3f} frozen vs {late_auc['walk-forward']:.3f} "
                      f"retrained.")
