@@ -77,7 +77,9 @@ def annual_to_period_var(annual_sharpes: list[float] | np.ndarray) -> float:
     return float(np.var(values / math.sqrt(DAYS_PER_YEAR), ddof=1))
 
 
-def _bootstrap(daily: np.ndarray, seed: int) -> dict[str, tuple[float, float]]:
+def bootstrap(daily: np.ndarray, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """90 % moving-block bootstrap bounds (5th, 95th percentile) of the total return and the
+    annualised Sharpe of daily returns ``daily`` (fractions); nan with fewer than 2."""
     if len(daily) < 2:
         return {"return": (np.nan, np.nan), "sharpe": (np.nan, np.nan)}
     boot = daily[rm._blocks(len(daily), np.random.default_rng(seed), rm.RESAMPLES)]
@@ -125,7 +127,7 @@ def per_year(curves: dict[str, pd.Series], trades: dict[str, pd.DataFrame | None
                 continue
             daily = part.pct_change().dropna().to_numpy()
             metrics = rm.series_metrics(part)
-            ci = _bootstrap(daily, seed)
+            ci = bootstrap(daily, seed)
             run_trades = trades.get(name)
             if run_trades is None:
                 count, exposure = np.nan, 1.0

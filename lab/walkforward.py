@@ -287,16 +287,12 @@ def stability(records: list[dict[str, Any]]) -> pd.DataFrame:
 def interval(equity: pd.Series, seed: int = 0) -> dict[str, tuple[float, float, float]]:
     """Total return and Sharpe of the stitched OOS curve, with block-bootstrap 90 % bounds."""
     r = equity.pct_change().dropna().to_numpy()
-    idx = rm._blocks(len(r), np.random.default_rng(seed), rm.RESAMPLES)
-    boot = r[idx]
-    total = np.prod(1 + boot, axis=1) - 1
-    sd = boot.std(axis=1)
-    sharpe = np.where(sd > 0, boot.mean(axis=1) / np.where(sd > 0, sd, 1) * np.sqrt(365), 0)
+    bounds = robustness.bootstrap(r, seed)
     point_sd = r.std()
     point = (float(np.prod(1 + r) - 1),
              float(r.mean() / point_sd * np.sqrt(365)) if point_sd > 0 else 0.0)
-    return {"total_return": (point[0], *map(float, np.percentile(total, [5, 95]))),
-            "sharpe": (point[1], *map(float, np.percentile(sharpe, [5, 95])))}
+    return {"total_return": (point[0], *map(float, bounds["return"])),
+            "sharpe": (point[1], *map(float, bounds["sharpe"]))}
 
 
 def oos_trades(records: list[dict[str, Any]], out: Path) -> pd.DataFrame:
