@@ -29,9 +29,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str):
+def wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str,
+             log: Path | None = None):
     """Poll ``predicate`` until it returns something truthy; ``timeout`` seconds on a quiet
-    machine, stretched by the machine's pace (``tests/pace.py``)."""
+    machine, stretched by the machine's pace (``tests/pace.py``). A timeout's message ends
+    with the last lines of ``log`` (what the processes were doing)."""
     allowed = limit(timeout)
     deadline = time.monotonic() + allowed
     while time.monotonic() < deadline:
@@ -43,8 +45,12 @@ def wait_for(predicate, timeout: float, proc: subprocess.Popen, what: str):
         if value:
             return value
         time.sleep(2)
+    tail = ""
+    if log is not None and log.exists():
+        tail = "\nlast lines of the log:\n" + "\n".join(
+            log.read_text(errors="replace").splitlines()[-40:])
     raise AssertionError(f"timed out waiting for {what} ({allowed:.0f}s: {timeout:.0f}s x the "
-                         f"machine's pace)")
+                         f"machine's pace){tail}")
 
 
 def decide(journal: Path, focus: list[str], level: str, max_exposure: float = 0.5,
@@ -59,6 +65,17 @@ def decide(journal: Path, focus: list[str], level: str, max_exposure: float = 0.
                                 focus_pairs=focus, risk_level=level, max_exposure=max_exposure,
                                 max_position=max_position, overnight_target=overnight_target,
                                 provider="test").model_dump_json() + "\n")
+
+
+def hand_held_oracle(path: Path, clock: datetime | None = None) -> Path:
+    """A config overlay for tests that write the decisions themselves: the daemon still runs
+    (its startup session included) but its next scheduled session is 12 hours of the replay's
+    clock after ``clock`` (default: now) and no price move triggers an event session, so no
+    decision of its own lands among the test's."""
+    at = (clock or datetime.now(UTC)) + timedelta(hours=12)
+    path.write_text(json.dumps({"llm_oracle": {"sessions": [f"{at:%H:%M}"],
+                                               "event_move": 100.0}}))
+    return path
 
 
 def last_rows(client, pair: str, limit: int) -> list[dict]:
@@ -103,7 +120,7 @@ class Live:
         self.children = psutil.Process(self.proc.pid).children(recursive=True)
 
     def wait(self, predicate, timeout: float, what: str):
-        return wait_for(predicate, timeout, self.proc, what)
+        return wait_for(predicate, timeout, self.proc, what, self.log)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
@@ -137,7 +154,8 @@ class Live:
 def test_live_system_follows_an_oracle_change_and_stops_cleanly(real_datadir, tmp_path):
     from freqtrade_client import FtRestClient
 
-    live = Live(real_datadir, tmp_path, "--pairs", "BTC/USDT", "ETH/USDT")
+    live = Live(real_datadir, tmp_path, "--pairs", "BTC/USDT", "ETH/USDT",
+                "-c", str(hand_held_oracle(tmp_path / "hand-held.json")))
     client = live.client
     try:
         assert len(live.children) >= 3
@@ -362,7 +380,8 @@ def test_dry_run_bot_trims_an_open_trade_after_a_downgrade(real_datadir, tmp_pat
     extra = tmp_path / "steer.json"
     extra.write_text(json.dumps({"freqai": {"enabled": False}, "force_entry_enable": True,
                                  "hybrid_ai": {"oracle": {"overnight_at": None}}}))
-    live = Live(real_datadir, tmp_path, "--pairs", "BTC/USDT", "ETH/USDT", "-c", str(extra))
+    live = Live(real_datadir, tmp_path, "--pairs", "BTC/USDT", "ETH/USDT", "-c", str(extra),
+                "-c", str(hand_held_oracle(tmp_path / "hand-held.json")))
     client = live.client
     journal = tmp_path / "oracle-live" / "journal.jsonl"
     try:
