@@ -43,7 +43,8 @@ RETRYABLE = {FaultKind.RATE_LIMITED, FaultKind.OVERLOADED, FaultKind.SERVER_ERRO
 HINTS: dict[FaultKind, str] = {
     FaultKind.FORMAT_UNSUPPORTED: (
         "the oracle steps down to a simpler response format; pin the one the server "
-        "supports with llm_oracle.response_format (schema | json | text) to skip the probe"),
+        "supports with llm_oracle.response_format (schema | grammar | json | text) to skip "
+        "the probe"),
     FaultKind.CONTEXT_TOO_LONG: (
         "lower llm_oracle.max_prompt_chars or start the server with a larger context "
         "(llama.cpp --n_ctx, vLLM --max-model-len, Ollama num_ctx)"),

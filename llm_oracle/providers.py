@@ -96,17 +96,31 @@ class HeuristicProvider:
         return ProviderReply(json.dumps(answer), self.name, self.model)
 
 
-# The request formats, richest first: OpenAI-style structured output, JSON mode, plain
-# text (the answer is then found in the prose). ``llm_oracle.response_format`` pins one;
-# "auto" starts at the richest and steps down only when the server names the format as
-# the problem.
-RESPONSE_FORMATS: dict[str, dict[str, Any] | None] = {
-    "schema": {"type": "json_schema",
-               "json_schema": {"name": "oracle_answer", "strict": True,
-                               "schema": answer_json_schema()}},
-    "json": {"type": "json_object"},
-    "text": None,
-}
+# The request formats, richest first: OpenAI-style structured output ("schema"), a
+# grammar-constrained JSON object ("grammar": llama.cpp's ``json_object`` with a ``schema``,
+# every string and array bounded), JSON mode ("json"), plain text (the answer is then found
+# in the prose). ``llm_oracle.response_format`` pins one; "auto" starts at the richest and
+# steps down only when the server names the format as the problem.
+RESPONSE_FORMATS = ("schema", "grammar", "json", "text")
+
+
+def response_format(mode: str, context: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``response_format`` request field for ``mode`` (None: plain text). The schema's
+    pair names are the context's ``universe`` (what the prompt calls the pairs) and
+    ``focus_pairs`` holds at most ``limits.max_focus_pairs`` of them."""
+    if mode == "text":
+        return None
+    if mode == "json":
+        return {"type": "json_object"}
+    pairs = list(context.get("universe") or []) or None
+    max_focus = (context.get("limits") or {}).get("max_focus_pairs")
+    if mode == "grammar":
+        return {"type": "json_object",
+                "schema": answer_json_schema(pairs, int(max_focus) if max_focus else None,
+                                             bounded=True)}
+    return {"type": "json_schema",
+            "json_schema": {"name": "oracle_answer", "strict": True,
+                            "schema": answer_json_schema(pairs)}}
 
 
 class OpenAIProvider:
@@ -146,7 +160,7 @@ class OpenAIProvider:
 
     @property
     def mode(self) -> str:
-        """The response format the next request uses (schema | json | text)."""
+        """The response format the next request uses (schema | grammar | json | text)."""
         if (self._stepped_down_at is not None and time.monotonic() - self._stepped_down_at
                 > self.settings.format_recheck_hours * 3600):
             logger.info("llm: trying response format %r again (%.0f h since the server "
@@ -183,8 +197,8 @@ class OpenAIProvider:
             kwargs: dict[str, Any] = {"model": self.model, "messages": messages,
                                       "temperature": 0, "seed": self.settings.seed,
                                       "timeout": left}
-            if RESPONSE_FORMATS[mode] is not None:
-                kwargs["response_format"] = RESPONSE_FORMATS[mode]
+            if (fmt := response_format(mode, context)) is not None:
+                kwargs["response_format"] = fmt
             if self.settings.max_tokens is not None:
                 kwargs["max_tokens"] = self.settings.max_tokens
             try:

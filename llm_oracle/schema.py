@@ -61,30 +61,58 @@ class OracleAnswer(BaseModel):
         return value
 
 
-def answer_json_schema() -> dict[str, Any]:
-    """JSON schema for OpenAI-style structured output (``response_format``)."""
+# What a length-bounded schema allows (``answer_json_schema(bounded=True)``): a grammar-
+# constrained server (llama.cpp) cannot stop mid-string when every string and array has a
+# bound, and a small local model cannot ramble past the reply's token limit.
+ANSWER_REASONING_MAX_CHARS = 600
+PAIR_NAME_MAX_CHARS = 24
+
+
+def answer_json_schema(pairs: list[str] | None = None, max_focus: int | None = None,
+                       bounded: bool = False) -> dict[str, Any]:
+    """JSON schema of ``OracleAnswer`` for a server's structured output.
+
+    ``pairs``: the names the prompt uses for the universe (real pairs, or a masked
+    prompt's aliases); given, pair names are an ``enum``, so a constrained model cannot
+    name a pair outside it. ``bounded`` (llama.cpp's grammar mode) adds ``maxLength`` to
+    strings and ``maxItems`` to arrays (``max_focus`` for ``focus_pairs``); OpenAI's strict
+    mode does not accept all of these, so it gets the unbounded schema.
+    """
+    name: dict[str, Any] = {"type": "string"}
+    if pairs:
+        name["enum"] = list(pairs)
+    elif bounded:
+        name["maxLength"] = PAIR_NAME_MAX_CHARS
+    focus: dict[str, Any] = {"type": "array", "items": name}
+    bias: dict[str, Any] = {
+        "type": "array",
+        "items": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["pair", "bias"],
+            "properties": {"pair": name,
+                           "bias": {"type": "number", "minimum": -1, "maximum": 1}},
+        },
+    }
+    reasoning: dict[str, Any] = {"type": "string"}
+    if bounded:
+        if max_focus is not None:
+            focus["maxItems"] = max_focus
+        bias["maxItems"] = len(pairs) if pairs else 2 * (max_focus or 6)
+        reasoning["maxLength"] = ANSWER_REASONING_MAX_CHARS
     return {
         "type": "object",
         "additionalProperties": False,
         "required": ["focus_pairs", "risk_level", "max_exposure", "max_position",
                      "overnight_target", "pair_bias", "reasoning"],
         "properties": {
-            "focus_pairs": {"type": "array", "items": {"type": "string"}},
+            "focus_pairs": focus,
             "risk_level": {"type": "string", "enum": [lvl.value for lvl in RiskLevel]},
             "max_exposure": {"type": "number", "minimum": 0, "maximum": 1},
             "max_position": {"type": "number", "minimum": 0, "maximum": 1},
             "overnight_target": {"type": "number", "minimum": 0, "maximum": 1},
-            "pair_bias": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["pair", "bias"],
-                    "properties": {"pair": {"type": "string"},
-                                   "bias": {"type": "number", "minimum": -1, "maximum": 1}},
-                },
-            },
-            "reasoning": {"type": "string"},
+            "pair_bias": bias,
+            "reasoning": reasoning,
         },
     }
 

@@ -31,10 +31,11 @@ class OracleSettings(BaseModel):
     # Retries of a transient fault without a server-named wait; a wait the server names
     # (Retry-After, "try again in 8s") is honoured while timeout_s lasts.
     max_retries: int = Field(3, ge=0, le=10)
-    # How to ask for JSON: "schema" (OpenAI structured output), "json" (JSON mode), "text"
-    # (the answer is found in the prose), or "auto": the richest first, one step down when
-    # the server refuses a format by name, retried after format_recheck_hours.
-    response_format: Literal["auto", "schema", "json", "text"] = "auto"
+    # How to ask for JSON: "schema" (OpenAI structured output), "grammar" (llama.cpp's
+    # json_object with a bounded schema), "json" (JSON mode), "text" (the answer is found in
+    # the prose), or "auto": the richest first, one step down when the server refuses a
+    # format by name, retried after format_recheck_hours.
+    response_format: Literal["auto", "schema", "grammar", "json", "text"] = "auto"
     format_recheck_hours: float = Field(24.0, gt=0)
     max_tokens: int | None = Field(None, ge=16)  # the reply's token limit (server default)
     seed: int = 7

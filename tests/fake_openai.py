@@ -22,13 +22,28 @@ from llm_oracle.schema import OracleDecision
 from llm_oracle.settings import OracleSettings
 
 
+def format_name(request: dict) -> str | None:
+    """What a request asked for: ``json_schema``, ``json_object+schema`` (llama.cpp's
+    grammar mode), ``json_object`` or None (plain text)."""
+    fmt = request.get("response_format") or {}
+    if fmt.get("type") == "json_object" and "schema" in fmt:
+        return "json_object+schema"
+    return fmt.get("type")
+
+
+def formats(fake) -> list[str | None]:
+    """The format of every request the fake server received, in order."""
+    return [format_name(r) for r in fake.requests]
+
 @dataclass
 class Reply:
     status: int = 200
     content: str | None = None  # the assistant message (OpenAI response built around it)
     raw: str | None = None  # a whole body instead (errors)
     delay: float = 0.0
-    refuse_formats: tuple[str, ...] = ()  # refuse when response_format.type is one of these
+    # Refuse when the request's format (``format_name``) or its response_format.type is one
+    # of these.
+    refuse_formats: tuple[str, ...] = ()
     refuse_status: int = 400  # ... with this status (llama.cpp's server answers 500)
     refuse_message: str | None = None  # ... and this message (default: OpenAI-like)
     error: str = "scripted error"  # the error message of a non-200 reply
@@ -66,7 +81,7 @@ class FakeOpenAI:
                 reply = fake.script.pop(0) if fake.script else fake.default
                 time.sleep(reply.delay)
                 fmt = (body.get("response_format") or {}).get("type")
-                if fmt in reply.refuse_formats:
+                if fmt in reply.refuse_formats or format_name(body) in reply.refuse_formats:
                     self._send(reply.refuse_status, json.dumps({"error": {
                         "message": reply.refuse_message
                         or f"response_format {fmt} is not supported",

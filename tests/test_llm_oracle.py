@@ -14,7 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from fake_openai import AT, UNIVERSE, FakeOpenAI, Reply, answer, make_oracle, profile
+from fake_openai import (
+    AT,
+    UNIVERSE,
+    FakeOpenAI,
+    Reply,
+    answer,
+    formats,
+    make_oracle,
+    profile,
+)
 from pace import limit
 
 from hybrid_ai.oracle_feed import OracleFeed
@@ -122,8 +131,7 @@ def test_server_without_structured_output_falls_back_to_a_fenced_block(market, t
     fake.default = Reply(content=fenced, refuse_formats=("json_schema", "json_object"))
     decision = make_oracle(market, tmp_path, fake).run_session(AT, "12:00Z")
     assert decision.status == "ok" and decision.risk_level is RiskLevel.CONSERVATIVE
-    formats = [(r.get("response_format") or {}).get("type") for r in fake.requests]
-    assert formats == ["json_schema", "json_object", None]
+    assert formats(fake) == ["json_schema", "json_object+schema", "json_object", None]
 
 
 def test_daily_budget_switches_to_the_heuristic(market, tmp_path, fake):

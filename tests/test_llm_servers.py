@@ -9,7 +9,7 @@ import json
 from datetime import timedelta
 
 import pytest
-from fake_openai import AT, Reply, answer, make_oracle, profile
+from fake_openai import AT, Reply, answer, formats, make_oracle, profile
 
 from llm_oracle import store
 from llm_oracle.faults import FaultKind, classify_status, retry_after
@@ -90,17 +90,35 @@ LLAMA_CPP_REFUSAL = ('response_format type must be one of "text" or "json_object
                      'but got: json_schema')
 
 
-def test_llama_cpp_500_on_json_schema_steps_down_to_json_mode_once(market, tmp_path, fake):
+def test_llama_cpp_500_on_json_schema_steps_down_to_its_grammar_mode_once(
+        market, tmp_path, fake):
     fake.default = Reply(content=answer(), refuse_formats=("json_schema",), refuse_status=500,
                          refuse_message=LLAMA_CPP_REFUSAL)
     oracle = make_oracle(market, tmp_path, fake, max_retries=3)
     first = oracle.run_session(AT, "06:00Z")
     second = oracle.run_session(AT + timedelta(hours=6), "12:00Z")
     assert first.status == second.status == "ok"
-    formats = [(r.get("response_format") or {}).get("type") for r in fake.requests]
     # One refused request, not four (a format error is not retried as a server error),
-    # and the next session asks in JSON mode straight away.
-    assert formats == ["json_schema", "json_object", "json_object"]
+    # and the next session asks for the grammar-constrained object straight away.
+    assert formats(fake) == ["json_schema", "json_object+schema", "json_object+schema"]
+    schema = fake.requests[1]["response_format"]["schema"]
+    props = schema["properties"]
+    # Bounded: a grammar-constrained answer cannot be cut off mid-string or mid-list, and
+    # names only pairs of the universe.
+    assert props["reasoning"]["maxLength"] > 0
+    assert props["focus_pairs"]["maxItems"] == 6
+    assert props["pair_bias"]["maxItems"] == len(props["focus_pairs"]["items"]["enum"])
+    assert set(props["focus_pairs"]["items"]["enum"]) == set(oracle.universe)
+
+
+def test_a_server_that_refuses_a_schema_inside_json_mode_gets_plain_json_mode(
+        market, tmp_path, fake):
+    fake.default = Reply(content=answer(), refuse_formats=("json_schema", "json_object+schema"),
+                         refuse_message="Additional properties are not allowed ('schema' was "
+                                        "unexpected) - 'response_format'")
+    decision = make_oracle(market, tmp_path, fake).run_session(AT, "x")
+    assert decision.status == "ok"
+    assert formats(fake) == ["json_schema", "json_object+schema", "json_object"]
 
 
 def test_the_format_step_down_does_not_outlive_its_condition(market, tmp_path, fake):
@@ -109,8 +127,7 @@ def test_the_format_step_down_does_not_outlive_its_condition(market, tmp_path, f
     oracle = make_oracle(market, tmp_path, fake, format_recheck_hours=1e-6)
     oracle.run_session(AT, "06:00Z")
     oracle.run_session(AT, "12:00Z")  # the recheck time has passed: schema again
-    formats = [(r.get("response_format") or {}).get("type") for r in fake.requests]
-    assert formats == ["json_schema", "json_object", "json_schema"]
+    assert formats(fake) == ["json_schema", "json_object+schema", "json_schema"]
 
 
 def test_a_pinned_format_wastes_no_request(market, tmp_path, fake):
@@ -140,8 +157,7 @@ def test_a_400_that_is_not_about_the_format_keeps_the_format(market, tmp_path, f
     assert "llm_oracle.max_prompt_chars" in rejected.rejected_reason
     assert "maximum context length is 4096" in rejected.rejected_reason
     oracle.run_session(AT, "12:00Z")
-    formats = [(r.get("response_format") or {}).get("type") for r in fake.requests]
-    assert formats == ["json_schema", "json_schema"]  # not retried, format unchanged
+    assert formats(fake) == ["json_schema", "json_schema"]  # not retried, format unchanged
 
 
 # --- 4. rate limits: the server's wait, within the deadline ------------------------------
