@@ -13,10 +13,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any
 
+from freqtrade.exchange import timeframe_to_minutes
 from pandas import DataFrame, Series
 
 from hybrid_ai import gates, pauses
+from hybrid_ai.announce import Announcer
 from hybrid_ai.ml import features as ml_features
 from hybrid_ai.ml.signals import RISK_RANK, TRAINING_VALUES, add_ml_columns
 from hybrid_ai.oracle_feed import OracleFeed
@@ -37,16 +40,33 @@ class UpperLayers:
     :param di_threshold: FreqAI's dissimilarity threshold (``freqai.feature_parameters``)
     :param timeframe: the strategy's candle length
     :param live: dry-run or live (backtests: False)
+    :param send: live, freqtrade's ``DataProvider.send_msg``: each new decision the bot
+        follows and each trim it causes is announced once (``hybrid_ai.announce``)
+    :param currency: the stake currency, for the announcements
     """
 
     def __init__(self, settings: PackSettings, oracle: OracleFeed | None, ml_enabled: bool,
-                 di_threshold: float, timeframe: timedelta, live: bool) -> None:
+                 di_threshold: float, timeframe: timedelta, live: bool,
+                 send: Callable[[str], None] | None = None, currency: str = "") -> None:
         self.settings, self.oracle, self.ml_enabled = settings, oracle, ml_enabled
         self.di_threshold, self.timeframe, self.live = di_threshold, timeframe, live
+        self.announcer = Announcer(send if live else None)
+        self.currency = currency
         self._faults: set[str] = set()  # entry-side failures already logged
         self._unpredicted: dict[str, int] = {}  # pairs whose newest candle has no prediction
         self._ml_failures: dict[str, str] = {}  # pair -> last model error logged
         self._oracle_was_valid: bool | None = None
+
+    @classmethod
+    def of_strategy(cls, strategy: Any, oracle: OracleFeed | None) -> UpperLayers:
+        """The layers of a freqtrade strategy (its config, timeframe, run mode, messaging)."""
+        dp = getattr(strategy, "dp", None)
+        live = dp is not None and dp.runmode.value in ("dry_run", "live")
+        config = strategy.config
+        di = config.get("freqai", {}).get("feature_parameters", {}).get("DI_threshold", 0)
+        return cls(strategy.settings, oracle, strategy.ml_enabled, di,
+                   timedelta(minutes=timeframe_to_minutes(strategy.timeframe)), live,
+                   dp.send_msg if live else None, config.get("stake_currency", ""))
 
     @property
     def oracle_decides(self) -> bool:
@@ -120,7 +140,16 @@ class UpperLayers:
                 logger.warning("oracle: no valid decision (stale, missing or unreadable "
                                "journal): conservative mode within the hard limits")
             self._oracle_was_valid = valid
+        if self.live and valid and self.oracle_decides:
+            self.announcer.decision(self.oracle.at(now))
         return changed
+
+    def announce_trim(self, pair: str, tag: str, stake_before: float, stake_after: float,
+                      now: datetime) -> None:
+        """Live: tell the user once that the oracle's decision in force trimmed a trade."""
+        if self.live and self.oracle is not None:
+            self.announcer.trim(pair, tag, stake_before, stake_after, self.oracle.at(now),
+                                self.currency)
 
     def predict(self, start: Callable[[], DataFrame], df: DataFrame, pair: str,
                 identifier: str) -> DataFrame:

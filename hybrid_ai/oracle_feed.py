@@ -41,6 +41,9 @@ class Guidance:
     max_position: float = 1.0  # one trade's share of equity (1.0: only the hard limit)
     overnight_target: float = 1.0  # exposure to hold overnight (1.0: no trim)
     decided_at: datetime | None = None  # identifies the decision (None: no valid one)
+    session: str = ""  # the oracle session that decided it ("12:00Z", "event:BTC/USDT")
+    source: str = ""  # who decided: provider/model
+    reasoning: str = ""  # the answer's own justification
 
     def allows(self, pair: str, require_focus: bool) -> bool:
         return not (self.valid and require_focus) or pair in self.focus
@@ -58,7 +61,8 @@ class OracleFeed:
         self.table = pd.DataFrame({"decided_at": pd.to_datetime([], utc=True),
                                    "valid_until": pd.to_datetime([], utc=True),
                                    "risk_rank": [], "max_exposure": [], "max_position": [],
-                                   "overnight_target": [], "focus": [], "bias": []})
+                                   "overnight_target": [], "focus": [], "bias": [],
+                                   "session": [], "source": [], "reasoning": []})
         self._index()
         self.loads = 0
 
@@ -94,6 +98,9 @@ class OracleFeed:
             "overnight_target": [d.overnight_target for d in decisions],
             "focus": [frozenset(d.focus_pairs) for d in decisions],
             "bias": [dict(d.pair_bias) for d in decisions],
+            "session": [d.session for d in decisions],
+            "source": [f"{d.provider}/{d.model}" if d.model else d.provider for d in decisions],
+            "reasoning": [d.reasoning for d in decisions],
         }).sort_values("decided_at", kind="stable").reset_index(drop=True)
         self._index()
         self.loads += 1
@@ -151,7 +158,8 @@ class OracleFeed:
                 float(row["max_exposure"]), row["bias"],
                 max_position=float(row["max_position"]),
                 overnight_target=float(row["overnight_target"]),
-                decided_at=row["decided_at"].to_pydatetime())
+                decided_at=row["decided_at"].to_pydatetime(), session=row["session"],
+                source=row["source"], reasoning=row["reasoning"])
         return cached
 
     def merge(self, df: pd.DataFrame, pair: str, timeframe: timedelta,

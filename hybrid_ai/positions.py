@@ -103,6 +103,7 @@ class PositionRule(ABC):
     name: ClassVar[str]  # for the log: one line per distinct failure of a name
     fires_with_open_orders: ClassVar[bool] = False
     shrink: ClassVar[bool] = False  # rest below the minimum: sell less (True) or all (False)
+    announced: ClassVar[bool] = False  # live, each sale is told to the user (``announce``)
 
     @abstractmethod
     def wants(self, position: OpenPosition, now: datetime) -> Sell | None:
@@ -251,6 +252,7 @@ class OracleSteering:
 
 class _SteeringRule(PositionRule):
     name = "oracle steering"
+    announced = True
 
     def __init__(self, steering: OracleSteering) -> None:
         self.steering = steering
@@ -281,10 +283,13 @@ class PositionRules:
     """The rules in order of precedence (``PRECEDENCE``); ``adjust`` asks them for one trade.
 
     :param live: log each sale at INFO (dry-run/live) or DEBUG (backtests list them)
+    :param announce: called with (pair, tag, stake before, stake after, time) for each sale
+        of a rule whose ``announced`` is set
     """
 
     rules: Sequence[PositionRule]
     live: bool = False
+    announce: Callable[[str, str, float, float, datetime], None] | None = None
     _failed: dict[str, str] = field(default_factory=dict)
     _said: set[tuple[int, datetime, str]] = field(default_factory=set)
 
@@ -316,6 +321,9 @@ class PositionRules:
                 continue
             stake = position.stake * cut.fraction
             self._say(position, want, cut.fraction, cut.why)
+            if self.announce is not None and getattr(rule, "announced", False):
+                self.announce(position.pair, want.tag, position.stake,
+                              position.stake - stake, now)
             return -stake, want.tag
         return None
 

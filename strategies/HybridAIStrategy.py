@@ -15,13 +15,12 @@ risk level, margins and hard limits come from the config's ``hybrid_ai`` section
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import talib.abstract as ta
 from freqtrade.exceptions import OperationalException
-from freqtrade.exchange import timeframe_to_minutes
 from freqtrade.persistence import Trade
 from freqtrade.strategy import (
     BooleanParameter,
@@ -154,17 +153,11 @@ class HybridAIStrategy(IStrategy):
         if self.settings.oracle.enabled:
             oracle = OracleFeed(self.settings.oracle, base_dir=Path.cwd())
             oracle.refresh()
-        self._layers = self._make_layers(oracle)
+        self._layers = UpperLayers.of_strategy(self, oracle)
         self._overnight_at = self.settings.oracle.overnight_time(self.config)
         self._refusals = StakeRefusals()
-        self.position_rules = PositionRules(self._position_rules(), live=self.layers.live)
-
-    def _make_layers(self, oracle: OracleFeed | None) -> UpperLayers:
-        dp = getattr(self, "dp", None)
-        live = dp is not None and dp.runmode.value in ("dry_run", "live")
-        di = self.config.get("freqai", {}).get("feature_parameters", {}).get("DI_threshold", 0)
-        return UpperLayers(self.settings, oracle, self.ml_enabled, di,
-                           timedelta(minutes=timeframe_to_minutes(self.timeframe)), live)
+        self.position_rules = PositionRules(self._position_rules(), self.layers.live,
+                                            self.layers.announce_trim)
 
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
         # Cheap when nothing changed (one stat call). Live, a new decision is applied to the
@@ -214,7 +207,7 @@ class HybridAIStrategy(IStrategy):
     @property
     def layers(self) -> UpperLayers:
         if getattr(self, "_layers", None) is None:  # analysed before bot_start (tools)
-            self._layers = self._make_layers(None)
+            self._layers = UpperLayers.of_strategy(self, None)
         return self._layers
 
     @property

@@ -64,7 +64,8 @@ def decide(journal: Path, focus: list[str], level: str, max_exposure: float = 0.
                                 valid_until=now + timedelta(hours=8), session="test",
                                 focus_pairs=focus, risk_level=level, max_exposure=max_exposure,
                                 max_position=max_position, overnight_target=overnight_target,
-                                provider="test").model_dump_json() + "\n")
+                                provider="test", reasoning=f"test decision: risk {level}\n"
+                                f"focus {', '.join(focus)}").model_dump_json() + "\n")
 
 
 def hand_held_oracle(path: Path, clock: datetime | None = None) -> Path:
@@ -374,12 +375,49 @@ def test_two_bots_follow_one_served_oracle_and_survive_its_outage(real_datadir, 
                 proc.wait(timeout=30)
 
 
+class Webhook:
+    """A webhook receiver on loopback: the JSON bodies freqtrade's webhook RPC posts."""
+
+    def __init__(self) -> None:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def config(self) -> dict:
+        """freqtrade's webhook section: the strategy's own messages, as JSON."""
+        return {"enabled": True, "url": self.url, "format": "json",
+                "allow_custom_messages": True, "strategy_msg": {"text": "{msg}"}}
+
+    def texts(self) -> list[str]:
+        return [body["text"] for body in self.received if "text" in body]
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
 def test_dry_run_bot_trims_an_open_trade_after_a_downgrade(real_datadir, tmp_path):
     """Steering open trades live: a downgrade in the journal becomes a trim order within two
-    bot loops (process_throttle_secs 5)."""
+    bot loops (process_throttle_secs 5); each decision and the trim reach freqtrade's
+    messaging (a webhook here; Telegram takes the same messages) once."""
+    hook = Webhook()
     extra = tmp_path / "steer.json"
     extra.write_text(json.dumps({"freqai": {"enabled": False}, "force_entry_enable": True,
-                                 "hybrid_ai": {"oracle": {"overnight_at": None}}}))
+                                 "hybrid_ai": {"oracle": {"overnight_at": None}},
+                                 "webhook": hook.config()}))
     live = Live(real_datadir, tmp_path, "--pairs", "BTC/USDT", "ETH/USDT", "-c", str(extra),
                 "-c", str(hand_held_oracle(tmp_path / "hand-held.json")))
     client = live.client
@@ -412,9 +450,22 @@ def test_dry_run_bot_trims_an_open_trade_after_a_downgrade(real_datadir, tmp_pat
         time.sleep(12)  # two more loops: one trim per decision, no second order
         orders = client.status()[0]["orders"]
         assert sum(o["ft_order_tag"] == "oracle_derisk" for o in orders) == 1
+        # What the user reads: each decision once, with level, caps and reasons; the trim.
+        live.wait(lambda: any("oracle_derisk sells" in t for t in hook.texts()), 30,
+                  "the trim's message")
     finally:
         out = live.stop()
-    assert out.count("BTC/USDT: oracle_derisk") == 1
+        hook.close()
+    assert out.count("BTC/USDT: oracle_derisk, stake") == 1  # the log line, once
+    texts = hook.texts()
+    decisions = [t for t in texts if t.startswith("Oracle decision")]
+    assert sum("risk aggressive" in t for t in decisions) == 1
+    downgrade = [t for t in decisions if "risk conservative" in t and "per trade <= 5%" in t]
+    assert len(downgrade) == 1 and "(test, " in downgrade[0]
+    assert "Why: test decision: risk conservative" in downgrade[0]
+    trims = [t for t in texts if "oracle_derisk" in t]
+    assert len(trims) == 1 and trims[0].startswith("BTC/USDT: oracle_derisk sells ")
+    assert "risk conservative, per trade <= 5%" in trims[0]
 
 
 def test_no_process_outlives_a_killed_supervisor(real_datadir, tmp_path):

@@ -93,6 +93,20 @@ def test_the_first_rule_in_precedence_wins():
     assert rules.adjust(position(), T0, None) == (-50.0, DERISK)
 
 
+def test_the_sales_of_announced_rules_are_told_with_what_the_minimum_left():
+    told: list[tuple] = []
+    derisk = Always(DERISK, 7.0)
+    derisk.announced = True  # as the oracle's trims are
+    rules = PositionRules([derisk, Always(PARTIAL_TP, 100, shrink=True)], live=True,
+                          announce=lambda *sale: told.append(sale))
+    rules.adjust(position(stake=12.0), T0, 5.83)  # 7 of 12 would leave 5 < 5.83: all of it
+    assert told == [("A/USDT", DERISK, 12.0, pytest.approx(0.0), T0)]
+    PositionRules([Always(PARTIAL_TP, 6.0, shrink=True)], live=True,
+                  announce=lambda *sale: told.append(sale)).adjust(position(stake=12.0), T0,
+                                                                   None)
+    assert len(told) == 1  # a take-profit is the user's own rule: not announced
+
+
 def test_rules_out_of_precedence_are_refused():
     with pytest.raises(ValueError, match="out of precedence"):
         PositionRules([Always(PARTIAL_TP, 100), Always(DERISK, 50)])
