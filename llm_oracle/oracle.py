@@ -21,6 +21,7 @@ from llm_oracle.context import (
     prompt_hash,
     render_prompt,
 )
+from llm_oracle.masking import Mask
 from llm_oracle.providers import (
     CUT_OFF,
     HeuristicProvider,
@@ -151,15 +152,18 @@ class Oracle:
             if self.bot is not None:
                 bot = self.bot.snapshot(self.universe)
         context = build_context(self.view, news, at, self.limits(), bot)
+        mask = (Mask.for_universe(self.universe, self.settings.mask_seed)
+                if self.settings.masked and not live else None)
+        shown = context if mask is None else mask.context(context, self.settings.mask_news)
         provider: Provider = self.provider  # type: ignore[assignment]
-        status, notes = "ok", []
+        status, notes = "ok", [] if mask is None else ["masked prompt"]
         why = self._why_not_paid(provider)
         if why:
             logger.warning("session %s: %s: the heuristic answers", session, why)
             provider, status = self.fallback, "fallback"
             notes.append(why)
             self.fallbacks += 1
-        messages = render_prompt(context, self.settings.max_prompt_chars)
+        messages = render_prompt(shown, self.settings.max_prompt_chars)
         request = ({"base_url": self.settings.base_url, "seed": self.settings.seed,
                     "response_format": self.settings.response_format,
                     "max_tokens": self.settings.max_tokens}
@@ -182,7 +186,7 @@ class Oracle:
         else:
             asked_at = datetime.now(UTC)
             try:
-                reply = provider.ask(messages, context)
+                reply = provider.ask(messages, shown)
             except ProviderError as exc:
                 logger.warning("session %s at %s: no answer (%s)", session, at, exc)
                 return self._rejected(base, f"provider error: {exc}")
@@ -202,7 +206,8 @@ class Oracle:
                 notes.append("no usage in the reply: tokens estimated from characters")
         cut_off = reply.finish_reason == "length"
         try:
-            answer, clamped, thinking = parse_answer(reply.text, self.universe, self.settings)
+            answer, clamped, thinking = parse_answer(reply.text, self.universe, self.settings,
+                                                     None if mask is None else mask.answer)
         except AnswerError as exc:
             reason = f"{exc}; {CUT_OFF}" if cut_off else str(exc)
             logger.warning("session %s at %s: answer rejected (%s)", session, at, reason)

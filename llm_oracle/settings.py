@@ -69,6 +69,13 @@ class OracleSettings(BaseModel):
     # slowly; the reason is journaled in the decision's notes).
     max_risk_step_up: int = Field(1, ge=0, le=2)
     max_exposure_step_up: float = Field(0.2, ge=0, le=1)
+    # Backfills only: the prompt shows neutral aliases, relative times and no price levels
+    # (``llm_oracle.masking``), so a model cannot answer from memory of the period;
+    # mask_seed picks the aliases, mask_news keeps headlines (names replaced) instead of
+    # dropping them. Live sessions always see the real market.
+    masked: bool = False
+    mask_seed: str = ""
+    mask_news: bool = False
     # Backfill's reply cache (validated answers only), oldest entries evicted beyond this.
     cache_max_entries: int = Field(5000, ge=0)
     output_dir: Path = Path("user_data/oracle")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import rapidjson
@@ -114,13 +115,16 @@ def json_objects(text: str) -> list[dict[str, Any]]:
     return found
 
 
-def parse_answer(text: str, universe: list[str],
-                 settings: OracleSettings) -> tuple[OracleAnswer, list[str], str]:
+def parse_answer(text: str, universe: list[str], settings: OracleSettings,
+                 unmask: Callable[[Any], Any] | None = None,
+                 ) -> tuple[OracleAnswer, list[str], str]:
     """The model's final answer, validated: (answer, notes, thinking).
 
     Thinking is split off first (``split_thinking``) and never parsed. Of the JSON objects
     left, the last that validates wins; when there was more than one, the notes say so.
-    Raises ``AnswerError`` with the reason when none validates.
+    ``unmask`` (a masked prompt's ``Mask.answer``) maps each object's aliases back to the
+    universe's pairs before validation. Raises ``AnswerError`` with the reason when none
+    validates.
     """
     answer_text, thinking = split_thinking(text)
     try:  # the whole answer JSON-encoded once more, as a string: decode it first
@@ -135,7 +139,8 @@ def parse_answer(text: str, universe: list[str],
     errors: list[str] = []
     for index in range(len(candidates) - 1, -1, -1):
         try:
-            answer, notes = validate_answer(candidates[index], universe, settings)
+            candidate = candidates[index] if unmask is None else unmask(candidates[index])
+            answer, notes = validate_answer(candidate, universe, settings)
         except AnswerError as exc:
             errors.append(str(exc))
             continue

@@ -1,0 +1,71 @@
+"""Masked prompts for backfills (``llm_oracle.masking``): the model sees no name, date or
+price level; its answer comes back in real pairs. Through the real path: an oracle session
+against a loopback OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from fake_openai import AT, UNIVERSE, Reply, answer, make_oracle
+
+from llm_oracle.masking import Mask
+
+
+def test_aliases_are_neutral_and_the_seed_changes_them():
+    a = Mask.for_universe(UNIVERSE, "a")
+    b = Mask.for_universe(UNIVERSE, "b")
+    assert sorted(a.to_alias) == sorted(UNIVERSE)
+    assert a.aliases == ["ASSET_A", "ASSET_B", "ASSET_C", "ASSET_D"]
+    assert a.to_alias != b.to_alias  # another wording of the same prompt
+    assert Mask.for_universe(list(reversed(UNIVERSE)), "a") == a  # order leaks nothing
+    many = Mask.for_universe([f"C{i}/USDT" for i in range(30)])
+    assert "ASSET_AD" in many.aliases and len(set(many.aliases)) == 30
+
+
+def test_a_masked_answer_maps_back_to_the_pairs_reasoning_included():
+    mask = Mask.for_universe(UNIVERSE, "a")
+    btc, eth = mask.to_alias["BTC/USDT"], mask.to_alias["ETH/USDT"]
+    back = mask.answer({"focus_pairs": [btc, "NOPE"], "risk_level": "moderate",
+                        "pair_bias": [{"pair": eth, "bias": -0.5}],
+                        "reasoning": f"{btc} leads, {eth} lags"})
+    assert back["focus_pairs"] == ["BTC/USDT", "NOPE"]  # unknown names stay for validation
+    assert back["pair_bias"] == [{"pair": "ETH/USDT", "bias": -0.5}]
+    assert back["reasoning"] == "BTC/USDT leads, ETH/USDT lags"
+
+
+def test_a_masked_session_shows_no_name_date_or_price_and_decides_in_real_pairs(
+        market, tmp_path, fake):
+    mask = Mask.for_universe(UNIVERSE, "")
+    btc, sol = mask.to_alias["BTC/USDT"], mask.to_alias["SOL/USDT"]
+    fake.default = Reply(content=answer(focus_pairs=[btc, sol], reasoning=f"{btc} strong",
+                                        pair_bias=[{"pair": sol, "bias": 0.4}]))
+    oracle = make_oracle(market, tmp_path / "masked", fake, masked=True)
+    decision = oracle.backfill(AT, AT + timedelta(hours=6), progress=False)[0]
+    sent = fake.requests[0]
+    prompt = sent["messages"][1]["content"]
+    for leak in ("BTC", "ETH", "SOL", "XRP", "USDT", str(AT.year), '"close"'):
+        assert leak not in prompt, leak
+    context = json.loads(prompt.split("\n", 1)[1])
+    assert context["universe"] == mask.aliases
+    assert set(context["markets"]) <= set(mask.aliases)
+    schema = sent["response_format"]["json_schema"]["schema"]
+    assert schema["properties"]["focus_pairs"]["items"]["enum"] == mask.aliases
+    # The decision is in real pairs, says it was masked, and validated as usual.
+    assert decision.status == "ok" and decision.focus_pairs == ["BTC/USDT", "SOL/USDT"]
+    assert decision.pair_bias == {"SOL/USDT": 0.4}
+    assert decision.reasoning == "BTC/USDT strong"
+    assert "masked prompt" in decision.notes
+    # Unmasked, the same session shows the real market; the two prompts hash apart.
+    plain = make_oracle(market, tmp_path / "plain", fake)
+    unmasked = plain.backfill(AT, AT + timedelta(hours=6), progress=False)[0]
+    assert "BTC/USDT" in fake.requests[-1]["messages"][1]["content"]
+    assert unmasked.prompt_hash != decision.prompt_hash  # cached apart
+
+
+def test_live_sessions_are_never_masked(market, tmp_path, fake):
+    fake.default = Reply(content=answer())
+    oracle = make_oracle(market, tmp_path, fake, masked=True)
+    decision = oracle.run_session(AT, "12:00Z", live=True)
+    assert "BTC/USDT" in fake.requests[0]["messages"][1]["content"]
+    assert decision.status == "ok" and "masked" not in (decision.notes or "")
