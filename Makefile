@@ -14,11 +14,16 @@ HISTORY_PAIRS := BTC/USDT ETH/USDT SOL/USDT XRP/USDT DOGE/USDT LINK/USDT AVAX/US
 HISTORY_RANGE := 20220301-20240901
 
 .PHONY: venv demo live report walkforward test test-fast lint bench ml-quality label-study clean \
+	llm-model llm-server llm-journal llm-eval \
 	report-history walkforward-history ml-quality-history label-study-history
+
+# llama-cpp-python (the `llm` extra) compiles llama.cpp; the multimodal library is not needed.
+LLAMA_CMAKE_ARGS ?= -DLLAVA_BUILD=OFF
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) \
+		$(PY) -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	@touch $(STAMP)
 	@echo "venv ready: $$(du -sh $(VENV) | cut -f1) in $(VENV)"
 
@@ -73,6 +78,27 @@ ml-quality-history: $(STAMP)
 label-study-history: $(STAMP)
 	$(PY) -m lab.label_study --datadir $(HISTORY_DATA) --pairs $(HISTORY_PAIRS) \
 		--start 2022-03-01 --end 2024-09-01 --test-days 30 $(LABEL_STUDY_ARGS)
+
+# A local model for the oracle (llm_oracle/local_model.py; MODEL= one of `python -m
+# llm_oracle model list`, default qwen2.5-coder-0.5b). llm-model fetches it once with pip
+# (SHA-256 checked); llm-server serves it on 127.0.0.1 and writes user_data/llm-local.json,
+# the overlay that points the oracle at it: python -m llm_oracle -c config.json -c
+# user_data/llm-local.json run.
+llm-model: $(STAMP)
+	$(PY) -m llm_oracle model fetch $(MODEL)
+
+llm-server: llm-model
+	$(PY) -m llm_oracle model serve $(MODEL) $(LLM_ARGS)
+
+# The local model's journal for a range of the shared candles, for make report --llm-journal.
+LLM_RANGE ?= 20240801-20240815
+llm-journal: llm-model
+	$(PY) -m lab.llm_journal $(if $(MODEL),--model $(MODEL)) --timerange $(LLM_RANGE) \
+		--datadir $(HYBRID_AI_SHARED_DATA) $(LLM_JOURNAL_ARGS)
+
+# Valid-answer, clamp and stability rates and latency of the packaged models.
+llm-eval: $(STAMP)
+	$(PY) -m lab.llm_eval --datadir $(HYBRID_AI_SHARED_DATA) $(LLM_EVAL_ARGS)
 
 clean:
 	rm -rf $(VENV) user_data/backtest_results user_data/hyperopt_results user_data/bench

@@ -24,6 +24,7 @@ from lab import ablation, data_holes, ml_quality, robustness
 from lab import acceptance as bar
 from lab import report_metrics as rm
 from lab.demo import backfill_oracle
+from lab.journal_stats import journal_stats
 from lab.project import CONFIG, REPO, default_timerange, load_config, shared_data, whitelist
 from llm_oracle.store import read_journal
 from local_exchange.market_data import MarketData
@@ -308,6 +309,9 @@ def main(argv: list[str] | None = None) -> int:
                     f"listed under 'Data holes'); {len(paused)} of a day or more paused their "
                     f"pair around them in every variant: not bridged, see there how.")
     yearly = robustness.per_year(curves, {r.name: r.trades for r in main_runs})
+    oracle_journals = {"ta+ml+oracle": journal, "ta+ml+llm": args.llm_journal}
+    answers = pd.DataFrame([journal_stats(n, p, start, end)
+                            for n, p in oracle_journals.items() if n in runs and p])
     wall = time.monotonic() - started
 
     title = f"Hybrid-AI ablation, {len(pairs)} pairs, {timerange}"
@@ -340,6 +344,11 @@ def main(argv: list[str] | None = None) -> int:
         ("Per year, with 90 % block-bootstrap intervals", fmt_table(yearly).to_html(
             index=False) + "<p>Daily mark-to-market equity; trades opened in the span; "
                            "exposure time-weighted within it.</p>"),
+        ("Who answered the oracle's sessions", fmt_table(answers).to_html(index=False)
+         + "<p>Per oracle variant, over the report's range: sessions journaled, those the "
+           "bot could use, rejected answers (the last good decision stays in force), "
+           "answers validation clamped to the limits, masked prompts "
+           "(<code>llm_oracle.masked</code>), latency and cost.</p>"),
         ("Equity and oracle timeline", img(charts["equity"])),
         ("Drawdown", img(charts["drawdown"])),
         ("Per-layer attribution (technical entries each layer would block)",
@@ -385,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
     md = [f"# {title}", "", *[f"- {s}" for s in said], "", md_table(table), "",
           "## Acceptance", "", md_table(accepted), "",
           "## Per year", "", md_table(yearly), "",
+          "## Who answered the oracle", "", md_table(answers), "",
           "## Attribution", "", md_table(attribution) if not attribution.empty else "none", "",
           "## Oracle trims", "", md_table(trims) if not trims.empty else "none", "",
           "## ML exits", "", md_table(exits) if not exits.empty else "none", "",
@@ -400,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
         "trims": trims.replace({np.nan: None}).to_dict(orient="records"),
         "acceptance": accepted.to_dict(orient="records"),
         "per_year": yearly.replace({np.nan: None}).to_dict(orient="records"),
+        "oracle_answers": answers.replace({np.nan: None}).to_dict(orient="records"),
         "deflated_sharpe": deflated, "baseline": baseline,
         "holes": holes.astype(str).to_dict(orient="records"), "pair_pauses": paused,
         "ml_exits": exits.replace({np.nan: None}).to_dict(orient="records"),

@@ -69,3 +69,20 @@ def test_live_sessions_are_never_masked(market, tmp_path, fake):
     decision = oracle.run_session(AT, "12:00Z", live=True)
     assert "BTC/USDT" in fake.requests[0]["messages"][1]["content"]
     assert decision.status == "ok" and "masked" not in (decision.notes or "")
+
+
+def test_journal_stats_count_what_the_report_shows(market, tmp_path, fake):
+    from lab.journal_stats import journal_stats
+
+    mask = Mask.for_universe(UNIVERSE, "")
+    fake.script += [Reply(content=answer(focus_pairs=[mask.to_alias["BTC/USDT"]],
+                                         max_exposure=3.0)),
+                    Reply(content="no JSON here")]
+    fake.default = Reply(content=answer(focus_pairs=[]))
+    oracle = make_oracle(market, tmp_path, fake, masked=True, max_retries=0)
+    oracle.backfill(AT, AT + timedelta(days=1), progress=False)
+    row = journal_stats("ta+ml+llm", tmp_path / "journal.jsonl")
+    assert row["sessions"] == 4 and row["usable"] == 3 and row["rejected_share"] == 0.25
+    assert row["clamped_share"] == 1 / 3 and row["masked"] == 4
+    assert row["answered_by"] == "openai/gpt-4o-mini" and row["top_rejection"]
+    assert row["latency_median_s"] >= 0 and row["cost_usd"] > 0

@@ -51,6 +51,11 @@ def test_report_compares_every_variant_with_buy_and_hold(report):
     assert {("ta+ml+oracle", "2024"), ("ta+ml+oracle", "all"),
             ("buy & hold basket", "all")} <= spans
     assert all(row["sharpe_ci90"].startswith("[") for row in metrics["per_year"])
+    # who answered the oracle variant's sessions: the heuristic, free, never rejected
+    answers = {row["variant"]: row for row in metrics["oracle_answers"]}
+    heuristic = answers["ta+ml+oracle"]
+    assert heuristic["sessions"] > 0 and heuristic["usable"] == heuristic["sessions"]
+    assert heuristic["answered_by"] == "heuristic/rules-v1" and heuristic["cost_usd"] == 0
     deflated = metrics["deflated_sharpe"]["ta+ml+oracle"]
     assert deflated["trials"] == 5 and 0.0 <= deflated["dsr"] <= 1.0
     for verdict in metrics["verdicts"][1:]:  # every stated difference carries its interval

@@ -1,0 +1,182 @@
+"""Packaged local models measured as the oracle uses them, and the memorisation probe.
+
+``python -m lab.llm_eval --models smollm2-135m qwen2.5-coder-0.5b`` starts each model behind
+llama.cpp's server (``python -m llm_oracle model serve``'s command), asks it the oracle's
+real sessions on the shared candles (point-in-time contexts, 12:00 UTC, spread over the
+data) and reports per model: the valid-answer rate, the clamp rate (answers validation had
+to bring inside the limits), stability at temperature 0 (the same session asked twice),
+latency and output tokens, and how varied the answers are (a model that always says the
+same thing steers nothing). ``--probe`` adds, per session, two masked prompts with
+different aliases (``llm_oracle.masking``): unmasked vs masked agreement beside masked vs
+masked agreement (what a mere rewording changes) is the memorisation probe.
+
+Figures go to stdout and ``user_data/llm-eval/<model>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from lab.project import CONFIG, DEFAULT_DATADIR, load_config, whitelist
+from llm_oracle import local_model as lm
+from llm_oracle.context import MarketView, load_news
+from llm_oracle.oracle import Oracle
+from llm_oracle.schema import OracleDecision
+from llm_oracle.settings import load_oracle_settings
+
+OUT = Path("user_data/llm-eval")
+
+
+def session_times(view: MarketView, n: int) -> list[datetime]:
+    """``n`` sessions at 12:00 UTC, evenly spread from 35 days after the data start (the
+    context needs a month of candles) to its end."""
+    starts = [f["date"].iloc[0] for f in view.frames.values()]
+    ends = [f["date"].iloc[-1] for f in view.frames.values()]
+    first = (max(starts) + timedelta(days=35)).to_pydatetime()
+    last = (min(ends) - timedelta(days=1)).to_pydatetime()
+    step = (last - first) / max(1, n - 1)
+    return [(first + i * step).replace(hour=12, minute=0, second=0, microsecond=0,
+                                       tzinfo=UTC) for i in range(n)]
+
+
+def same(a: OracleDecision, b: OracleDecision) -> bool:
+    """The same decision (what steers the bot), reasoning aside."""
+    keys = ("status", "risk_level", "focus_pairs", "max_exposure", "max_position",
+            "overnight_target")
+    return all(getattr(a, k) == getattr(b, k) for k in keys)
+
+
+@dataclass
+class Server:
+    """One model behind llama.cpp's server, for the duration of a ``with``."""
+
+    name: str
+    port: int
+    threads: int
+
+    def __enter__(self) -> Server:
+        command = lm.prepare_serve(self.name, None, self.port, self.threads, lm.DEFAULT_CTX,
+                                   OUT / f"overlay-{self.name}.json", 600.0)
+        self.log = (OUT / f"server-{self.name}.log").open("w")
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"the server for {self.name} exited; see {self.log.name}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/v1/models",
+                                            timeout=2):
+                    return self
+            except OSError:
+                time.sleep(1)
+        raise RuntimeError(f"the server for {self.name} did not answer within 300 s")
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=30)
+        self.log.close()
+
+
+def oracle_for(name: str, port: int, datadir: Path, out: Path, **changes: Any) -> Oracle:
+    config = load_config([CONFIG])
+    universe = whitelist(config)
+    section = {**config["llm_oracle"], **lm.overlay(name, port, 600.0)["llm_oracle"],
+               "output_dir": out, **changes}
+    settings = load_oracle_settings({**config, "llm_oracle": section})
+    return Oracle(settings, universe, MarketView(datadir, universe), load_news(None))
+
+
+def agreement(a: list[OracleDecision], b: list[OracleDecision]) -> dict[str, float]:
+    pairs = [(x, y) for x, y in zip(a, b, strict=True) if x.usable and y.usable]
+    if not pairs:
+        return {"sessions": 0}
+    return {"sessions": len(pairs),
+            "same_risk_level": sum(x.risk_level == y.risk_level for x, y in pairs) / len(pairs),
+            "mean_abs_exposure_diff": statistics.fmean(abs(x.max_exposure - y.max_exposure)
+                                                       for x, y in pairs),
+            "mean_focus_jaccard": statistics.fmean(jaccard(x.focus_pairs, y.focus_pairs)
+                                                   for x, y in pairs)}
+
+
+def jaccard(a: list[str], b: list[str]) -> float:
+    """Overlap of two focus lists (two empty lists agree: 1)."""
+    union = set(a) | set(b)
+    return len(set(a) & set(b)) / len(union) if union else 1.0
+
+
+def evaluate(name: str, datadir: Path, n: int, port: int, threads: int,
+             probe: bool) -> dict[str, Any]:
+    with Server(name, port, threads):
+        oracle = oracle_for(name, port, datadir, OUT / name)
+        times = session_times(oracle.view, n)
+        first, second = [], []
+        for at in times:
+            first.append(oracle.decide(at, "eval"))
+            second.append(oracle.decide(at, "eval"))
+            print(f"{name} {at:%Y-%m-%d}: {first[-1].status} {first[-1].risk_level.value} "
+                  f"{first[-1].latency_s:.1f}s", flush=True)
+        masked: dict[str, list[OracleDecision]] = {}
+        if probe:
+            for seed in ("a", "b"):
+                masked_oracle = oracle_for(name, port, datadir, OUT / f"{name}-masked-{seed}",
+                                           masked=True, mask_seed=seed)
+                masked[seed] = [masked_oracle.decide(at, "eval") for at in times]
+    runs = first + second
+    ok = [d for d in runs if d.usable]
+    result: dict[str, Any] = {
+        "model": name, "sessions": len(times), "calls": len(runs),
+        "session_times": [t.isoformat() for t in times],
+        "valid_rate": len(ok) / len(runs),
+        "clamp_rate": (sum("clamped" in (d.notes or "") for d in ok) / len(ok)) if ok else None,
+        "stable_rate": sum(same(a, b) for a, b in zip(first, second, strict=True)) / len(times),
+        "latency_s_median": statistics.median(d.latency_s for d in runs),
+        "latency_s_max": max(d.latency_s for d in runs),
+        "tokens_out_median": statistics.median(d.tokens_out for d in runs),
+        "risk_levels": sorted({d.risk_level.value for d in ok}),
+        "mean_focus_pairs": statistics.fmean(len(d.focus_pairs) for d in ok) if ok else None,
+        "rejections": [d.rejected_reason for d in runs if not d.usable],
+        "cost_usd": sum(d.cost_usd for d in runs),
+    }
+    if probe:
+        result["probe"] = {"unmasked_vs_masked": agreement(first, masked["a"]),
+                           "masked_vs_masked_other_aliases": agreement(masked["a"],
+                                                                       masked["b"])}
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / f"{name}.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab.llm_eval", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(lm.PACKAGED))
+    parser.add_argument("--datadir", type=Path, default=DEFAULT_DATADIR)
+    parser.add_argument("--sessions", type=int, default=5)
+    parser.add_argument("--port", type=int, default=lm.DEFAULT_PORT + 1)
+    parser.add_argument("--threads", type=int, default=lm.DEFAULT_THREADS)
+    parser.add_argument("--probe", action="store_true",
+                        help="also ask each session masked, twice (two alias sets)")
+    args = parser.parse_args(argv)
+    for name in args.models:
+        try:
+            result = evaluate(name, args.datadir, args.sessions, args.port, args.threads,
+                              args.probe)
+        except (lm.LocalModelError, RuntimeError) as exc:
+            print(f"llm_eval: {name}: {exc}")
+            continue
+        print(json.dumps({k: v for k, v in result.items() if k != "session_times"},
+                         indent=2), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
