@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
 
+from llm_oracle.schema import OracleDecision
 from llm_oracle.store import read_journal
 
 
@@ -42,3 +44,37 @@ def journal_stats(name: str, path: Path, start: pd.Timestamp | None = None,
             Counter(d.risk_level.value for d in usable).items())),
         "top_rejection": reasons.most_common(1)[0][0] if reasons else "",
     }
+
+
+def compare_journals(unmasked: Path, masked: Path, start: pd.Timestamp | None = None,
+                     end: pd.Timestamp | None = None) -> dict[str, float]:
+    """The memorisation probe: the same sessions asked unmasked and masked (matched by day
+    and session name). Shares of sessions with the same risk level, mean absolute
+    difference of ``max_exposure``, mean Jaccard overlap of the focus lists; usable
+    decisions on both sides only."""
+
+    def by_session(path: Path) -> dict[tuple[date, str], OracleDecision]:
+        return {(d.decided_at.date(), d.session): d for d in read_journal(path)
+                if d.usable and (start is None or d.decided_at >= start)
+                and (end is None or d.decided_at < end)}
+
+    a, b = by_session(unmasked), by_session(masked)
+    both = sorted(set(a) & set(b))
+    if not both:
+        return {"sessions": 0}
+    pairs = [(a[k], b[k]) for k in both]
+    same = sum(x.risk_level == y.risk_level for x, y in pairs)
+    return {
+        "sessions": len(pairs),
+        "same_risk_level": same / len(pairs),
+        "mean_abs_exposure_diff": statistics.fmean(
+            abs(x.max_exposure - y.max_exposure) for x, y in pairs),
+        "mean_focus_jaccard": statistics.fmean(
+            jaccard(x.focus_pairs, y.focus_pairs) for x, y in pairs),
+    }
+
+
+def jaccard(a: list[str], b: list[str]) -> float:
+    """Overlap of two focus lists (two empty lists agree: 1)."""
+    union = set(a) | set(b)
+    return len(set(a) & set(b)) / len(union) if union else 1.0

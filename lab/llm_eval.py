@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from lab.journal_stats import jaccard
 from lab.project import CONFIG, DEFAULT_DATADIR, load_config, whitelist
 from llm_oracle import local_model as lm
 from llm_oracle.context import MarketView, load_news
@@ -96,6 +97,7 @@ def oracle_for(name: str, port: int, datadir: Path, out: Path, **changes: Any) -
 
 
 def agreement(a: list[OracleDecision], b: list[OracleDecision]) -> dict[str, float]:
+    """Usable decisions of the same sessions: same risk level, exposure and focus overlap."""
     pairs = [(x, y) for x, y in zip(a, b, strict=True) if x.usable and y.usable]
     if not pairs:
         return {"sessions": 0}
@@ -105,12 +107,6 @@ def agreement(a: list[OracleDecision], b: list[OracleDecision]) -> dict[str, flo
                                                        for x, y in pairs),
             "mean_focus_jaccard": statistics.fmean(jaccard(x.focus_pairs, y.focus_pairs)
                                                    for x, y in pairs)}
-
-
-def jaccard(a: list[str], b: list[str]) -> float:
-    """Overlap of two focus lists (two empty lists agree: 1)."""
-    union = set(a) | set(b)
-    return len(set(a) & set(b)) / len(union) if union else 1.0
 
 
 def evaluate(name: str, datadir: Path, n: int, port: int, threads: int,

@@ -24,7 +24,7 @@ from lab import ablation, data_holes, ml_quality, robustness
 from lab import acceptance as bar
 from lab import report_metrics as rm
 from lab.demo import backfill_oracle
-from lab.journal_stats import journal_stats
+from lab.journal_stats import compare_journals, journal_stats
 from lab.project import CONFIG, REPO, default_timerange, load_config, shared_data, whitelist
 from llm_oracle.store import read_journal
 from local_exchange.market_data import MarketData
@@ -177,6 +177,24 @@ def chart_calibration(calibration: pd.DataFrame, out: Path) -> Path:
     return save(fig, out)
 
 
+def probe_line(probe: dict[str, float]) -> str:
+    """The memorisation probe's verdict: do masked and unmasked decisions differ?"""
+    n = int(probe["sessions"])
+    if n == 0:
+        return "Memorisation probe: no session answered both masked and unmasked."
+    same, apart = probe["same_risk_level"], probe["mean_abs_exposure_diff"]
+    verdict = ("The decisions do not depend on names, dates or price levels here."
+               if same == 1.0 and apart == 0 else
+               "The decisions differ: they depend on what masking hides (names, dates, price "
+               "levels: possibly memory of the period, possibly mere wording; `make llm-eval "
+               "LLM_EVAL_ARGS=--probe` sets this beside two maskings with different aliases). "
+               "Prefer the masked journal for backtests.")
+    return (f"Memorisation probe ({n} sessions asked unmasked and masked: pairs renamed, "
+            f"dates and price levels hidden): the same risk level in {same:.0%}, exposure "
+            f"caps {apart:.2f} apart on average, focus overlap "
+            f"{probe['mean_focus_jaccard']:.2f}. {verdict}")
+
+
 def img(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{path.stem}" src="data:image/png;base64,{data}">'
@@ -209,6 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--llm-journal", type=Path,
                         help="an oracle journal written by an LLM provider, replayed as a "
                              "fourth variant")
+    parser.add_argument("--llm-masked-journal", type=Path,
+                        help="the same LLM's journal with masked prompts (make llm-journal "
+                             "LLM_JOURNAL_ARGS=--masked): the memorisation probe")
     parser.add_argument("--late-weeks", type=int, default=8,
                         help="length of the frozen-model check at the end of the range")
     parser.add_argument("-c", "--config", type=Path, action="append", default=[],
@@ -312,6 +333,13 @@ def main(argv: list[str] | None = None) -> int:
     oracle_journals = {"ta+ml+oracle": journal, "ta+ml+llm": args.llm_journal}
     answers = pd.DataFrame([journal_stats(n, p, start, end)
                             for n, p in oracle_journals.items() if n in runs and p])
+    probe = (compare_journals(args.llm_journal, args.llm_masked_journal, start, end)
+             if args.llm_journal and args.llm_masked_journal else None)
+    if probe is not None:
+        answers = pd.concat([answers, pd.DataFrame(
+            [journal_stats("masked (probe only)", args.llm_masked_journal, start, end)])],
+            ignore_index=True)
+        said.append(probe_line(probe))
     wall = time.monotonic() - started
 
     title = f"Hybrid-AI ablation, {len(pairs)} pairs, {timerange}"
@@ -411,6 +439,7 @@ def main(argv: list[str] | None = None) -> int:
         "acceptance": accepted.to_dict(orient="records"),
         "per_year": yearly.replace({np.nan: None}).to_dict(orient="records"),
         "oracle_answers": answers.replace({np.nan: None}).to_dict(orient="records"),
+        "memorisation_probe": probe,
         "deflated_sharpe": deflated, "baseline": baseline,
         "holes": holes.astype(str).to_dict(orient="records"), "pair_pauses": paused,
         "ml_exits": exits.replace({np.nan: None}).to_dict(orient="records"),

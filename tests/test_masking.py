@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
+import pytest
 from fake_openai import AT, UNIVERSE, Reply, answer, make_oracle
 
 from llm_oracle.masking import Mask
@@ -86,3 +87,21 @@ def test_journal_stats_count_what_the_report_shows(market, tmp_path, fake):
     assert row["clamped_share"] == 1 / 3 and row["masked"] == 4
     assert row["answered_by"] == "openai/gpt-4o-mini" and row["top_rejection"]
     assert row["latency_median_s"] >= 0 and row["cost_usd"] > 0
+
+
+def test_the_probe_compares_the_same_sessions_masked_and_unmasked(market, tmp_path, fake):
+    from lab.journal_stats import compare_journals
+
+    mask = Mask.for_universe(UNIVERSE, "")
+    fake.default = Reply(content=answer(focus_pairs=["BTC/USDT"], risk_level="moderate"))
+    make_oracle(market, tmp_path / "plain", fake).backfill(AT, AT + timedelta(days=1),
+                                                          progress=False)
+    fake.default = Reply(content=answer(focus_pairs=[mask.to_alias["BTC/USDT"]],
+                                        risk_level="conservative", max_exposure=0.3))
+    make_oracle(market, tmp_path / "masked", fake, masked=True).backfill(
+        AT, AT + timedelta(days=1), progress=False)
+    probe = compare_journals(tmp_path / "plain" / "journal.jsonl",
+                             tmp_path / "masked" / "journal.jsonl")
+    assert probe == {"sessions": 4, "same_risk_level": 0.0,
+                     "mean_abs_exposure_diff": pytest.approx(0.3),
+                     "mean_focus_jaccard": 1.0}
