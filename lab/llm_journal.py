@@ -47,10 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     except (lm.LocalModelError, RuntimeError) as exc:
         print(f"llm_journal: error: {exc}")
         return 2
-    rejected = sum(not d.usable for d in decisions)
-    print(f"llm_journal: {len(decisions)} sessions ({rejected} rejected, {oracle.calls} asked, "
-          f"{oracle.cache_hits} from the cache) in {time.monotonic() - started:.0f} s: "
-          f"{out / JOURNAL}\nreplay it: make report REPORT_ARGS=\"--timerange "
+    print(f"llm_journal: {oracle.backfill_summary(decisions)}, in "
+          f"{time.monotonic() - started:.0f} s\nreplay it: make report REPORT_ARGS=\"--timerange "
           f"{args.timerange} --llm-journal {out / JOURNAL}\"")
     return 0
 

@@ -86,11 +86,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
     start_s, _, end_s = args.timerange.partition("-")
     oracle = build_oracle(args)
     decisions = oracle.backfill(_parse_day(start_s), _parse_day(end_s))
-    rejected = sum(not d.usable for d in decisions)
-    print(f"backfill: {len(decisions)} decisions ({rejected} rejected): "
-          f"{oracle.calls} provider calls, {oracle.cache_hits} replayed from the cache, "
-          f"{oracle.fallbacks} answered by the heuristic (budget or unpriced model); "
-          f"journal {oracle.out / store.JOURNAL}")
+    print(f"backfill: {oracle.backfill_summary(decisions)}")
     return 0
 
 

@@ -261,6 +261,13 @@ class Oracle:
         store.atomic_write_json(self.out / store.PAIRLIST,
                                 decision.pairlist(self.settings.refresh_period))
 
+    def backfill_summary(self, decisions: list[OracleDecision]) -> str:
+        """One line on a backfill: decisions, rejections, who answered, the journal."""
+        rejected = sum(not d.usable for d in decisions)
+        return (f"{len(decisions)} decisions ({rejected} rejected): {self.calls} provider "
+                f"calls, {self.cache_hits} replayed from the cache, {self.fallbacks} answered "
+                f"by the heuristic (budget or unpriced model); journal {self.out / store.JOURNAL}")
+
     # -- schedule ------------------------------------------------------------------------
     def session_times(self, start: datetime, end: datetime) -> list[tuple[datetime, str]]:
         out = []
