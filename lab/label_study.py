@@ -42,7 +42,7 @@ from hybrid_ai import entries
 from hybrid_ai.indicators import add_ta_indicators
 from hybrid_ai.ml import skill
 from hybrid_ai.ml.features import RETURN_LABEL
-from lab import ml_offline
+from lab import data_holes, ml_offline
 from lab.project import DEFAULT_DATADIR, load_config, shared_data, whitelist
 
 DAY = pd.Timedelta(days=1)
@@ -110,34 +110,57 @@ def scored(name: str, week: pd.Timestamp, p: np.ndarray, train: pd.DataFrame,
                          "signal": test["signal"].to_numpy(bool)})
 
 
+MIN_ROWS = 288  # a window with less than a day of labelled candles is not scored
+
+
+def touches(pauses: list[dict[str, str]], first: pd.Timestamp, last: pd.Timestamp) -> bool:
+    """Does any pause (``data_holes.pair_pauses``) overlap [first, last)?"""
+    return any(pd.Timestamp(p["from"]) < last and pd.Timestamp(p["to"]) > first
+               for p in pauses)
+
+
 def walk(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp, train_days: int,
          test_days: int, horizon: int, weight: float, params: dict,
-         learner_name: str = "lightgbm") -> pd.DataFrame:
-    """Test-week predictions of each training set (one model per set and week)."""
+         learner_name: str = "lightgbm",
+         pauses: list[dict[str, str]] | None = None) -> tuple[pd.DataFrame, int]:
+    """Test-week predictions of each training set (one model per set and week), and how
+    many weeks were skipped: a hole of a day or more in the candles (``pauses``) touches
+    the week or its training window, or either holds less than ``MIN_ROWS`` labelled rows
+    (freqtrade's fill-up would otherwise bridge the hole with flat candles)."""
     features = [c for c in frame.columns if c.startswith("%")]
-    out = []
+    out, skipped = [], 0
     t = start
     while t + test_days * DAY <= end:
         train, test = week_split(frame, t, train_days, test_days, horizon, features)
+        if (touches(pauses or [], t - train_days * DAY, t + test_days * DAY)
+                or len(train) < MIN_ROWS or len(test) < MIN_ROWS):
+            skipped += 1
+            t += test_days * DAY
+            continue
         for name in SETS:
             rows = train[train["trend"]] if name == "trend" else train
             w = np.where(rows["signal"], weight, 1.0) if name == "weighted" else None
             p = fit_predict(learner_name, params, rows, test, features, w)
             out.append(scored(name, t, p, rows, test))
         t += test_days * DAY
-    return pd.concat(out, ignore_index=True)
+    return (pd.concat(out, ignore_index=True) if out else pd.DataFrame()), skipped
 
 
 def walk_pooled(frames: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Timestamp,
                 train_days: int, test_days: int, horizon: int, params: dict,
-                learner_name: str = "lightgbm") -> pd.DataFrame:
-    """Test-week predictions of one model trained on every pair's candles."""
+                learner_name: str = "lightgbm",
+                pauses: dict[str, list[dict[str, str]]] | None = None) -> pd.DataFrame:
+    """Test-week predictions of one model trained on every pair's candles (a pair's weeks
+    touched by a hole of a day or more left out)."""
     features = [c for c in next(iter(frames.values())).columns if c.startswith("%")]
     out = []
     t = start
     while t + test_days * DAY <= end:
         train, test = [], []
         for pair, frame in frames.items():
+            if touches((pauses or {}).get(pair, []), t - train_days * DAY,
+                       t + test_days * DAY):
+                continue
             rows, week = week_split(frame, t, train_days, test_days, horizon, features)
             train.append(rows)
             test.append(week.assign(pair=pair))
@@ -186,16 +209,22 @@ def main(argv: list[str] | None = None) -> int:
     params = {**ml_offline.model_module().DEFAULT_PARAMS}
     start, end = (pd.Timestamp(x, tz="UTC") for x in (args.start, args.end))
     horizon = strat.exit_rules().max_hold
-    results, frames = [], {}
-    for pair in args.pairs or whitelist(load_config()):
+    results, frames, skipped = [], {}, {}
+    pairs = args.pairs or whitelist(load_config())
+    found = data_holes.holes(args.datadir, pairs, "5m", start - args.train_days * DAY, end)
+    pauses = {pair: [p for p in data_holes.pair_pauses(found, "5m") if p["pair"] == pair]
+              for pair in pairs}
+    for pair in pairs:
         frames[pair] = pair_frame(args.datadir, pair, strat)
-        results.append(walk(frames[pair], start, end, args.train_days, args.test_days,
-                            horizon, args.weight, params, args.learner).assign(pair=pair))
-        print(f"label-study: {pair} done", flush=True)
+        scores, skipped[pair] = walk(frames[pair], start, end, args.train_days,
+                                     args.test_days, horizon, args.weight, params,
+                                     args.learner, pauses[pair])
+        results.append(scores.assign(pair=pair))
+        print(f"label-study: {pair} done ({skipped[pair]} weeks skipped)", flush=True)
     sets = SETS
     if args.pooled:
         results.append(walk_pooled(frames, start, end, args.train_days, args.test_days,
-                                   horizon, params, args.learner))
+                                   horizon, params, args.learner, pauses))
         sets = (*SETS, "pooled")
     df = pd.concat(results, ignore_index=True)
     rows = []
@@ -213,6 +242,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nTest weeks {args.start} .. {args.end}, {args.train_days} days training each, "
           f"learner {args.learner}, label: {strat.exit_rules()}")
     print(pd.DataFrame(rows).round(4).to_string(index=False))
+    if any(skipped.values()):
+        print("\nWeeks skipped (a hole of a day or more in the 5m candles touches the week or "
+              "its training window, or too few labelled rows): "
+              + ", ".join(f"{p} {n}" for p, n in skipped.items() if n))
+        for pause in (p for ps in pauses.values() for p in ps):
+            print(f"  {pause['pair']}: {pause['reason']}")
     return 0
 
 

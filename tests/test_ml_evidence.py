@@ -11,7 +11,7 @@ from hybrid_ai.ml import skill
 from hybrid_ai.ml.labels import ExitRules
 from lab import acceptance as bar
 from lab import report_metrics as rm
-from lab.label_study import LEARNERS, fit_predict, ranked_spread
+from lab.label_study import LEARNERS, fit_predict, ranked_spread, walk
 
 RULES = ExitRules(stoploss=-0.10, max_hold=24, trailing=0.05, trailing_offset=0.06,
                   partial_tp=0.04)
@@ -127,3 +127,24 @@ def test_label_study_learners_rank_a_learnable_label_and_honour_weights(name):
     wins = (train["&-trade_return"] > 0).to_numpy()
     heavy = fit_predict(name, {"verbose": -1}, train, test, features, np.where(wins, 5.0, 1.0))
     assert heavy.mean() > p.mean() + 0.1
+
+
+def test_label_study_skips_the_weeks_a_hole_touches_instead_of_crashing():
+    # 50 days of 5m rows with the file ending on day 40 (as ADA's 5m ends early): weeks
+    # after it have no rows, and the pause around the end covers the weeks that reach it.
+    rng = np.random.default_rng(2)
+    dates = pd.date_range("2024-01-01", periods=40 * 288, freq="5min", tz="UTC")
+    a = rng.normal(size=len(dates))
+    frame = pd.DataFrame({"date": dates, "%-a": a, "&-trade_return": 0.01 * a,
+                          "trend": True, "signal": False})
+    pauses = [{"pair": "X", "from": "2024-02-08T00:00:00+00:00",
+               "to": "2024-03-01T00:00:00+00:00", "reason": "file ends"}]
+    start, end = pd.Timestamp("2024-01-22", tz="UTC"), pd.Timestamp("2024-02-19", tz="UTC")
+    scores, skipped = walk(frame, start, end, 14, 7, 12, 1.0, {"verbose": -1}, "logistic",
+                           pauses)
+    assert sorted(scores["week"].unique()) == [pd.Timestamp("2024-01-22", tz="UTC"),
+                                               pd.Timestamp("2024-01-29", tz="UTC")]
+    assert skipped == 2  # the week touching the pause and the empty week after the file ends
+    none, skipped = walk(frame, pd.Timestamp("2024-02-12", tz="UTC"), end, 14, 7, 12, 1.0,
+                         {"verbose": -1}, "logistic")
+    assert none.empty and skipped == 1  # no pause given: the empty week is still skipped
