@@ -17,7 +17,9 @@ training sets:
 Scores on the test weeks, for every candle, for the trend candles and for the technical
 signal's candles (where the gate decides): AUC, the Brier skill score against each training
 window's base rate, and the realised mean return of the half the model ranks higher minus the
-half it ranks lower (block-bootstrap 90 % interval over pair-weeks). Base-timeframe features of
+half it ranks lower (block-bootstrap 90 % interval over pair-weeks); and each model as a
+*ranker* across pairs: the cross-sectional rank IC (Spearman, per candle, averaged per test
+window, bootstrap 90 % over windows), what a top-k choice among the whitelist would need. Base-timeframe features of
 the pair only (FreqAI adds 1h and BTC/ETH); raw model probabilities (no calibration, so the
 trees' Brier skill is a lower bound): this ranks training sets, it is not the layer's score
 (``make ml-quality`` is). Nothing here sets a parameter.
@@ -103,7 +105,7 @@ def week_split(frame: pd.DataFrame, t: pd.Timestamp, train_days: int, test_days:
 def scored(name: str, week: pd.Timestamp, p: np.ndarray, train: pd.DataFrame,
            test: pd.DataFrame) -> pd.DataFrame:
     """One training set's predictions on a test week, beside what they are scored against."""
-    return pd.DataFrame({"set": name, "week": week, "p": p,
+    return pd.DataFrame({"set": name, "week": week, "date": test["date"].to_numpy(), "p": p,
                          "base": float((train[RETURN_LABEL] > 0).mean()),
                          "ret": test[RETURN_LABEL].to_numpy(),
                          "trend": test["trend"].to_numpy(bool),
@@ -190,6 +192,30 @@ def ranked_spread(df: pd.DataFrame, seed: int = 0, resamples: int = 1000) -> tup
     return (float(arr.mean()), float(low), float(high), len(arr))
 
 
+def rank_ic(df: pd.DataFrame, seed: int = 0, resamples: int = 1000) -> tuple:
+    """The model as a ranker: at each candle, the Spearman correlation across pairs (three
+    or more) between predicted win probability and realised label return; averaged per
+    test window, with a bootstrap 90 % interval over windows. (mean, low, high, windows,
+    candles)."""
+    d = df[df.groupby("date")["p"].transform("size") >= 3]
+    if d.empty:
+        return (np.nan, np.nan, np.nan, 0, 0)
+    ranks = pd.DataFrame({"date": d["date"], "a": d.groupby("date")["p"].rank(),
+                          "b": d.groupby("date")["ret"].rank()})
+    for col in ("a", "b"):
+        ranks[col] -= ranks.groupby("date")[col].transform("mean")
+    by = ranks.groupby("date")
+    cov = (ranks["a"] * ranks["b"]).groupby(ranks["date"]).sum()
+    scale = np.sqrt(by["a"].apply(lambda x: (x * x).sum()) * by["b"].apply(
+        lambda x: (x * x).sum()))
+    ic = (cov / scale.replace(0, np.nan)).dropna()
+    per_window = ic.groupby(d.groupby("date")["week"].first().reindex(ic.index)).mean()
+    arr = per_window.to_numpy()
+    means = np.random.default_rng(seed).choice(arr, (resamples, len(arr))).mean(axis=1)
+    low, high = np.percentile(means, [5, 95])
+    return (float(arr.mean()), float(low), float(high), len(arr), len(ic))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.label_study", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -238,10 +264,19 @@ def main(argv: list[str] | None = None) -> int:
                          "bss": skill.scores(s["ret"] > 0, s["p"], s["base"]).brier_skill,
                          "upper-lower half %": spread * 100, "ci90 low": low * 100,
                          "ci90 high": high * 100, "pair-weeks": weeks})
+    ics = []
+    for name in sets:
+        mean, low, high, windows, candles = rank_ic(df[df["set"] == name])
+        ics.append({"model": name, "rank IC": mean, "ci90 low": low, "ci90 high": high,
+                    "windows": windows, "candles": candles})
     pd.set_option("display.width", 200)
     print(f"\nTest weeks {args.start} .. {args.end}, {args.train_days} days training each, "
           f"learner {args.learner}, label: {strat.exit_rules()}")
     print(pd.DataFrame(rows).round(4).to_string(index=False))
+    print("\nAs a ranker across pairs (cross-sectional Spearman IC of predicted win "
+          "probability vs realised label return, per candle, averaged per window; a ranker "
+          "earns its place with an interval above 0):")
+    print(pd.DataFrame(ics).round(4).to_string(index=False))
     if any(skipped.values()):
         print("\nWeeks skipped (a hole of a day or more in the 5m candles touches the week or "
               "its training window, or too few labelled rows): "

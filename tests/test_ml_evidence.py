@@ -148,3 +148,22 @@ def test_label_study_skips_the_weeks_a_hole_touches_instead_of_crashing():
     none, skipped = walk(frame, pd.Timestamp("2024-02-12", tz="UTC"), end, 14, 7, 12, 1.0,
                          {"verbose": -1}, "logistic")
     assert none.empty and skipped == 1  # no pause given: the empty week is still skipped
+
+
+def test_rank_ic_sees_a_ranker_across_pairs_and_not_a_coin_flip():
+    from lab.label_study import rank_ic
+
+    rng = np.random.default_rng(3)
+    dates = pd.date_range("2024-01-01", periods=300, freq="1h", tz="UTC")
+    rows = []
+    for pair in ("A", "B", "C", "D", "E"):
+        p = rng.random(len(dates))
+        rows.append(pd.DataFrame({"pair": pair, "date": dates, "week": dates.floor("7D"),
+                                  "p": p, "ret": 0.01 * p + rng.normal(0, 0.003, len(dates))}))
+    skilled = pd.concat(rows, ignore_index=True)
+    mean, low, high, windows, candles = rank_ic(skilled)
+    assert low > 0.5 and candles == 300 and windows == skilled["week"].nunique()
+    noise = skilled.assign(ret=rng.permutation(skilled["ret"].to_numpy()))
+    mean, low, high, *_ = rank_ic(noise)
+    assert low < 0 < high
+    assert np.isnan(rank_ic(skilled[skilled["pair"].isin(["A", "B"])])[0])  # two pairs: none
