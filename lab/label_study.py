@@ -19,10 +19,11 @@ signal's candles (where the gate decides): AUC, the Brier skill score against ea
 window's base rate, and the realised mean return of the half the model ranks higher minus the
 half it ranks lower (block-bootstrap 90 % interval over pair-weeks); and each model as a
 *ranker* across pairs: the cross-sectional rank IC (Spearman, per candle, averaged per test
-window, bootstrap 90 % over windows), what a top-k choice among the whitelist would need. Base-timeframe features of
-the pair only (FreqAI adds 1h and BTC/ETH); raw model probabilities (no calibration, so the
-trees' Brier skill is a lower bound): this ranks training sets, it is not the layer's score
-(``make ml-quality`` is). Nothing here sets a parameter.
+window, bootstrap 90 % over windows), what a top-k choice among the whitelist would need.
+Base-timeframe features of the pair only (FreqAI adds 1h and BTC/ETH); raw model
+probabilities (no calibration, so the trees' Brier skill is a lower bound): this ranks
+training sets, it is not the layer's score (``make ml-quality`` is). Nothing here sets a
+parameter.
 """
 
 from __future__ import annotations
@@ -166,11 +167,14 @@ def walk_pooled(frames: dict[str, pd.DataFrame], start: pd.Timestamp, end: pd.Ti
             rows, week = week_split(frame, t, train_days, test_days, horizon, features)
             train.append(rows)
             test.append(week.assign(pair=pair))
+        if not train or sum(map(len, train)) < MIN_ROWS or sum(map(len, test)) < MIN_ROWS:
+            t += test_days * DAY  # every pair's window touched by a hole
+            continue
         tr, te = pd.concat(train), pd.concat(test)
         p = fit_predict(learner_name, params, tr, te, features)
         out.append(scored("pooled", t, p, tr, te).assign(pair=te["pair"].to_numpy()))
         t += test_days * DAY
-    return pd.concat(out, ignore_index=True)
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
 def ranked_spread(df: pd.DataFrame, seed: int = 0, resamples: int = 1000) -> tuple:
