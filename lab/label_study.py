@@ -269,8 +269,15 @@ def main(argv: list[str] | None = None) -> int:
                          "upper-lower half %": spread * 100, "ci90 low": low * 100,
                          "ci90 high": high * 100, "pair-weeks": weeks})
     ics = []
-    for name in sets:
-        mean, low, high, windows, candles = rank_ic(df[df["set"] == name])
+    every = df[df["set"] == "all"]
+    rankers = {name: df[df["set"] == name] for name in sets}
+    # What the per-pair models' ranking holds beyond each pair's own recent win rate (the
+    # training window's base rate: a plain cross-sectional momentum ranker), and that
+    # ranker alone, the simple thing to beat.
+    rankers["all minus base rate"] = every.assign(p=every["p"] - every["base"])
+    rankers["base rate alone"] = every.assign(p=every["base"])
+    for name, scores in rankers.items():
+        mean, low, high, windows, candles = rank_ic(scores)
         ics.append({"model": name, "rank IC": mean, "ci90 low": low, "ci90 high": high,
                     "windows": windows, "candles": candles})
     pd.set_option("display.width", 200)
