@@ -79,7 +79,7 @@ def verdicts(table: pd.DataFrame, curves: dict[str, pd.Series]) -> list[str]:
                                 ("ta+ml", "ta+ml+llm", "The oracle (LLM journal)"),
                                 *[(name, full, f"The full pack ({full}) against the {name}")
                                   for name in rows.index if name.startswith(ablation.BASELINE)
-                                  for full in ("ta+ml+oracle",) if full in rows.index]):
+                                  for full in bar.FULL_PACK if full in rows.index]):
         if lower not in rows.index or upper not in rows.index:
             continue
         a, b = rows.loc[lower], rows.loc[upper]
@@ -184,7 +184,7 @@ def probe_line(probe: dict[str, float]) -> str:
         return "Memorisation probe: no session answered both masked and unmasked."
     same, apart = probe["same_risk_level"], probe["mean_abs_exposure_diff"]
     verdict = ("The decisions do not depend on names, dates or price levels here."
-               if same == 1.0 and apart == 0 else
+               if same == 1.0 and apart == 0 and probe["mean_focus_jaccard"] == 1.0 else
                "The decisions differ: they depend on what masking hides (names, dates, price "
                "levels: possibly memory of the period, possibly mere wording; `make llm-eval "
                "LLM_EVAL_ARGS=--probe` sets this beside two maskings with different aliases). "

@@ -105,3 +105,13 @@ def test_the_probe_compares_the_same_sessions_masked_and_unmasked(market, tmp_pa
     assert probe == {"sessions": 4, "same_risk_level": 0.0,
                      "mean_abs_exposure_diff": pytest.approx(0.3),
                      "mean_focus_jaccard": 1.0}
+
+
+def test_the_probe_verdict_says_differ_unless_everything_agrees():
+    from lab.report import probe_line
+
+    same = {"sessions": 56, "same_risk_level": 1.0, "mean_abs_exposure_diff": 0.0,
+            "mean_focus_jaccard": 1.0}
+    assert "do not depend" in probe_line(same)
+    assert "The decisions differ" in probe_line(same | {"mean_focus_jaccard": 0.14})
+    assert "no session" in probe_line({"sessions": 0})
