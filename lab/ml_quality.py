@@ -36,6 +36,7 @@ from hybrid_ai.ml.features import RETURN_LABEL, WIN, targets
 from hybrid_ai.ml.signals import BASE_RATE, MEAN_LOSS, MEAN_WIN, RISK_RANK, SKILL, add_ml_columns
 from hybrid_ai.settings import RiskLevel, load_settings
 from lab.project import CONFIG, DEFAULT_DATADIR, REPO, load_config, shared_data
+from lab.robustness import rank_ic
 
 
 def label_definition(rules, sell_rsi: float) -> str:
@@ -122,7 +123,13 @@ def evaluate(models_dir: Path, datadir: Path, pairs: list[str],
          "mean_return_pct": float(allrows["ret"][m].mean() * 100),
          "win_rate": float(allrows["y"][m].mean())}
         for name, m in (("gate passes", passed), ("gate blocks", ~passed))])
+    # The model as a ranker across pairs (what a top-k family would use): the cross-
+    # sectional rank IC per candle, averaged per walk-forward window.
+    ic, ic_low, ic_high, ic_windows, _ = rank_ic(allrows.assign(week=allrows["window"],
+                                                                p=allrows[WIN]))
     overall = {
+        "rank_ic": ic, "rank_ic_low": ic_low, "rank_ic_high": ic_high,
+        "rank_ic_windows": ic_windows,
         **{f"model_{k}": v for k, v in model.as_dict().items()},
         **{f"used_{k}": v for k, v in gate.as_dict().items()},
         "windows": len(per_window), "skilled_windows": int(per_window["skill_flag"].sum()),
@@ -140,7 +147,9 @@ def summary_line(q: Quality) -> str:
             f"{o['model_brier_base']:.4f} (Brier skill {o['model_brier_skill']:+.4f}). The model "
             f"claimed skill on its held-out rows in {o['skilled_windows']} of {o['windows']} "
             f"windows; the probability the gate used (base rate elsewhere): Brier skill "
-            f"{o['used_brier_skill']:+.4f}, AUC {o['used_auc']:.3f}.")
+            f"{o['used_brier_skill']:+.4f}, AUC {o['used_auc']:.3f}. As a ranker across pairs: "
+            f"rank IC {o['rank_ic']:+.4f} [{o['rank_ic_low']:+.4f}, {o['rank_ic_high']:+.4f}] "
+            f"over {o['rank_ic_windows']} windows.")
 
 
 def run_backtest(datadir: Path, userdir: Path, timerange: str, pairs: list[str],

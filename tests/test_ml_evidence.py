@@ -151,7 +151,7 @@ def test_label_study_skips_the_weeks_a_hole_touches_instead_of_crashing():
 
 
 def test_rank_ic_sees_a_ranker_across_pairs_and_not_a_coin_flip():
-    from lab.label_study import rank_ic
+    from lab.robustness import rank_ic
 
     rng = np.random.default_rng(3)
     dates = pd.date_range("2024-01-01", periods=300, freq="1h", tz="UTC")

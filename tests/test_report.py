@@ -39,6 +39,7 @@ def test_report_compares_every_variant_with_buy_and_hold(report):
     assert [v["variant"] for v in metrics["late"]] == ["walk-forward (late)", "frozen (late)"]
     assert 0.0 < metrics["ml"]["model_auc"] < 1.0 and metrics["verdicts"]
     assert metrics["ml"]["windows"] == len(metrics["ml"]["per_window"]) > 0
+    assert metrics["ml"]["rank_ic_windows"] == 0  # two pairs: no ranking across pairs
     # every acceptance criterion is stated with what was measured and whether it was met
     assert [a["met"] in ("yes", "no", "n/a") for a in metrics["acceptance"]] == [True] * 9
     assert metrics["verdicts"][0].startswith(("Nothing meets the bar", "Every acceptance"))
