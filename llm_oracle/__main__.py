@@ -301,7 +301,8 @@ def cmd_model(args: argparse.Namespace) -> int:
     print(f"llm_oracle: serving {command[command.index('--model_alias') + 1]} on "
           f"http://127.0.0.1:{args.port}/v1; the oracle uses it with "
           f"`-c config.json -c {args.overlay}`. Ctrl-C stops it.", file=sys.stderr, flush=True)
-    return lm.serve(command)
+    lm.serve(command)
+    return 0  # not reached: the server replaced this process
 
 
 def main(argv: list[str] | None = None) -> int:

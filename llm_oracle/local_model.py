@@ -199,10 +199,9 @@ def prepare_serve(name: str | None, gguf: Path | None, port: int, threads: int,
     return server_command(path, alias, port, threads, n_ctx)
 
 
-def serve(command: list[str]) -> int:
-    """Run the server in the foreground (Ctrl-C stops it)."""
-    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
-    try:
-        return subprocess.call(command, env=env)
-    except KeyboardInterrupt:
-        return 0
+def serve(command: list[str]) -> None:
+    """Become the server (``exec``): Ctrl-C, SIGTERM from a service manager or a test reach
+    llama.cpp's server itself, so no child outlives the command. Does not return."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvpe(command[0], command, {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})

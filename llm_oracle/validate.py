@@ -200,6 +200,11 @@ def validate_answer(raw: dict[str, Any], universe: list[str],
             if clamped != value:
                 notes.append(f"{key} {value} clamped to {clamped}")
             data[key] = clamped
+    exposure, overnight = data.get("max_exposure"), data.get("overnight_target")
+    if (isinstance(exposure, float) and isinstance(overnight, float)
+            and overnight > exposure):  # no more exposure at night than by day
+        notes.append(f"overnight_target {overnight} clamped to max_exposure {exposure}")
+        data["overnight_target"] = exposure
     try:
         answer = OracleAnswer.model_validate(data)
     except ValidationError as exc:

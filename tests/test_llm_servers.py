@@ -270,6 +270,16 @@ def test_what_small_models_get_almost_right_is_read_and_noted(market, tmp_path, 
     assert "respelled" in decision.notes and "read as a number" in decision.notes
 
 
+def test_an_overnight_target_above_the_exposure_cap_is_brought_down_to_it(
+        market, tmp_path, fake):
+    # Seen from the local 0.5B model: max_exposure 0.9, overnight_target 0.954.
+    fake.default = Reply(content=answer(max_exposure=0.9, overnight_target=0.954))
+    decision = make_oracle(market, tmp_path, fake, max_exposure_step_up=1.0).run_session(
+        AT, "12:00Z")
+    assert decision.max_exposure == 0.9 and decision.overnight_target == 0.9
+    assert "overnight_target 0.954 clamped to max_exposure 0.9" in decision.notes
+
+
 def test_a_vllm_error_object_in_a_200_is_classified(market, tmp_path, fake):
     fake.default = Reply(raw=json.dumps({"object": "error", "message": "The model `x` does "
                                          "not exist.", "type": "NotFoundError", "code": 404}))

@@ -13,6 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import psutil
 import pytest
 from pace import limit
 
@@ -78,9 +79,14 @@ def test_the_oracle_decides_with_a_real_model_behind_llama_cpp(real_datadir, tmp
             cwd=REPO, capture_output=True, text=True, timeout=limit(300))
         assert done.returncode == 0, done.stderr[-2000:]
     finally:
-        server.terminate()
+        server.terminate()  # as a service manager stops it
         server.wait(timeout=30)
         log.close()
+    # `model serve` became the server (exec): nothing of it outlives the SIGTERM.
+    left = [p.info["cmdline"] for p in psutil.process_iter(["cmdline"])
+            if "llama_cpp.server" in " ".join(p.info["cmdline"] or [])
+            and str(port) in (p.info["cmdline"] or [])]
+    assert not left, left
     decisions = read_journal(out / "journal.jsonl")
     assert len(decisions) == 4  # the four sessions of the day
     for d in decisions:
