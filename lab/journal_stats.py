@@ -60,13 +60,19 @@ def compare_journals(unmasked: Path, masked: Path, start: pd.Timestamp | None = 
 
     a, b = by_session(unmasked), by_session(masked)
     both = sorted(set(a) & set(b))
-    if not both:
+    return agreement([a[k] for k in both], [b[k] for k in both])
+
+
+def agreement(a: list[OracleDecision], b: list[OracleDecision]) -> dict[str, float]:
+    """Decisions of the same sessions, side by side (usable on both sides only): share with
+    the same risk level, mean absolute difference of ``max_exposure``, mean Jaccard overlap
+    of the focus lists."""
+    pairs = [(x, y) for x, y in zip(a, b, strict=True) if x.usable and y.usable]
+    if not pairs:
         return {"sessions": 0}
-    pairs = [(a[k], b[k]) for k in both]
-    same = sum(x.risk_level == y.risk_level for x, y in pairs)
     return {
         "sessions": len(pairs),
-        "same_risk_level": same / len(pairs),
+        "same_risk_level": sum(x.risk_level == y.risk_level for x, y in pairs) / len(pairs),
         "mean_abs_exposure_diff": statistics.fmean(
             abs(x.max_exposure - y.max_exposure) for x, y in pairs),
         "mean_focus_jaccard": statistics.fmean(

@@ -26,7 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lab.journal_stats import jaccard
+from lab.journal_stats import agreement
 from lab.project import CONFIG, DEFAULT_DATADIR, load_config, whitelist
 from llm_oracle import local_model as lm
 from llm_oracle.context import MarketView, load_news
@@ -94,19 +94,6 @@ def oracle_for(name: str, port: int, datadir: Path, out: Path, **changes: Any) -
                "output_dir": out, **changes}
     settings = load_oracle_settings({**config, "llm_oracle": section})
     return Oracle(settings, universe, MarketView(datadir, universe), load_news(None))
-
-
-def agreement(a: list[OracleDecision], b: list[OracleDecision]) -> dict[str, float]:
-    """Usable decisions of the same sessions: same risk level, exposure and focus overlap."""
-    pairs = [(x, y) for x, y in zip(a, b, strict=True) if x.usable and y.usable]
-    if not pairs:
-        return {"sessions": 0}
-    return {"sessions": len(pairs),
-            "same_risk_level": sum(x.risk_level == y.risk_level for x, y in pairs) / len(pairs),
-            "mean_abs_exposure_diff": statistics.fmean(abs(x.max_exposure - y.max_exposure)
-                                                       for x, y in pairs),
-            "mean_focus_jaccard": statistics.fmean(jaccard(x.focus_pairs, y.focus_pairs)
-                                                   for x, y in pairs)}
 
 
 def evaluate(name: str, datadir: Path, n: int, port: int, threads: int,
