@@ -14,6 +14,13 @@ in-sample data only. Every rule uses candles up to its own row (no lookahead).
 * ``trend``: the loosest precondition, every candle (with volume) once the 1h trend filter
   holds: the candidate set for an ML layer that chooses among candles itself. Alone, without
   an ML gate, it buys every uptrend candle it can.
+* ``momentum``: time-series momentum over days (``hybrid_ai.momentum``): long while the last
+  closed hour is above its ``trend_days``-day average; its own exit is the close falling back
+  below it (``trend_break``), not the 5m reversal, and it is meant for holding days.
+
+Beside any family, a cross-sectional gate (``top_k``): enter only a pair among the ``k``
+strongest of the whitelist by ``trend_days``-day return; ``rank_drop`` exits it once it falls
+out of the top ``2 k`` (a buffer, so a pair at the edge does not churn).
 
 All need volume above its average; the 1h trend filter (1h close above its SMA50) is applied
 by the strategy on top, as a parameter of its own.
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-FAMILIES = ("oversold_recovery", "breakout", "pullback", "trend")
+FAMILIES = ("oversold_recovery", "breakout", "pullback", "trend", "momentum")
 
 
 def oversold_recovery(df: pd.DataFrame, rsi_level: float, lookback: int,
@@ -49,9 +56,17 @@ def pullback(df: pd.DataFrame, rsi_level: float, lookback: int) -> pd.Series:
             & (hist > hist.shift(1)))  # momentum returning
 
 
+def momentum(df: pd.DataFrame, trend_days: int) -> pd.Series:
+    """The last closed hour above its ``trend_days``-day average (columns of the 1h merge)."""
+    return df["close_1h"] > df[f"sma_{trend_days}d_1h"]
+
+
 def signal(df: pd.DataFrame, family: str, *, rsi_level: float, pullback_rsi: float,
-           lookback: int, macd_window: int, volume_ratio: float) -> pd.Series:
-    """The chosen family's entry signal, with the volume condition every family shares."""
+           lookback: int, macd_window: int, volume_ratio: float, trend_days: int = 30,
+           top_k: int = 0) -> pd.Series:
+    """The chosen family's entry signal, with the volume condition every family shares and,
+    with ``top_k`` > 0, only while the pair ranks among the ``top_k`` strongest by
+    ``trend_days``-day return (NaN rank: no entry)."""
     if family == "oversold_recovery":
         core = oversold_recovery(df, rsi_level, lookback, macd_window)
     elif family == "breakout":
@@ -60,9 +75,34 @@ def signal(df: pd.DataFrame, family: str, *, rsi_level: float, pullback_rsi: flo
         core = pullback(df, pullback_rsi, lookback)
     elif family == "trend":
         core = pd.Series(True, index=df.index)
+    elif family == "momentum":
+        core = momentum(df, trend_days)
     else:
         raise ValueError(f"unknown entry family {family!r}; choose one of {FAMILIES}")
-    return core & (df["volume_ratio"] > volume_ratio) & (df["volume"] > 0)
+    core &= (df["volume_ratio"] > volume_ratio) & (df["volume"] > 0)
+    if top_k > 0:
+        core &= df[f"rank_{trend_days}d_1h"] <= top_k
+    return core
+
+
+def technical_exit(df: pd.DataFrame, family: str, *, rsi_level: float, trend_days: int,
+                   top_k: int = 0) -> pd.Series:
+    """The family's own exit signal: ``trend_break`` for ``momentum``, the 5m ``reversal``
+    for the others; with ``top_k`` > 0 also ``rank_drop``."""
+    out = trend_break(df, trend_days) if family == "momentum" else reversal(df, rsi_level)
+    if top_k > 0 and f"rank_{trend_days}d_1h" in df:
+        out = out | rank_drop(df, trend_days, top_k)
+    return out
+
+
+def trend_break(df: pd.DataFrame, trend_days: int) -> pd.Series:
+    """The last closed hour below its ``trend_days``-day average: the momentum trade's exit."""
+    return df["close_1h"] < df[f"sma_{trend_days}d_1h"]
+
+
+def rank_drop(df: pd.DataFrame, trend_days: int, top_k: int) -> pd.Series:
+    """The pair fell out of the top ``2 top_k`` of the whitelist (a known rank only)."""
+    return df[f"rank_{trend_days}d_1h"] > 2 * top_k
 
 
 def reversal(df: pd.DataFrame, rsi_level: float) -> pd.Series:

@@ -348,11 +348,14 @@ class PositionRules:
 
 def exit_columns(ta_exit: npt.NDArray[np.bool_], ml_exit: npt.NDArray[np.bool_],
                  oracle_exit: npt.NDArray[np.bool_],
-                 paused: npt.NDArray[np.bool_] | None = None) -> tuple[npt.NDArray, npt.NDArray]:
+                 paused: npt.NDArray[np.bool_] | None = None,
+                 ta_tag: str | npt.NDArray | None = None) -> tuple[npt.NDArray, npt.NDArray]:
     """``exit_long`` (0/1) and ``exit_tag`` from the exit signals, named in ``SIGNAL_EXITS``'
-    order of precedence."""
+    order of precedence; ``ta_tag`` names the technical exit (per row, or one name; default
+    ``ta_reversal``)."""
     paused = np.zeros(len(ta_exit), bool) if paused is None else paused
-    ta_tag, ml_tag, oracle_tag, pause_tag = SIGNAL_EXITS
+    default_ta_tag, ml_tag, oracle_tag, pause_tag = SIGNAL_EXITS
+    ta_tag = default_ta_tag if ta_tag is None else ta_tag
     tag = np.where(ta_exit, ta_tag, np.where(ml_exit, ml_tag, np.where(
         oracle_exit, oracle_tag, np.where(paused, pause_tag, None))))
     return (ta_exit | ml_exit | oracle_exit | paused).astype(int), tag

@@ -16,6 +16,17 @@ later variants reuse its saved predictions: no variant sees its test window in t
   at their start (``hybrid_ai.ml.frozen_models``), once retrained weekly as usual;
 * ``trend baseline``  what a user would run instead: ``strategies/TrendBaseline.py`` (200-day
   SMA trend rule, inverse-volatility stakes, textbook parameters), through freqtrade too.
+
+And the second entry family, time-series momentum over days (``hybrid_ai.momentum``), with
+parameters fixed before any run (a 30-day average, the top 3 of the whitelist by 30-day return,
+a week's holding at most), each layer added in turn as above:
+
+* ``mom``                   momentum alone (ML and oracle off);
+* ``mom top-3``             only the three strongest pairs (the cross-sectional gate);
+* ``mom top-3 +ml``         FreqAI meta-labels these entries: its own models, trained on the
+                            outcome of a momentum trade held up to a week (its label follows
+                            the family's exits and horizon);
+* ``mom top-3 +ml+oracle``  plus the oracle (heuristic backfill).
 """
 
 from __future__ import annotations
@@ -31,6 +42,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from freqtrade.exchange import timeframe_to_minutes
+
+from hybrid_ai.hyperopt import roi_table
 from lab.project import CONFIG, REPO, STRATEGY, load_config, strategy_with_params
 from local_exchange.overlay import offline_overlay
 
@@ -94,6 +108,8 @@ def plan(timerange: str, heuristic_journal: Path, llm_journal: Path | None,
     if llm_journal is not None:
         variants.append(Variant("ta+ml+llm", oracle_overlay(llm_journal), timerange,
                                 f"ML plus the oracle replayed from {llm_journal.name}"))
+    variants += momentum_variants(timerange, heuristic_journal, identifier,
+                                  timeframe_to_minutes(config["timeframe"]))
     variants += [
         Variant("walk-forward (late)", no_oracle, f"{late}-{end}",
                 "TA+ML on the late period, retrained every window"),
@@ -110,6 +126,31 @@ def plan(timerange: str, heuristic_journal: Path, llm_journal: Path | None,
 
 
 WIDE = {"buy": {"buy_family": "trend"}}
+# The momentum family's parameters, fixed before any run (not tuned): a month's average and
+# ranking, the top 3 of the whitelist, a week's holding at most.
+MOMENTUM = {"buy": {"buy_family": "momentum", "buy_trend_days": 30}}
+MOMENTUM_TOP = {"buy": {**MOMENTUM["buy"], "buy_top_k": 3}}
+MOMENTUM_HOLD_HOURS = 168
+
+
+def momentum_variants(timerange: str, journal: Path, identifier: str,
+                      candle_minutes: int) -> list[Variant]:
+    """The momentum family with each layer added in turn (see the module doc)."""
+    hold = {"minimal_roi": {str(k): v for k, v in roi_table(MOMENTUM_HOLD_HOURS).items()}}
+    off = {**hold, "freqai": {"enabled": False}, "hybrid_ai": {"oracle": {"enabled": False}}}
+    ml = {**hold, "freqai": {"identifier": f"{identifier}-momentum", "feature_parameters": {
+        "label_period_candles": MOMENTUM_HOLD_HOURS * 60 // candle_minutes}}}
+    return [
+        Variant("mom", off, timerange, "time-series momentum: long while the hourly close is "
+                "above its 30-day average, out below it, a week at most", params=MOMENTUM),
+        Variant("mom top-3", off, timerange, "momentum, only the 3 strongest pairs by 30-day "
+                "return (out when one falls below the top 6)", params=MOMENTUM_TOP),
+        Variant("mom top-3 +ml", {**ml, "hybrid_ai": {"oracle": {"enabled": False}}}, timerange,
+                "momentum top-3 meta-labelled by its own ML models (label: a momentum trade "
+                "held up to a week)", params=MOMENTUM_TOP),
+        Variant("mom top-3 +ml+oracle", {**ml, **oracle_overlay(journal)}, timerange,
+                "momentum top-3, ML and the oracle (heuristic backfill)", params=MOMENTUM_TOP),
+    ]
 BASELINE = "trend baseline"
 BASELINE_STRATEGY = "TrendBaseline"
 
@@ -195,7 +236,7 @@ def run_analyses(workdir: Path, datadir: Path, exchange_url: str, timerange: str
     outputs = {}
     for name, extra in (("lookahead-analysis", ["--minimum-trade-amount", "2",
                                                 "--targeted-trade-amount", "10"]),
-                        ("recursive-analysis", ["--startup-candle", "200", "400"])):
+                        ("recursive-analysis", ["--startup-candle", "400", "1000"])):
         cmd = [sys.executable, "-m", "freqtrade", name, "-c", str(CONFIG), "-c", str(offline),
                "-c", str(ta_only), "--userdir", str(userdir), "--datadir", str(datadir),
                "--timerange", timerange, "--pairs", *pairs, *extra]

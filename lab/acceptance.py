@@ -7,10 +7,27 @@ variant did not run is "n/a", never "yes".
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 FULL_PACK = ("ta+ml+llm", "ta+ml+oracle")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One entry family's variants in the report, layer by layer: technical alone, with the
+    ML layer, the full pack (the first of ``full`` that ran)."""
+
+    name: str
+    ta: str
+    ml: str
+    full: tuple[str, ...]
+
+
+FAMILIES = (Family("oversold recovery", "ta", "ta+ml", FULL_PACK),
+            Family("momentum top-3", "mom top-3", "mom top-3 +ml", ("mom top-3 +ml+oracle",)))
 MIN_TRADES = 100
 MIN_EXPOSURE = 0.20
 MIN_AUC = 0.55
@@ -22,16 +39,18 @@ def _row(criterion: str, measured: str, met: bool | None) -> dict[str, str]:
 
 
 def criteria(table: pd.DataFrame, ml: dict[str, float], baseline: str | None,
-             deflated: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
-    """One row per criterion: ``criterion``, ``measured``, ``met`` (yes / no / n/a).
+             deflated: dict[str, dict[str, float]] | None = None,
+             family: Family = FAMILIES[0]) -> pd.DataFrame:
+    """One row per criterion: ``criterion``, ``measured``, ``met`` (yes / no / n/a), for one
+    entry ``family``'s variants.
 
     ``table``: the report's variant rows (``variant``, ``sharpe``, ``max_drawdown``,
     ``exposure``, ``trades``), with ``buy & hold basket`` and the ``baseline`` row;
-    ``ml``: ``model_brier_skill`` and ``model_auc`` pooled out of sample;
+    ``ml``: ``model_brier_skill`` and ``model_auc`` pooled out of sample (the family's models);
     ``deflated``: ``lab.robustness.deflated_sharpe`` by variant."""
     rows = table.set_index("variant")
     out = []
-    full = next((v for v in FULL_PACK if v in rows.index), None)
+    full = next((v for v in family.full if v in rows.index), None)
     basket = rows.loc["buy & hold basket"] if "buy & hold basket" in rows.index else None
 
     def figures(name: str) -> str:
@@ -61,8 +80,8 @@ def criteria(table: pd.DataFrame, ml: dict[str, float], baseline: str | None,
     out.append(_row(f"ML gate: pooled Brier skill > 0 and AUC >= {MIN_AUC}",
                     f"Brier skill {skill:+.4f}, AUC {auc:.3f}",
                     None if np.isnan(skill) else bool(skill > 0 and auc >= MIN_AUC)))
-    for lower, upper, what in (("ta", "ta+ml", "ML layer: ta+ml Sharpe >= ta's"),
-                               ("ta+ml", full, "oracle: full pack Sharpe >= ta+ml's")):
+    for lower, upper, what in ((family.ta, family.ml, "ML layer: ta+ml Sharpe >= ta's"),
+                               (family.ml, full, "oracle: full pack Sharpe >= ta+ml's")):
         if upper is None or lower not in rows.index or upper not in rows.index:
             out.append(_row(what, "not run", None))
             continue

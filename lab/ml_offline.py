@@ -50,14 +50,24 @@ def load_config(userdir: Path, identifier: str, training: dict[str, Any] | None 
     return config
 
 
-def strategy(config: dict[str, Any] | None = None) -> Any:
-    """The configured strategy, loaded as freqtrade loads it (its exits define the label)."""
+def strategy(config: dict[str, Any] | None = None,
+             params: dict[str, dict[str, Any]] | None = None,
+             minimal_roi: dict[str, float] | None = None) -> Any:
+    """The configured strategy, loaded as freqtrade loads it (its exits define the label),
+    with hyperopt ``params`` (by space, as a variant's parameter file) and ``minimal_roi``
+    (its time exit: the label's horizon) set on it."""
     from freqtrade.resolvers import StrategyResolver
 
     if config is None:
         config = setup_utils_configuration(
             {"config": [str(CONFIG)], "timerange": "20240101-20240201"}, RunMode.BACKTEST)
-    return StrategyResolver.load_strategy(config)
+    strat = StrategyResolver.load_strategy(config)
+    for values in (params or {}).values():
+        for name, value in values.items():
+            getattr(strat, name).value = value
+    if minimal_roi is not None:
+        strat.minimal_roi = minimal_roi
+    return strat
 
 
 def feature_frame(candles: pd.DataFrame, periods: tuple[int, ...] = (14, 48),

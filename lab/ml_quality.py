@@ -27,6 +27,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from freqtrade.data.history import load_pair_history
@@ -82,11 +83,12 @@ class Quality:
 
 
 def evaluate(models_dir: Path, datadir: Path, pairs: list[str],
-             since: pd.Timestamp | None = None) -> Quality:
-    """Scores of the predictions saved under ``models_dir`` (only candles from ``since``)."""
+             since: pd.Timestamp | None = None, strat: Any = None) -> Quality:
+    """Scores of the predictions saved under ``models_dir`` (only candles from ``since``),
+    against the label of ``strat``'s exits (default: the configured strategy's)."""
     from lab.ml_offline import strategy
 
-    strat = strategy()
+    strat = strat or strategy()
     rules, sell_rsi = strat.exit_rules(), strat.sell_rsi.value
     settings = load_settings(load_config([CONFIG]))
     margin = settings.ml.ev_margin[RiskLevel.MODERATE]

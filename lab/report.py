@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lab import ablation, data_holes, ml_quality, robustness
+from hybrid_ai.hyperopt import roi_table
+from lab import ablation, data_holes, ml_offline, ml_quality, robustness
 from lab import acceptance as bar
 from lab import report_metrics as rm
 from lab.demo import backfill_oracle
@@ -77,9 +78,16 @@ def verdicts(table: pd.DataFrame, curves: dict[str, pd.Series]) -> list[str]:
                                 ("ta+ml", "ta+ml wide", "Widening the ML layer's candidates"),
                                 ("ta+ml", "ta+ml+oracle", "The oracle (heuristic)"),
                                 ("ta+ml", "ta+ml+llm", "The oracle (LLM journal)"),
+                                ("mom", "mom top-3", "The top-3 gate on momentum"),
+                                ("mom top-3", "mom top-3 +ml", "The ML layer on momentum"),
+                                ("mom top-3 +ml", "mom top-3 +ml+oracle",
+                                 "The oracle on momentum"),
+                                ("ta+ml+oracle", "mom top-3 +ml+oracle",
+                                 "Momentum instead of oversold recovery (full packs)"),
                                 *[(name, full, f"The full pack ({full}) against the {name}")
                                   for name in rows.index if name.startswith(ablation.BASELINE)
-                                  for full in bar.FULL_PACK if full in rows.index]):
+                                  for family in bar.FAMILIES
+                                  for full in family.full[-1:] if full in rows.index]):
         if lower not in rows.index or upper not in rows.index:
             continue
         a, b = rows.loc[lower], rows.loc[upper]
@@ -310,6 +318,13 @@ def main(argv: list[str] | None = None) -> int:
     quality = ml_quality.evaluate(workdir / "models" / freqai["identifier"], args.datadir,
                                   pairs)
     calibration, overall = quality.reliability, quality.overall
+    family_ml = {bar.FAMILIES[0].name: overall}
+    if "mom top-3 +ml" in runs:  # the momentum family's own models, scored on its own label
+        mom = ml_quality.evaluate(
+            workdir / "models" / f"{freqai['identifier']}-momentum", args.datadir, pairs,
+            strat=ml_offline.strategy(params=ablation.MOMENTUM_TOP, minimal_roi=roi_table(
+                ablation.MOMENTUM_HOLD_HOURS)))
+        family_ml[bar.FAMILIES[1].name] = mom.overall
     charts["calibration"] = chart_calibration(calibration, out / "calibration.png")
     exits = ml_exits(runs["ta+ml"], args.datadir, pairs) if "ta+ml" in runs else pd.DataFrame()
     said = verdicts(table, curves)
@@ -318,8 +333,18 @@ def main(argv: list[str] | None = None) -> int:
         [table.set_index("variant").loc[n, "sharpe"] for n in strategies])
     deflated = {n: robustness.deflated_sharpe(curves[n].pct_change().dropna(),
                                               len(strategies), trial_var) for n in strategies}
-    accepted = bar.criteria(table, overall, baseline, deflated)
-    said.insert(0, bar.overall(accepted))
+    accepted = pd.concat([bar.criteria(table, family_ml[f.name], baseline, deflated, f)
+                          .assign(family=f.name) for f in bar.FAMILIES
+                          if f.ta in table["variant"].values], ignore_index=True)
+    for i, (name, rows) in enumerate(accepted.groupby("family", sort=False)):
+        said.insert(i, (f"{name}: " if i else "") + bar.overall(rows))
+    if (mom_ml := family_ml.get(bar.FAMILIES[1].name)) is not None:
+        said.append(f"The momentum family's own ML models ({bar.FAMILIES[1].ml}), out of "
+                    f"sample: AUC {mom_ml.get('model_auc', np.nan):.3f}, Brier skill "
+                    f"{mom_ml.get('model_brier_skill', np.nan):+.4f}, rank IC "
+                    f"{mom_ml.get('rank_ic', np.nan):+.3f} "
+                    f"[{mom_ml.get('rank_ic_low', np.nan):+.3f}"
+                    f", {mom_ml.get('rank_ic_high', np.nan):+.3f}].")
     if runs[baseline].start > start + pd.Timedelta(days=1):
         said.append(f"The {baseline} trades only from {runs[baseline].start:%Y-%m-%d}: its "
                     f"moving average needs that many days of candles before it means anything "

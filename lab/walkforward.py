@@ -55,7 +55,7 @@ from local_exchange.market_data import MarketData, MarketDataError
 from local_exchange.overlay import offline_overlay
 from local_exchange.server import BinanceApi, LocalExchangeServer
 
-DEFAULT_SPACES = ("buy", "sell", "trailing", "stoploss", "protection")
+DEFAULT_SPACES = ("buy", "sell", "roi", "trailing", "stoploss", "protection")
 # The execution layer alone: no FreqAI, no oracle (their own walk-forward is make report's).
 EXECUTION_ONLY = {"freqai": {"enabled": False}, "hybrid_ai": {"oracle": {"enabled": False}}}
 STARTUP_DAYS = 3  # candles freqtrade loads before a window (400 x 5m, 1h SMA50)

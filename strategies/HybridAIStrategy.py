@@ -32,7 +32,7 @@ from freqtrade.strategy import (
 )
 from pandas import DataFrame, Series
 
-from hybrid_ai import entries, gates, positions, redaction
+from hybrid_ai import entries, gates, momentum, positions, redaction
 from hybrid_ai.exits import exit_minimum, take_profit_share, typical_stake
 from hybrid_ai.hyperopt import ProtectiveExitSpaces
 from hybrid_ai.indicators import add_ta_indicators
@@ -87,9 +87,10 @@ class HybridAIStrategy(IStrategy):
     partial_tp_fraction = 0.5
 
     process_only_new_candles = True
-    # Long enough that RSI/MACD/ATR (recursive formulas) and the 1h SMA50 have converged:
-    # freqtrade's recursive-analysis finds no variance at this startup.
-    startup_candle_count: int = 400
+    # Long enough that RSI/MACD/ATR (recursive formulas) and the 1h SMA50 have converged
+    # (freqtrade's recursive-analysis finds no variance at 400) and, on the 1h informative
+    # candles (freqtrade loads as many of each timeframe), for the 30-day trend.
+    startup_candle_count: int = momentum.WARMUP_HOURS
 
     order_types = {"entry": "limit", "exit": "limit", "stoploss": "market",
                    "stoploss_on_exchange": False}
@@ -106,6 +107,10 @@ class HybridAIStrategy(IStrategy):
     buy_macd_window = IntParameter(1, 6, default=3, space="buy")
     buy_volume_ratio = DecimalParameter(0.5, 2.0, default=0.8, decimals=1, space="buy")
     buy_trend_filter = BooleanParameter(default=True, space="buy")
+    # Trends over days (hybrid_ai.momentum): the lookback of the `momentum` family and of the
+    # cross-sectional gate, which enters only the top_k strongest pairs (0: off).
+    buy_trend_days = CategoricalParameter(list(momentum.TREND_DAYS), default=30, space="buy")
+    buy_top_k = IntParameter(0, 5, default=0, space="buy")
 
     sell_rsi = IntParameter(55, 85, default=68, space="sell")
     sell_partial_tp = DecimalParameter(0.02, 0.10, default=0.04, decimals=3, space="sell")
@@ -225,7 +230,19 @@ class HybridAIStrategy(IStrategy):
         # last *closed* 1h candle.
         dataframe["rsi"] = ta.RSI(dataframe, timeperiod=14)
         dataframe["sma50"] = ta.SMA(dataframe, timeperiod=50)
-        return dataframe
+        dataframe = momentum.add_trends(dataframe)  # sma_30d_1h, ret_30d_1h, ...
+        ranks = self.cross_section.ranks(metadata["pair"], dataframe, self._whitelist())
+        return dataframe.join(ranks.set_index(dataframe.index))  # rank_30d_1h, ...
+
+    @property
+    def cross_section(self) -> momentum.CrossSection:
+        if getattr(self, "_cross_section", None) is None:
+            self._cross_section = momentum.CrossSection(
+                lambda pair: self.dp.get_pair_dataframe(pair, "1h"))
+        return self._cross_section
+
+    def _whitelist(self) -> list[str]:
+        return self.dp.current_whitelist() if getattr(self, "dp", None) else []
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         # ML layer first: FreqAI copies every column it is handed into its feature frames,
@@ -264,18 +281,25 @@ class HybridAIStrategy(IStrategy):
         return ml_features.targets(dataframe, rules, self.technical_exit(dataframe))
 
     def technical_exit(self, candles: DataFrame) -> Series:
-        """The technical reversal exit from raw candles (FreqAI's target hook and the tools
-        see OHLCV only, not this strategy's indicator columns)."""
-        indicators = add_ta_indicators(candles[["open", "high", "low", "close",
+        """The entry family's own exit from raw candles (FreqAI's target hook and the tools
+        see OHLCV only, not this strategy's indicator columns): the reversal, or the trend
+        break with its 1h columns resampled from the candles. Not the top-k gate's rank
+        drop: it needs the other pairs' candles, so the label ignores it."""
+        indicators = add_ta_indicators(candles[["date", "open", "high", "low", "close",
                                                 "volume"]].copy())
-        return entries.reversal(indicators, self.sell_rsi.value)
+        if self.buy_family.value == "momentum":
+            indicators = indicators.join(momentum.trend_columns(indicators, self.timeframe))
+        return entries.technical_exit(indicators, self.buy_family.value,
+                                      rsi_level=self.sell_rsi.value,
+                                      trend_days=self.buy_trend_days.value)
 
     # --- signals ------------------------------------------------------------------------
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         ta_signal = entries.signal(
             dataframe, self.buy_family.value, rsi_level=self.buy_rsi.value,
             pullback_rsi=self.buy_pullback_rsi.value, lookback=self.buy_rsi_lookback.value,
-            macd_window=self.buy_macd_window.value, volume_ratio=self.buy_volume_ratio.value)
+            macd_window=self.buy_macd_window.value, volume_ratio=self.buy_volume_ratio.value,
+            trend_days=self.buy_trend_days.value, top_k=self.buy_top_k.value)
         if self.buy_trend_filter.value:
             ta_signal &= dataframe["close_1h"] > dataframe["sma50_1h"]
         dataframe["ta_signal"] = ta_signal.astype(int)
@@ -283,7 +307,9 @@ class HybridAIStrategy(IStrategy):
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        dataframe["ta_exit"] = entries.reversal(dataframe, self.sell_rsi.value).astype(int)
+        dataframe["ta_exit"] = entries.technical_exit(
+            dataframe, self.buy_family.value, rsi_level=self.sell_rsi.value,
+            trend_days=self.buy_trend_days.value, top_k=self.buy_top_k.value).astype(int)
         self._set_exits(dataframe)
         return dataframe
 
@@ -307,8 +333,17 @@ class HybridAIStrategy(IStrategy):
                        if self.layers.oracle_decides and "oracle_exit" in df else no)
         df["ml_exit"] = ml_exit.astype(int)
         paused = df["pair_paused"].to_numpy(bool) if "pair_paused" in df else no
-        df["exit_long"], df["exit_tag"] = positions.exit_columns(ta_exit, ml_exit, oracle_exit,
-                                                                 paused)
+        df["exit_long"], df["exit_tag"] = positions.exit_columns(
+            ta_exit, ml_exit, oracle_exit, paused, self._ta_exit_tags(df))
+
+    def _ta_exit_tags(self, df: DataFrame) -> np.ndarray | str:
+        """The technical exit's tag: ``ta_reversal``, ``trend_break`` (family momentum) or,
+        where the pair fell out of the top-k, ``rank_drop``."""
+        tag = "trend_break" if self.buy_family.value == "momentum" else positions.SIGNAL_EXITS[0]
+        days, k = self.buy_trend_days.value, self.buy_top_k.value
+        if k > 0 and f"rank_{days}d_1h" in df:
+            return np.where(entries.rank_drop(df, days, k).to_numpy(bool), "rank_drop", tag)
+        return tag
 
     # --- sizing and entry confirmation --------------------------------------------------
     def custom_stake_amount(self, pair: str, current_time: datetime, current_rate: float,

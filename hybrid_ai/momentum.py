@@ -1,0 +1,107 @@
+"""Trends over days: time-series momentum and the cross-sectional ranking of the whitelist.
+
+Computed on 1h candles (the strategy's informative timeframe, merged on its 5m candles with
+freqtrade's ``merge_informative_pair``, so a 5m candle sees the last *closed* hour) for each
+lookback of ``TREND_DAYS``, all at once: hyperopt computes indicators once per run, and the
+lookback (``buy_trend_days``) is one of its parameters.
+
+* ``sma_{d}d``: the simple moving average of the hourly closes over ``d`` days (price);
+* ``ret_{d}d``: the return over ``d`` days, close / close ``24 d`` hours earlier - 1;
+* ``rank_{d}d``: the pair's rank among the whitelist by ``ret_{d}d`` at that hour (1: the
+  strongest; NaN where the pair or too few pairs have a value): what the top-k entry gate
+  and its exit read (Jegadeesh and Titman 1993; in crypto, Liu, Tsyvinski and Wu 2022, "Common
+  risk factors in cryptocurrency", find one- to four-week momentum).
+
+The entry family ``momentum`` (``hybrid_ai.entries``) is long while the hourly close is above
+its ``d``-day average (Moskowitz, Ooi and Pedersen 2012, "Time series momentum", with a moving
+average as the trend signal); its exit is the close falling back below it (``trend_break``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import pandas as pd
+import talib.abstract as ta
+from freqtrade.strategy import merge_informative_pair
+
+TREND_DAYS = (7, 14, 30)
+HOURS_PER_DAY = 24
+# Hourly candles the longest lookback needs before its first value.
+WARMUP_HOURS = max(TREND_DAYS) * HOURS_PER_DAY + 1
+# A rank needs this many pairs with a value at that hour (one pair is not a cross-section).
+MIN_PAIRS = 3
+
+
+def add_trends(hourly: pd.DataFrame) -> pd.DataFrame:
+    """``sma_{d}d`` and ``ret_{d}d`` for every ``d`` in ``TREND_DAYS`` on a frame of hourly
+    candles (columns ``close``; returned with the new columns)."""
+    for days in TREND_DAYS:
+        hours = days * HOURS_PER_DAY
+        hourly[f"sma_{days}d"] = ta.SMA(hourly, timeperiod=hours)
+        hourly[f"ret_{days}d"] = hourly["close"] / hourly["close"].shift(hours) - 1.0
+    return hourly
+
+
+def returns(hourly: pd.DataFrame) -> pd.DataFrame:
+    """``ret_{d}d`` of one pair's hourly candles, indexed by ``date``."""
+    out = pd.DataFrame(index=pd.DatetimeIndex(hourly["date"]))
+    close = hourly["close"].to_numpy()
+    for days in TREND_DAYS:
+        hours = days * HOURS_PER_DAY
+        past = pd.Series(close).shift(hours).to_numpy()
+        out[f"ret_{days}d"] = close / past - 1.0
+    return out
+
+
+def ranks(by_pair: dict[str, pd.DataFrame], pair: str) -> pd.DataFrame:
+    """``rank_{d}d`` of ``pair`` among ``by_pair`` (pair -> ``returns``), by date: 1 for the
+    highest return at that hour, NaN where ``pair`` has none or fewer than ``MIN_PAIRS`` do."""
+    out = pd.DataFrame(index=by_pair[pair].index)
+    for days in TREND_DAYS:
+        col = f"ret_{days}d"
+        table = pd.DataFrame({p: r[col] for p, r in by_pair.items()}).reindex(out.index)
+        rank = table.rank(axis=1, ascending=False, method="min")[pair]
+        out[f"rank_{days}d"] = rank.where(table.notna().sum(axis=1) >= MIN_PAIRS)
+    return out
+
+
+class CrossSection:
+    """The whitelist's hourly returns, computed once per new hour and shared by its pairs.
+
+    :param candles: pair -> its hourly candles (freqtrade's ``DataProvider.get_pair_dataframe``
+        for the informative timeframe: history in backtests, the exchange's latest closed
+        candles live)
+    """
+
+    def __init__(self, candles: Callable[[str], pd.DataFrame]) -> None:
+        self._candles = candles
+        self._key: tuple | None = None
+        self._returns: dict[str, pd.DataFrame] = {}
+
+    def ranks(self, pair: str, hourly: pd.DataFrame, whitelist: Iterable[str]) -> pd.DataFrame:
+        """``rank_{d}d`` of ``pair`` on the rows of its ``hourly`` frame (same order)."""
+        pairs = sorted(set(whitelist) | {pair})
+        key = (tuple(pairs), hourly["date"].iloc[-1] if len(hourly) else None)
+        if key != self._key:  # a new hour (live) or another range (tools): recompute
+            self._returns = {p: returns(self._candles(p)) for p in pairs if p != pair}
+            self._key = key
+        mine = returns(hourly)
+        by_pair = {p: r for p, r in self._returns.items() if len(r)} | {pair: mine}
+        return ranks(by_pair, pair).reset_index(drop=True)
+
+
+def trend_columns(candles: pd.DataFrame, timeframe: str, hourly: pd.DataFrame | None = None
+                  ) -> pd.DataFrame:
+    """``close_1h`` and ``sma_{d}d_1h`` on a frame of ``timeframe`` candles, as the strategy's
+    informative merge gives them (from ``hourly``, or resampled from the candles themselves:
+    the ML label's path, which sees raw candles only)."""
+    if hourly is None:
+        hourly = (candles.resample("1h", on="date")
+                  .agg({"open": "first", "high": "max", "low": "min", "close": "last",
+                        "volume": "sum"}).dropna().reset_index())
+    hourly = add_trends(hourly[["date", "open", "high", "low", "close", "volume"]].copy())
+    cols = ["date", "close", *(f"sma_{d}d" for d in TREND_DAYS)]
+    merged = merge_informative_pair(candles[["date"]].copy(), hourly[cols], timeframe, "1h",
+                                    ffill=True)
+    return merged.drop(columns=["date"]).set_index(candles.index)
