@@ -85,9 +85,9 @@ class CrossSection:
         key = (tuple(pairs), hourly["date"].iloc[-1] if len(hourly) else None)
         if key != self._key:  # a new hour (live) or another range (tools): recompute
             self._returns = {p: returns(self._candles(p)) for p in pairs if p != pair}
+            self._returns[pair] = returns(hourly)  # the frame the caller is analysing
             self._key = key
-        mine = returns(hourly)
-        by_pair = {p: r for p, r in self._returns.items() if len(r)} | {pair: mine}
+        by_pair = {p: r for p, r in self._returns.items() if len(r)} | {pair: returns(hourly)}
         return ranks(by_pair, pair).reset_index(drop=True)
 
 
