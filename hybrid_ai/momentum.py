@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import numpy as np
 import pandas as pd
 import talib.abstract as ta
 from freqtrade.strategy import merge_informative_pair
@@ -54,20 +55,28 @@ def returns(hourly: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def ranks(by_pair: dict[str, pd.DataFrame], pair: str) -> pd.DataFrame:
-    """``rank_{d}d`` of ``pair`` among ``by_pair`` (pair -> ``returns``), by date: 1 for the
-    highest return at that hour, NaN where ``pair`` has none or fewer than ``MIN_PAIRS`` do."""
-    out = pd.DataFrame(index=by_pair[pair].index)
+def rank_table(by_pair: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """``rank_{d}d`` of every pair in ``by_pair`` (pair -> ``returns``), by date: 1 for the
+    highest return at that hour, NaN where the pair has none or fewer than ``MIN_PAIRS`` do."""
+    index = pd.DatetimeIndex(sorted(set().union(*(r.index for r in by_pair.values()))))
+    out: dict[str, pd.DataFrame] = {p: pd.DataFrame(index=index) for p in by_pair}
     for days in TREND_DAYS:
         col = f"ret_{days}d"
-        table = pd.DataFrame({p: r[col] for p, r in by_pair.items()}).reindex(out.index)
-        rank = table.rank(axis=1, ascending=False, method="min")[pair]
-        out[f"rank_{days}d"] = rank.where(table.notna().sum(axis=1) >= MIN_PAIRS)
+        table = pd.DataFrame({p: r[col] for p, r in by_pair.items()}).reindex(index)
+        enough = table.notna().sum(axis=1) >= MIN_PAIRS
+        ranked = table.rank(axis=1, ascending=False, method="min").where(enough, axis=0)
+        for pair in by_pair:
+            out[pair][f"rank_{days}d"] = ranked[pair]
     return out
 
 
+def ranks(by_pair: dict[str, pd.DataFrame], pair: str) -> pd.DataFrame:
+    """``rank_table``'s ranks of ``pair``, on the dates of its own returns."""
+    return rank_table(by_pair)[pair].reindex(by_pair[pair].index)
+
+
 class CrossSection:
-    """The whitelist's hourly returns, computed once per new hour and shared by its pairs.
+    """The whitelist's ranks, computed once per new hour for all its pairs.
 
     :param candles: pair -> its hourly candles (freqtrade's ``DataProvider.get_pair_dataframe``
         for the informative timeframe: history in backtests, the exchange's latest closed
@@ -77,18 +86,22 @@ class CrossSection:
     def __init__(self, candles: Callable[[str], pd.DataFrame]) -> None:
         self._candles = candles
         self._key: tuple | None = None
-        self._returns: dict[str, pd.DataFrame] = {}
+        self._ranks: dict[str, pd.DataFrame] = {}
 
     def ranks(self, pair: str, hourly: pd.DataFrame, whitelist: Iterable[str]) -> pd.DataFrame:
         """``rank_{d}d`` of ``pair`` on the rows of its ``hourly`` frame (same order)."""
         pairs = sorted(set(whitelist) | {pair})
         key = (tuple(pairs), hourly["date"].iloc[-1] if len(hourly) else None)
         if key != self._key:  # a new hour (live) or another range (tools): recompute
-            self._returns = {p: returns(self._candles(p)) for p in pairs if p != pair}
-            self._returns[pair] = returns(hourly)  # the frame the caller is analysing
+            by_pair = {p: returns(self._candles(p)) for p in pairs if p != pair}
+            by_pair[pair] = returns(hourly)  # the frame the caller is analysing
+            self._ranks = rank_table({p: r for p, r in by_pair.items() if len(r)})
             self._key = key
-        by_pair = {p: r for p, r in self._returns.items() if len(r)} | {pair: returns(hourly)}
-        return ranks(by_pair, pair).reset_index(drop=True)
+        dates = pd.DatetimeIndex(hourly["date"])
+        mine = self._ranks.get(pair)
+        if mine is None:
+            return pd.DataFrame({f"rank_{d}d": np.nan for d in TREND_DAYS}, index=range(len(dates)))
+        return mine.reindex(dates).reset_index(drop=True)
 
 
 def trend_columns(candles: pd.DataFrame, timeframe: str, hourly: pd.DataFrame | None = None

@@ -153,10 +153,14 @@ def trial_sharpes(userdir: Path, loss: str) -> list[float]:
 
 
 def flat_params(epoch: dict[str, Any]) -> dict[str, Any]:
-    """Chosen parameters, one level deep (``buy_family``, ``stoploss``, ...)."""
+    """Chosen parameters, one level deep (``buy_family``, ``stoploss``, ...); the ``roi``
+    table as its time exit, ``max_hold_hours`` (the holding horizon)."""
     out: dict[str, Any] = {}
-    for space in epoch["params_details"].values():
-        if isinstance(space, dict):
+    for name, space in epoch["params_details"].items():
+        if name == "roi" and isinstance(space, dict):
+            exits = [int(k) for k, v in space.items() if float(v) == -1]
+            out["max_hold_hours"] = min(exits) / 60 if exits else None
+        elif isinstance(space, dict):
             out.update({k: v for k, v in space.items() if not isinstance(v, dict)})
     return out
 
@@ -189,7 +193,15 @@ def _saved_window(path: Path) -> dict[str, Any]:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    return record if isinstance(record, dict) else {}
+    if not isinstance(record, dict):
+        return {}
+    params = record.get("params")
+    if isinstance(params, dict) and any(k.isdigit() for k in params):
+        # saved before flat_params named the roi table's time exit: the same fact, renamed
+        minutes = [int(k) for k, v in params.items() if k.isdigit() and float(v) == -1]
+        record["params"] = {k: v for k, v in params.items() if not k.isdigit()} | {
+            "max_hold_hours": min(minutes) / 60 if minutes else None}
+    return record
 
 
 def run_window(w: Window, wdir: Path, configs: list[Path], datadir: Path,

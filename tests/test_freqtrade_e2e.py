@@ -77,6 +77,39 @@ def test_backtesting_on_real_candles(real_datadir, module_exchange, freqtrade, t
     assert server.api.requests["/api/v3/exchangeInfo"] >= 1
 
 
+def test_momentum_top_k_holds_the_strongest_pairs_for_days(real_datadir, module_exchange,
+                                                          freqtrade, tmp_path):
+    """The momentum family with the top-3 gate and a week's horizon, through freqtrade: each
+    entry's pair ranked among the three strongest by 30-day return at the last closed hour
+    (recomputed here from the 1h files, independently of the strategy's code); the family's
+    own exits; no trade held past the horizon."""
+    from lab.ablation import MOMENTUM_TOP, strategy_copy
+
+    server = module_exchange(real_datadir)
+    proc = freqtrade(
+        ["backtesting", "--datadir", str(real_datadir), "--timerange", "20240301-20240601",
+         "--pairs", *PAIRS, "--export", "trades", "--cache", "none",
+         "--strategy-path", str(strategy_copy(tmp_path / "strategy", MOMENTUM_TOP))],
+        server.url, tmp_path, extra_config={**TA_ONLY, "minimal_roi": {"0": 100, "10080": -1}},
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trades = load_trades(tmp_path)
+    assert len(trades) >= 10
+    reasons = {t["exit_reason"] for t in trades}
+    assert "trend_break" in reasons and "ta_reversal" not in reasons
+    assert reasons <= {"stop_loss", "trailing_stop_loss", "trend_break", "rank_drop", "roi",
+                       "force_exit"}
+    assert max(t["trade_duration"] for t in trades) <= 7 * 24 * 60
+    closes = pd.DataFrame({p: pd.read_feather(real_datadir / f"{p.replace('/', '_')}-1h.feather")
+                           .set_index("date")["close"] for p in PAIRS})
+    rank = (closes / closes.shift(30 * 24) - 1).rank(axis=1, ascending=False)
+    for t in trades:
+        opened = pd.Timestamp(t["open_date"])
+        seen = (opened - pd.Timedelta(hours=1)).floor("1h")  # the last hour closed by then
+        assert rank.loc[seen, t["pair"]] <= 3, (t["pair"], opened, rank.loc[seen].to_dict())
+    assert len({t["pair"] for t in trades}) >= 2  # the top 3 changes over three months
+
+
 def test_ml_backtest_trains_onnx_models_and_gates_entries(real_datadir, module_exchange,
                                                           freqtrade, tmp_path):
     server = module_exchange(real_datadir)

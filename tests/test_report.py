@@ -27,8 +27,9 @@ def report(real_datadir, tmp_path_factory) -> Path:
 def test_report_compares_every_variant_with_buy_and_hold(report):
     metrics = json.loads((report / "metrics.json").read_text())
     names = [v["variant"] for v in metrics["variants"]]
-    assert names == ["ta+ml", "ta", "ta+ml+oracle", "ta+ml wide",
-                     "trend baseline (SMA 30 d)", "buy & hold basket", "buy & hold BTC"]
+    assert names == ["ta+ml", "ta", "ta+ml+oracle", "ta+ml wide", "mom", "mom top-3",
+                     "mom top-3 +ml", "mom top-3 +ml+oracle", "trend baseline (SMA 30 d)",
+                     "buy & hold basket", "buy & hold BTC"]
     for row in metrics["variants"]:
         assert set(row) >= {"total_return", "cagr", "max_drawdown", "sharpe", "sortino",
                             "calmar", "trades", "win_rate", "exposure", "avg_hold_h", "fees"}
@@ -41,8 +42,14 @@ def test_report_compares_every_variant_with_buy_and_hold(report):
     assert metrics["ml"]["windows"] == len(metrics["ml"]["per_window"]) > 0
     assert metrics["ml"]["rank_ic_windows"] == 0  # two pairs: no ranking across pairs
     # every acceptance criterion is stated with what was measured and whether it was met
-    assert [a["met"] in ("yes", "no", "n/a") for a in metrics["acceptance"]] == [True] * 9
+    # ... for each entry family, layer by layer
+    assert [a["met"] in ("yes", "no", "n/a") for a in metrics["acceptance"]] == [True] * 18
+    assert {a["family"] for a in metrics["acceptance"]} == {"oversold recovery",
+                                                            "momentum top-3"}
     assert metrics["verdicts"][0].startswith(("Nothing meets the bar", "Every acceptance"))
+    assert metrics["verdicts"][1].startswith("momentum top-3: ")
+    # the momentum family's own models were scored on its own label (a week's trade)
+    assert any(v.startswith("The momentum family's own ML models") for v in metrics["verdicts"])
     # the plain trend rule ran through freqtrade beside the pack, and is compared with it
     baseline = next(v for v in metrics["variants"] if v["variant"] == metrics["baseline"])
     assert baseline["trades"] > 0
