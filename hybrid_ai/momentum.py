@@ -2,12 +2,13 @@
 
 Computed on 1h candles (the strategy's informative timeframe, merged on its 5m candles with
 freqtrade's ``merge_informative_pair``, so a 5m candle sees the last *closed* hour) for each
-lookback of ``TREND_DAYS``, all at once: hyperopt computes indicators once per run, and the
-lookback (``buy_trend_days``) is one of its parameters.
+lookback of ``TREND_DAYS`` when hyperopt runs (it computes indicators once per run, and the
+lookback, ``buy_trend_days``, is one of its parameters), otherwise only for the lookback in
+use, and only where the strategy's family or top-k gate reads them.
 
 * ``sma_{d}d``: the simple moving average of the hourly closes over ``d`` days (price);
-* ``ret_{d}d``: the return over ``d`` days, close / close ``24 d`` hours earlier - 1;
-* ``rank_{d}d``: the pair's rank among the whitelist by ``ret_{d}d`` at that hour (1: the
+* ``rank_{d}d``: the pair's rank among the whitelist by its return over ``d`` days (close /
+  close ``24 d`` hours earlier - 1) at that hour (1: the
   strongest; NaN where the pair or too few pairs have a value): what the top-k entry gate
   and its exit read (Jegadeesh and Titman 1993; in crypto, Liu, Tsyvinski and Wu 2022, "Common
   risk factors in cryptocurrency", find one- to four-week momentum).
@@ -34,33 +35,32 @@ WARMUP_HOURS = max(TREND_DAYS) * HOURS_PER_DAY + 1
 MIN_PAIRS = 3
 
 
-def add_trends(hourly: pd.DataFrame) -> pd.DataFrame:
-    """``sma_{d}d`` and ``ret_{d}d`` for every ``d`` in ``TREND_DAYS`` on a frame of hourly
-    candles (columns ``close``; returned with the new columns)."""
-    for days in TREND_DAYS:
-        hours = days * HOURS_PER_DAY
-        hourly[f"sma_{days}d"] = ta.SMA(hourly, timeperiod=hours)
-        hourly[f"ret_{days}d"] = hourly["close"] / hourly["close"].shift(hours) - 1.0
+def add_trends(hourly: pd.DataFrame, lookbacks: Iterable[int] = TREND_DAYS) -> pd.DataFrame:
+    """``sma_{d}d`` for every ``d`` in ``lookbacks`` on a frame of hourly candles (column
+    ``close``; returned with the new columns)."""
+    for days in lookbacks:
+        hourly[f"sma_{days}d"] = ta.SMA(hourly, timeperiod=days * HOURS_PER_DAY)
     return hourly
 
 
-def returns(hourly: pd.DataFrame) -> pd.DataFrame:
+def returns(hourly: pd.DataFrame, lookbacks: Iterable[int] = TREND_DAYS) -> pd.DataFrame:
     """``ret_{d}d`` of one pair's hourly candles, indexed by ``date``."""
     out = pd.DataFrame(index=pd.DatetimeIndex(hourly["date"]))
     close = hourly["close"].to_numpy()
-    for days in TREND_DAYS:
+    for days in lookbacks:
         hours = days * HOURS_PER_DAY
         past = pd.Series(close).shift(hours).to_numpy()
         out[f"ret_{days}d"] = close / past - 1.0
     return out
 
 
-def rank_table(by_pair: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+def rank_table(by_pair: dict[str, pd.DataFrame],
+               lookbacks: Iterable[int] = TREND_DAYS) -> dict[str, pd.DataFrame]:
     """``rank_{d}d`` of every pair in ``by_pair`` (pair -> ``returns``), by date: 1 for the
     highest return at that hour, NaN where the pair has none or fewer than ``MIN_PAIRS`` do."""
     index = pd.DatetimeIndex(sorted(set().union(*(r.index for r in by_pair.values()))))
     out: dict[str, pd.DataFrame] = {p: pd.DataFrame(index=index) for p in by_pair}
-    for days in TREND_DAYS:
+    for days in lookbacks:
         col = f"ret_{days}d"
         table = pd.DataFrame({p: r[col] for p, r in by_pair.items()}).reindex(index)
         enough = table.notna().sum(axis=1) >= MIN_PAIRS
@@ -88,20 +88,21 @@ class CrossSection:
         self._key: tuple | None = None
         self._ranks: dict[str, pd.DataFrame] = {}
 
-    def ranks(self, pair: str, hourly: pd.DataFrame, whitelist: Iterable[str]) -> pd.DataFrame:
+    def ranks(self, pair: str, hourly: pd.DataFrame, whitelist: Iterable[str],
+              lookbacks: tuple[int, ...] = TREND_DAYS) -> pd.DataFrame:
         """``rank_{d}d`` of ``pair`` on the rows of its ``hourly`` frame (same order)."""
         pairs = sorted(set(whitelist) | {pair})
-        key = (tuple(pairs), hourly["date"].iloc[-1] if len(hourly) else None)
+        key = (tuple(pairs), lookbacks, hourly["date"].iloc[-1] if len(hourly) else None)
         if key != self._key:  # a new hour (live) or another range (tools): recompute
-            by_pair = {p: returns(self._candles(p)) for p in pairs if p != pair}
-            by_pair[pair] = returns(hourly)  # the frame the caller is analysing
-            self._ranks = rank_table({p: r for p, r in by_pair.items() if len(r)})
+            by_pair = {p: returns(self._candles(p), lookbacks) for p in pairs if p != pair}
+            by_pair[pair] = returns(hourly, lookbacks)  # the frame the caller is analysing
+            self._ranks = rank_table({p: r for p, r in by_pair.items() if len(r)}, lookbacks)
             self._key = key
-        dates = pd.DatetimeIndex(hourly["date"])
         mine = self._ranks.get(pair)
         if mine is None:
-            return pd.DataFrame({f"rank_{d}d": np.nan for d in TREND_DAYS}, index=range(len(dates)))
-        return mine.reindex(dates).reset_index(drop=True)
+            return pd.DataFrame({f"rank_{d}d": np.nan for d in lookbacks},
+                                index=range(len(hourly)))
+        return mine.reindex(pd.DatetimeIndex(hourly["date"])).reset_index(drop=True)
 
 
 def trend_columns(candles: pd.DataFrame, timeframe: str, hourly: pd.DataFrame | None = None

@@ -44,7 +44,6 @@ from typing import Any
 
 from freqtrade.exchange import timeframe_to_minutes
 
-from hybrid_ai.hyperopt import roi_table
 from lab.project import CONFIG, REPO, STRATEGY, load_config, strategy_with_params
 from local_exchange.overlay import offline_overlay
 
@@ -128,15 +127,19 @@ def plan(timerange: str, heuristic_journal: Path, llm_journal: Path | None,
 WIDE = {"buy": {"buy_family": "trend"}}
 # The momentum family's parameters, fixed before any run (not tuned): a month's average and
 # ranking, the top 3 of the whitelist, a week's holding at most.
-MOMENTUM = {"buy": {"buy_family": "momentum", "buy_trend_days": 30}}
-MOMENTUM_TOP = {"buy": {**MOMENTUM["buy"], "buy_top_k": 3}}
-MOMENTUM_HOLD_HOURS = 168
+# One place for them: the preset a user copies (user_data/presets, see the README).
+PRESETS = REPO / "user_data" / "presets"
+_PRESET = json.loads((PRESETS / "momentum-top3.json").read_text())["params"]
+MOMENTUM_TOP = {"buy": _PRESET["buy"]}
+MOMENTUM = {"buy": {k: v for k, v in MOMENTUM_TOP["buy"].items() if k != "buy_top_k"}}
+MOMENTUM_ROI = _PRESET["roi"]  # the time exit, in minutes: the preset's holding horizon
+MOMENTUM_HOLD_HOURS = min(int(k) for k, v in MOMENTUM_ROI.items() if float(v) == -1) // 60
 
 
 def momentum_variants(timerange: str, journal: Path, identifier: str,
                       candle_minutes: int) -> list[Variant]:
     """The momentum family with each layer added in turn (see the module doc)."""
-    hold = {"minimal_roi": {str(k): v for k, v in roi_table(MOMENTUM_HOLD_HOURS).items()}}
+    hold = {"minimal_roi": dict(MOMENTUM_ROI)}
     off = {**hold, "freqai": {"enabled": False}, "hybrid_ai": {"oracle": {"enabled": False}}}
     ml = {**hold, "freqai": {"identifier": f"{identifier}-momentum", "feature_parameters": {
         "label_period_candles": MOMENTUM_HOLD_HOURS * 60 // candle_minutes}}}

@@ -20,7 +20,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hybrid_ai.hyperopt import roi_table
 from lab import ablation, data_holes, ml_offline, ml_quality, robustness
 from lab import acceptance as bar
 from lab import report_metrics as rm
@@ -322,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     if "mom top-3 +ml" in runs:  # the momentum family's own models, scored on its own label
         mom = ml_quality.evaluate(
             workdir / "models" / f"{freqai['identifier']}-momentum", args.datadir, pairs,
-            strat=ml_offline.strategy(params=ablation.MOMENTUM_TOP, minimal_roi=roi_table(
-                ablation.MOMENTUM_HOLD_HOURS)))
+            strat=ml_offline.strategy(params=ablation.MOMENTUM_TOP,
+                                      minimal_roi=ablation.MOMENTUM_ROI))
         family_ml[bar.FAMILIES[1].name] = mom.overall
     charts["calibration"] = chart_calibration(calibration, out / "calibration.png")
     exits = ml_exits(runs["ta+ml"], args.datadir, pairs) if "ta+ml" in runs else pd.DataFrame()

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import talib.abstract as ta
+from freqtrade.enums import RunMode
 from freqtrade.exceptions import OperationalException
 from freqtrade.persistence import Trade
 from freqtrade.strategy import (
@@ -230,9 +231,23 @@ class HybridAIStrategy(IStrategy):
         # last *closed* 1h candle.
         dataframe["rsi"] = ta.RSI(dataframe, timeperiod=14)
         dataframe["sma50"] = ta.SMA(dataframe, timeperiod=50)
-        dataframe = momentum.add_trends(dataframe)  # sma_30d_1h, ret_30d_1h, ...
-        ranks = self.cross_section.ranks(metadata["pair"], dataframe, self._whitelist())
-        return dataframe.join(ranks.set_index(dataframe.index))  # rank_30d_1h, ...
+        # Trends over days (sma_30d_1h, rank_30d_1h, ...) only where something reads them.
+        if lookbacks := self._trend_lookbacks():
+            dataframe = momentum.add_trends(dataframe, lookbacks)
+            if self.buy_top_k.value > 0 or self.config.get("runmode") == RunMode.HYPEROPT:
+                ranks = self.cross_section.ranks(metadata["pair"], dataframe,
+                                                 self._whitelist(), lookbacks)
+                dataframe = dataframe.join(ranks.set_index(dataframe.index))
+        return dataframe
+
+    def _trend_lookbacks(self) -> tuple[int, ...]:
+        """Every lookback while hyperopt searches them; the one in use when the family or
+        the top-k gate needs it; none otherwise (the merge onto 5m candles costs)."""
+        if self.config.get("runmode") == RunMode.HYPEROPT:
+            return momentum.TREND_DAYS
+        if self.buy_family.value == "momentum" or self.buy_top_k.value > 0:
+            return (self.buy_trend_days.value,)
+        return ()
 
     @property
     def cross_section(self) -> momentum.CrossSection:
@@ -242,7 +257,12 @@ class HybridAIStrategy(IStrategy):
         return self._cross_section
 
     def _whitelist(self) -> list[str]:
-        return self.dp.current_whitelist() if getattr(self, "dp", None) else []
+        """The pairs to rank among: the bot's whitelist; the config's where freqtrade's data
+        provider has no pairlist (plot-dataframe, tools)."""
+        try:
+            return self.dp.current_whitelist()
+        except (AttributeError, OperationalException):
+            return list(self.config.get("exchange", {}).get("pair_whitelist", []))
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         # ML layer first: FreqAI copies every column it is handed into its feature frames,

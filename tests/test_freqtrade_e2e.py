@@ -83,14 +83,20 @@ def test_momentum_top_k_holds_the_strongest_pairs_for_days(real_datadir, module_
     entry's pair ranked among the three strongest by 30-day return at the last closed hour
     (recomputed here from the 1h files, independently of the strategy's code); the family's
     own exits; no trade held past the horizon."""
-    from lab.ablation import MOMENTUM_TOP, strategy_copy
+    import shutil
 
+    # As the README says to: the preset is freqtrade's parameter file beside the strategy.
+    strategy = tmp_path / "strategy"
+    strategy.mkdir()
+    shutil.copy(REPO / "strategies" / "HybridAIStrategy.py", strategy)
+    shutil.copy(REPO / "user_data" / "presets" / "momentum-top3.json",
+                strategy / "HybridAIStrategy.json")
     server = module_exchange(real_datadir)
     proc = freqtrade(
         ["backtesting", "--datadir", str(real_datadir), "--timerange", "20240301-20240601",
          "--pairs", *PAIRS, "--export", "trades", "--cache", "none",
-         "--strategy-path", str(strategy_copy(tmp_path / "strategy", MOMENTUM_TOP))],
-        server.url, tmp_path, extra_config={**TA_ONLY, "minimal_roi": {"0": 100, "10080": -1}},
+         "--strategy-path", str(strategy)],
+        server.url, tmp_path, extra_config=TA_ONLY,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     trades = load_trades(tmp_path)

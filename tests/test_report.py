@@ -65,8 +65,10 @@ def test_report_compares_every_variant_with_buy_and_hold(report):
     assert heuristic["sessions"] > 0 and heuristic["usable"] == heuristic["sessions"]
     assert heuristic["answered_by"] == "heuristic/rules-v1" and heuristic["cost_usd"] == 0
     deflated = metrics["deflated_sharpe"]["ta+ml+oracle"]
-    assert deflated["trials"] == 5 and 0.0 <= deflated["dsr"] <= 1.0
-    for verdict in metrics["verdicts"][1:]:  # every stated difference carries its interval
+    assert deflated["trials"] == 9 and 0.0 <= deflated["dsr"] <= 1.0
+    for verdict in metrics["verdicts"][2:]:  # every stated difference carries its interval
+        if verdict.startswith("The momentum family's own ML models"):
+            continue  # scores, not a difference
         assert "holes in the candle files" in verdict or ("[" in verdict and "trades" in verdict)
 
 
@@ -102,7 +104,7 @@ def test_report_files_render(report):
     assert page.count("data:image/png;base64,") == 4
     assert "Oracle trims of open trades" in page
     # freqtrade's analyses ran (in their own user dir: they delete models/<identifier>).
-    assert "has_bias" in page and "400 (from strategy)" in page and "exit code" not in page
+    assert "has_bias" in page and "721 (from strategy)" in page and "exit code" not in page
     for png in ("equity.png", "drawdown.png", "calibration.png", "exposure.png"):
         assert (report / png).read_bytes()[:4] == b"\x89PNG"
     assert (report / "summary.md").read_text().startswith("# Hybrid-AI ablation")
