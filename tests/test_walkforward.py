@@ -1,4 +1,5 @@
-"""`make walkforward` on real candles, small: two pairs, two windows, a few epochs."""
+"""`make walkforward` on real candles, small: three pairs (the top-k gate needs a cross-section),
+two windows, a few epochs."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ from lab.walkforward import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-ARGS = ["--pairs", "BTC/USDT", "ETH/USDT", "--timerange", "20240301-20240329",
+ARGS = ["--pairs", "BTC/USDT", "ETH/USDT", "SOL/USDT", "--timerange", "20240301-20240329",
         "--is-days", "14", "--oos-days", "7", "--epochs", "6", "--min-trades", "2",
         "--baseline-sma-days", "10"]  # 8 months of candles cannot warm up the textbook 200
 
