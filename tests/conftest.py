@@ -22,6 +22,16 @@ from local_exchange.synthetic import write_market
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "config.json"
+PARAMS_FILE = REPO / "strategies" / "HybridAIStrategy.json"
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """A freqtrade parameter file beside the strategy (a preset copied there, or what a
+    hyperopt run exported) changes its defaults for every run: the tests need the shipped
+    ones, so they stop at once instead of failing in confusing places."""
+    if PARAMS_FILE.exists():
+        pytest.exit(f"{PARAMS_FILE} overrides the strategy's shipped parameters (a preset or a "
+                    f"hyperopt export): move it away to run the tests", returncode=4)
 
 
 @pytest.fixture(scope="session")
