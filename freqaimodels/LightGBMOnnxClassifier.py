@@ -405,13 +405,17 @@ class LightGBMOnnxClassifier(BaseClassifierModel):
         else:
             verdict = (f"not judged: {len(held_out)} held-out rows, the check needs "
                        f"{needed_rows(horizon)} (10 label horizons)")
+        detectable = dk.data["onnx"]["detectable_auc"]
+        power = (f"can only tell an AUC above {detectable:.2f} from none (one-sided 95 %)"
+                 if np.isfinite(detectable) else
+                 "hold less than one finished trade of each outcome: no AUC can be told from "
+                 "none (a label horizon this long needs a longer train_period_days)")
         logger.info(
             "%s: ONNX model ready (parity %.1e, %s trees); %s -> %s. Power: the DI filter "
-            "(DI_threshold) dropped %d of %d test rows; %d held-out rows can only tell an AUC "
-            "above %.2f from none (one-sided 95 %%)", dk.pair, parity,
+            "(DI_threshold) dropped %d of %d test rows; %d held-out rows %s", dk.pair, parity,
             clf.best_iteration or params["n_estimators"], verdict,
             "skill" if judged.skill else f"no skill, gate uses {ml.no_skill}", di_dropped,
-            len(test) + di_dropped, len(held_out), dk.data["onnx"]["detectable_auc"])
+            len(test) + di_dropped, len(held_out), power)
         return clf
 
     def _append_null_backtesting_predictions(self, dk: FreqaiDataKitchen, dataframe_backtest):

@@ -132,3 +132,18 @@ def test_the_holding_horizon_is_the_roi_space_and_the_label_follows_it(hours):
     assert rules.max_hold == hours * 12  # 5m candles: the label spans the horizon
     assert rules.horizon_mismatch(hours * 12) is None
     assert f"set label_period_candles to {hours * 12}" in rules.horizon_mismatch(288 + hours)
+
+
+def test_the_preset_is_consistent_with_itself():
+    """The preset's two files agree: its label horizon is its time exit (the bot would refuse
+    to start otherwise), and the report runs exactly its parameters."""
+    import json
+
+    from lab import ablation, ml_offline
+
+    overlay = json.loads((ablation.PRESETS / "momentum-top3.config.json").read_text())
+    strategy = ml_offline.strategy(params=ablation.MOMENTUM_TOP, minimal_roi=ablation.MOMENTUM_ROI)
+    configured = overlay["freqai"]["feature_parameters"]["label_period_candles"]
+    assert strategy.exit_rules().horizon_mismatch(configured) is None
+    assert strategy.buy_family.value == "momentum" and strategy.buy_top_k.value == 3
+    assert overlay["hybrid_ai"]["oracle"]["enabled"] is False  # as measured: the oracle off
