@@ -70,11 +70,6 @@ def rank_table(by_pair: dict[str, pd.DataFrame],
     return out
 
 
-def ranks(by_pair: dict[str, pd.DataFrame], pair: str) -> pd.DataFrame:
-    """``rank_table``'s ranks of ``pair``, on the dates of its own returns."""
-    return rank_table(by_pair)[pair].reindex(by_pair[pair].index)
-
-
 class CrossSection:
     """The whitelist's ranks, computed once per new hour for all its pairs.
 
@@ -105,17 +100,17 @@ class CrossSection:
         return mine.reindex(pd.DatetimeIndex(hourly["date"])).reset_index(drop=True)
 
 
-def trend_columns(candles: pd.DataFrame, timeframe: str, hourly: pd.DataFrame | None = None
-                  ) -> pd.DataFrame:
-    """``close_1h`` and ``sma_{d}d_1h`` on a frame of ``timeframe`` candles, as the strategy's
-    informative merge gives them (from ``hourly``, or resampled from the candles themselves:
-    the ML label's path, which sees raw candles only)."""
-    if hourly is None:
-        hourly = (candles.resample("1h", on="date")
-                  .agg({"open": "first", "high": "max", "low": "min", "close": "last",
-                        "volume": "sum"}).dropna().reset_index())
-    hourly = add_trends(hourly[["date", "open", "high", "low", "close", "volume"]].copy())
-    cols = ["date", "close", *(f"sma_{d}d" for d in TREND_DAYS)]
+def trend_columns(candles: pd.DataFrame, timeframe: str,
+                  lookbacks: Iterable[int] = TREND_DAYS) -> pd.DataFrame:
+    """``close_1h`` and ``sma_{d}d_1h`` on a frame of ``timeframe`` candles, resampled to hours
+    and merged back as the strategy's informative merge gives them (the ML label's path,
+    which sees raw candles only)."""
+    lookbacks = tuple(lookbacks)
+    hourly = (candles.resample("1h", on="date")
+              .agg({"open": "first", "high": "max", "low": "min", "close": "last",
+                    "volume": "sum"}).dropna().reset_index())
+    hourly = add_trends(hourly, lookbacks)
+    cols = ["date", "close", *(f"sma_{d}d" for d in lookbacks)]
     merged = merge_informative_pair(candles[["date"]].copy(), hourly[cols], timeframe, "1h",
                                     ffill=True)
     return merged.drop(columns=["date"]).set_index(candles.index)

@@ -193,15 +193,7 @@ def _saved_window(path: Path) -> dict[str, Any]:
         record = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-    if not isinstance(record, dict):
-        return {}
-    params = record.get("params")
-    if isinstance(params, dict) and any(k.isdigit() for k in params):
-        # saved before flat_params named the roi table's time exit: the same fact, renamed
-        minutes = [int(k) for k, v in params.items() if k.isdigit() and float(v) == -1]
-        record["params"] = {k: v for k, v in params.items() if not k.isdigit()} | {
-            "max_hold_hours": min(minutes) / 60 if minutes else None}
-    return record
+    return record if isinstance(record, dict) else {}
 
 
 def run_window(w: Window, wdir: Path, configs: list[Path], datadir: Path,

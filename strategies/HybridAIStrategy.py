@@ -234,7 +234,7 @@ class HybridAIStrategy(IStrategy):
         # Trends over days (sma_30d_1h, rank_30d_1h, ...) only where something reads them.
         if lookbacks := self._trend_lookbacks():
             dataframe = momentum.add_trends(dataframe, lookbacks)
-            if self.buy_top_k.value > 0 or self.config.get("runmode") == RunMode.HYPEROPT:
+            if self.buy_top_k.value > 0 or self._hyperopting:
                 ranks = self.cross_section.ranks(metadata["pair"], dataframe,
                                                  self._whitelist(), lookbacks)
                 dataframe = dataframe.join(ranks.set_index(dataframe.index))
@@ -243,11 +243,15 @@ class HybridAIStrategy(IStrategy):
     def _trend_lookbacks(self) -> tuple[int, ...]:
         """Every lookback while hyperopt searches them; the one in use when the family or
         the top-k gate needs it; none otherwise (the merge onto 5m candles costs)."""
-        if self.config.get("runmode") == RunMode.HYPEROPT:
+        if self._hyperopting:
             return momentum.TREND_DAYS
         if self.buy_family.value == "momentum" or self.buy_top_k.value > 0:
             return (self.buy_trend_days.value,)
         return ()
+
+    @property
+    def _hyperopting(self) -> bool:
+        return self.config.get("runmode") == RunMode.HYPEROPT
 
     @property
     def cross_section(self) -> momentum.CrossSection:
@@ -308,7 +312,8 @@ class HybridAIStrategy(IStrategy):
         indicators = add_ta_indicators(candles[["date", "open", "high", "low", "close",
                                                 "volume"]].copy())
         if self.buy_family.value == "momentum":
-            indicators = indicators.join(momentum.trend_columns(indicators, self.timeframe))
+            indicators = indicators.join(momentum.trend_columns(
+                indicators, self.timeframe, (self.buy_trend_days.value,)))
         return entries.technical_exit(indicators, self.buy_family.value,
                                       rsi_level=self.sell_rsi.value,
                                       trend_days=self.buy_trend_days.value)

@@ -39,13 +39,13 @@ def test_trends_use_no_future_candles(real_datadir):
 def test_pairs_rank_by_their_return_and_one_or_two_pairs_are_no_cross_section():
     by_pair = {p: momentum.returns(trending(s)) for p, s in
                (("UP/USDT", 0.002), ("FLAT/USDT", 0.0), ("DOWN/USDT", -0.002))}
-    ranks = {p: momentum.ranks(by_pair, p) for p in by_pair}
+    ranks = momentum.rank_table(by_pair)
     last = {p: r["rank_30d"].iloc[-1] for p, r in ranks.items()}
     assert last == {"UP/USDT": 1, "FLAT/USDT": 2, "DOWN/USDT": 3}
     assert ranks["UP/USDT"]["rank_30d"].iloc[:720].isna().all()  # no 30-day return yet
     assert ranks["UP/USDT"]["rank_7d"].iloc[200:].eq(1).all()
     two = {p: by_pair[p] for p in ("UP/USDT", "DOWN/USDT")}
-    assert momentum.ranks(two, "UP/USDT")["rank_7d"].isna().all()
+    assert momentum.rank_table(two)["UP/USDT"]["rank_7d"].isna().all()
 
 
 def test_the_cross_section_is_computed_once_per_new_hour_for_all_pairs():
