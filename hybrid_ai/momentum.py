@@ -20,12 +20,15 @@ average as the trend signal); its exit is the close falling back below it (``tre
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 import talib.abstract as ta
 from freqtrade.strategy import merge_informative_pair
+
+logger = logging.getLogger(__name__)
 
 TREND_DAYS = (7, 14, 30)
 HOURS_PER_DAY = 24
@@ -82,11 +85,17 @@ class CrossSection:
         self._candles = candles
         self._key: tuple | None = None
         self._ranks: dict[str, pd.DataFrame] = {}
+        self._too_few: set[tuple[str, ...]] = set()
 
     def ranks(self, pair: str, hourly: pd.DataFrame, whitelist: Iterable[str],
               lookbacks: tuple[int, ...] = TREND_DAYS) -> pd.DataFrame:
         """``rank_{d}d`` of ``pair`` on the rows of its ``hourly`` frame (same order)."""
         pairs = sorted(set(whitelist) | {pair})
+        if len(pairs) < MIN_PAIRS and tuple(pairs) not in self._too_few:
+            self._too_few.add(tuple(pairs))
+            logger.warning("top-k gate: the whitelist holds %d pair(s) (%s), a ranking needs "
+                           "at least %d: no entries. Add pairs to the whitelist or set "
+                           "buy_top_k 0.", len(pairs), ", ".join(pairs), MIN_PAIRS)
         key = (tuple(pairs), lookbacks, hourly["date"].iloc[-1] if len(hourly) else None)
         if key != self._key:  # a new hour (live) or another range (tools): recompute
             by_pair = {p: returns(self._candles(p), lookbacks) for p in pairs if p != pair}

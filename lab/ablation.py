@@ -5,6 +5,9 @@ work directory, so FreqAI trains the ML layer walk-forward once (a model per
 ``backtest_period_days`` window, trained on the ``train_period_days`` before it) and the
 later variants reuse its saved predictions: no variant sees its test window in training.
 
+The earlier defaults first, 5m oversold recovery held a day at most
+(``user_data/presets/oversold-recovery.json``, its own FreqAI models):
+
 * ``ta``            technical entries; ML and oracle *observed* (computed, not deciding),
                     so the report can say which of these entries each layer would block;
 * ``ta+ml``         the ML gate and sizing decide;
@@ -17,20 +20,21 @@ later variants reuse its saved predictions: no variant sees its test window in t
 * ``trend baseline``  what a user would run instead: ``strategies/TrendBaseline.py`` (200-day
   SMA trend rule, inverse-volatility stakes, textbook parameters), through freqtrade too.
 
-And the second entry family, time-series momentum over days (``hybrid_ai.momentum``), with
+And the shipped defaults, time-series momentum over days (``hybrid_ai.momentum``), with
 parameters fixed before any run (a 30-day average, the top 3 of the whitelist by 30-day return,
 a week's holding at most), each layer added in turn as above:
 
 * ``mom``                   momentum alone (ML and oracle off);
 * ``mom top-3``             only the three strongest pairs (the cross-sectional gate);
-* ``mom top-3 +ml``         FreqAI meta-labels these entries: its own models, trained on the
-                            outcome of a momentum trade held up to a week (its label follows
-                            the family's exits and horizon);
-* ``mom top-3 +ml+oracle``  plus the oracle (heuristic backfill).
+* ``mom top-3 +ml``         FreqAI meta-labels these entries, trained on the outcome of a
+                            momentum trade held up to a week (its label follows the family's
+                            exits and horizon); the oracle observed: the shipped defaults;
+* ``mom top-3 +ml+oracle``  plus the oracle deciding (heuristic backfill).
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import re
@@ -42,9 +46,16 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from freqtrade.exchange import timeframe_to_minutes
+from freqtrade.misc import deep_merge_dicts
 
-from lab.project import CONFIG, REPO, STRATEGY, load_config, strategy_with_params
+from lab.project import (
+    CONFIG,
+    OVERSOLD_PRESET,
+    REPO,
+    STRATEGY,
+    load_config,
+    strategy_with_params,
+)
 from local_exchange.overlay import offline_overlay
 
 
@@ -68,10 +79,10 @@ class AblationError(RuntimeError):
 
 
 def oracle_overlay(journal: Path, observe: list[str] | None = None) -> dict[str, Any]:
-    section: dict[str, Any] = {"oracle": {"enabled": True, "source": str(journal.resolve())}}
-    if observe:
-        section["observe_only"] = observe
-    return {"hybrid_ai": section}
+    """The oracle replayed from ``journal``, deciding unless it is in ``observe`` (the
+    shipped config observes it: every variant says which layers decide)."""
+    return {"hybrid_ai": {"oracle": {"enabled": True, "source": str(journal.resolve())},
+                          "observe_only": list(observe or [])}}
 
 
 def split_late(timerange: str, late_weeks: int, window_days: int) -> str:
@@ -86,74 +97,82 @@ def split_late(timerange: str, late_weeks: int, window_days: int) -> str:
     return late.strftime("%Y%m%d")
 
 
+# The earlier defaults, 5m oversold recovery held a day at most, kept as a preset a user can
+# run (see the README); the report's `ta...` variants run exactly it.
+OVERSOLD = OVERSOLD_PRESET.params
+WIDE = {"buy": {**OVERSOLD["buy"], "buy_family": "trend"}}
+# The shipped defaults are momentum (30-day average and ranking, the top 3, a week at most):
+# its variants run the strategy as shipped, `mom` only without the top-k gate.
+MOMENTUM_NO_TOP = {"buy": {"buy_top_k": 0}}
+
+
+def oversold(overlay: dict[str, Any], oversold_config: dict[str, Any]) -> dict[str, Any]:
+    """``overlay`` on top of the oversold preset (its label horizon, model identifier and
+    deciding oracle) and its time exit; the variant's own keys win."""
+    base = {"minimal_roi": OVERSOLD_PRESET.roi, **copy.deepcopy(oversold_config)}
+    return deep_merge_dicts(copy.deepcopy(overlay), base)
+
+
 def plan(timerange: str, heuristic_journal: Path, llm_journal: Path | None,
          models_dir: Path, late_weeks: int = 8,
          configs: tuple[Path, ...] = ()) -> list[Variant]:
     config = load_config([CONFIG, *configs])
-    identifier = config["freqai"]["identifier"]
+    preset = load_config([OVERSOLD_PRESET.config_file])
+    identifier = preset["freqai"]["identifier"]
     late = split_late(timerange, late_weeks, config["freqai"]["backtest_period_days"])
     end = timerange.partition("-")[2]
     no_oracle = {"hybrid_ai": {"oracle": {"enabled": False}}}
+
+    def ta(name: str, overlay: dict[str, Any], description: str, span: str = timerange,
+           params: dict[str, dict[str, Any]] = OVERSOLD) -> Variant:
+        return Variant(name, oversold(overlay, preset), span, description, params=params)
+
     variants = [
-        Variant("ta+ml", no_oracle, timerange, "TA entries gated and sized by the ML layer"),
-        Variant("ta", oracle_overlay(heuristic_journal, ["ml", "oracle"]), timerange,
-                "TA entries only (ML and oracle observed, not deciding)"),
-        Variant("ta+ml+oracle", oracle_overlay(heuristic_journal), timerange,
-                "ML plus the oracle (heuristic provider, backfilled point-in-time)"),
-        Variant("ta+ml wide", no_oracle, timerange,
-                "the ML gate choosing among every candle of a 1h uptrend (entry family "
-                "'trend') instead of the technical signal's", params=WIDE),
+        ta("ta+ml", no_oracle, "TA entries gated and sized by the ML layer"),
+        ta("ta", oracle_overlay(heuristic_journal, ["ml", "oracle"]),
+           "TA entries only (ML and oracle observed, not deciding)"),
+        ta("ta+ml+oracle", oracle_overlay(heuristic_journal),
+           "ML plus the oracle (heuristic provider, backfilled point-in-time)"),
+        ta("ta+ml wide", no_oracle, "the ML gate choosing among every candle of a 1h uptrend "
+           "(entry family 'trend') instead of the technical signal's", params=WIDE),
     ]
     if llm_journal is not None:
-        variants.append(Variant("ta+ml+llm", oracle_overlay(llm_journal), timerange,
-                                f"ML plus the oracle replayed from {llm_journal.name}"))
-    variants += momentum_variants(timerange, heuristic_journal, identifier,
-                                  timeframe_to_minutes(config["timeframe"]))
+        variants.append(ta("ta+ml+llm", oracle_overlay(llm_journal),
+                           f"ML plus the oracle replayed from {llm_journal.name}"))
+    variants += momentum_variants(timerange, heuristic_journal)
     variants += [
-        Variant("walk-forward (late)", no_oracle, f"{late}-{end}",
-                "TA+ML on the late period, retrained every window"),
-        Variant("frozen (late)", {
+        ta("walk-forward (late)", no_oracle, "TA+ML on the late period, retrained every window",
+           span=f"{late}-{end}"),
+        ta("frozen (late)", {
             # Nothing new to save: the frozen model is loaded again for every window.
             "freqai": {"identifier": f"{identifier}-frozen", "save_backtest_models": False},
             "hybrid_ai": {"oracle": {"enabled": False}, "ml": {"frozen_models": {
                 "dir": str((models_dir / identifier).resolve()),
                 "trained_before": datetime.strptime(late, "%Y%m%d").replace(
                     tzinfo=UTC).isoformat()}}},
-        }, f"{late}-{end}", "TA+ML on the late period with the models frozen at its start"),
+        }, "TA+ML on the late period with the models frozen at its start", span=f"{late}-{end}"),
     ]
     return variants
 
 
-WIDE = {"buy": {"buy_family": "trend"}}
-# The momentum family's parameters, fixed before any run (not tuned): a month's average and
-# ranking, the top 3 of the whitelist, a week's holding at most.
-# One place for them: the preset a user copies (user_data/presets, see the README).
-PRESETS = REPO / "user_data" / "presets"
-_PRESET = json.loads((PRESETS / "momentum-top3.json").read_text())["params"]
-MOMENTUM_TOP = {"buy": _PRESET["buy"]}
-MOMENTUM = {"buy": {k: v for k, v in MOMENTUM_TOP["buy"].items() if k != "buy_top_k"}}
-MOMENTUM_ROI = _PRESET["roi"]  # the time exit, in minutes: the preset's holding horizon
-MOMENTUM_HOLD_HOURS = min(int(k) for k, v in MOMENTUM_ROI.items() if float(v) == -1) // 60
-
-
-def momentum_variants(timerange: str, journal: Path, identifier: str,
-                      candle_minutes: int) -> list[Variant]:
-    """The momentum family with each layer added in turn (see the module doc)."""
-    hold = {"minimal_roi": dict(MOMENTUM_ROI)}
-    off = {**hold, "freqai": {"enabled": False}, "hybrid_ai": {"oracle": {"enabled": False}}}
-    ml = {**hold, "freqai": {"identifier": f"{identifier}-momentum", "feature_parameters": {
-        "label_period_candles": MOMENTUM_HOLD_HOURS * 60 // candle_minutes}}}
+def momentum_variants(timerange: str, journal: Path) -> list[Variant]:
+    """The momentum family (the shipped defaults) with each layer added in turn (see the
+    module doc)."""
+    off = {"freqai": {"enabled": False}, "hybrid_ai": {"oracle": {"enabled": False}}}
     return [
         Variant("mom", off, timerange, "time-series momentum: long while the hourly close is "
-                "above its 30-day average, out below it, a week at most", params=MOMENTUM),
+                "above its 30-day average, out below it, a week at most",
+                params=MOMENTUM_NO_TOP),
         Variant("mom top-3", off, timerange, "momentum, only the 3 strongest pairs by 30-day "
-                "return (out when one falls below the top 6)", params=MOMENTUM_TOP),
-        Variant("mom top-3 +ml", {**ml, "hybrid_ai": {"oracle": {"enabled": False}}}, timerange,
-                "momentum top-3 meta-labelled by its own ML models (label: a momentum trade "
-                "held up to a week)", params=MOMENTUM_TOP),
-        Variant("mom top-3 +ml+oracle", {**ml, **oracle_overlay(journal)}, timerange,
-                "momentum top-3, ML and the oracle (heuristic backfill)", params=MOMENTUM_TOP),
+                "return (out when one falls below the top 6)"),
+        Variant("mom top-3 +ml", oracle_overlay(journal, ["oracle"]), timerange,
+                "the shipped defaults: momentum top-3 meta-labelled by its ML models (label: a "
+                "momentum trade held up to a week), the oracle observed"),
+        Variant("mom top-3 +ml+oracle", oracle_overlay(journal), timerange,
+                "momentum top-3, ML and the oracle deciding (heuristic backfill)"),
     ]
+
+
 BASELINE = "trend baseline"
 BASELINE_STRATEGY = "TrendBaseline"
 

@@ -17,7 +17,7 @@ from freqtrade.enums import RunMode
 from freqtrade.freqai.data_kitchen import FreqaiDataKitchen
 
 from hybrid_ai.ml import features as ml_features
-from lab.project import CONFIG, REPO
+from lab.project import CONFIG, REPO, Preset
 
 MODEL_FILE = REPO / "freqaimodels" / "LightGBMOnnxClassifier.py"
 
@@ -36,11 +36,12 @@ def model_class() -> type:
 
 
 def load_config(userdir: Path, identifier: str, training: dict[str, Any] | None = None,
-                config_file: Path = CONFIG) -> dict[str, Any]:
-    """config.json as freqtrade loads it, FreqAI pointed at ``userdir``/models/``identifier``."""
+                preset: Preset | None = None) -> dict[str, Any]:
+    """config.json (and ``preset``'s overlay) as freqtrade loads it, FreqAI pointed at
+    ``userdir``/models/``identifier``."""
+    configs = [str(CONFIG), *([str(preset.config_file)] if preset else [])]
     config = setup_utils_configuration(
-        {"config": [str(config_file)], "user_data_dir": str(userdir),
-         "timerange": "20240101-20240201"},
+        {"config": configs, "user_data_dir": str(userdir), "timerange": "20240101-20240201"},
         RunMode.BACKTEST,
     )
     config["freqai"]["identifier"] = identifier
@@ -52,15 +53,20 @@ def load_config(userdir: Path, identifier: str, training: dict[str, Any] | None 
 
 def strategy(config: dict[str, Any] | None = None,
              params: dict[str, dict[str, Any]] | None = None,
-             minimal_roi: dict[str, float] | None = None) -> Any:
+             minimal_roi: dict[str, float] | None = None,
+             preset: Preset | None = None) -> Any:
     """The configured strategy, loaded as freqtrade loads it (its exits define the label),
     with hyperopt ``params`` (by space, as a variant's parameter file) and ``minimal_roi``
-    (its time exit: the label's horizon) set on it."""
+    (its time exit: the label's horizon) set on it; a ``preset`` sets both, and its config
+    overlay is loaded too."""
     from freqtrade.resolvers import StrategyResolver
 
+    if preset is not None:
+        params, minimal_roi = {**preset.params, **(params or {})}, minimal_roi or preset.roi
     if config is None:
+        configs = [str(CONFIG), *([str(preset.config_file)] if preset else [])]
         config = setup_utils_configuration(
-            {"config": [str(CONFIG)], "timerange": "20240101-20240201"}, RunMode.BACKTEST)
+            {"config": configs, "timerange": "20240101-20240201"}, RunMode.BACKTEST)
     strat = StrategyResolver.load_strategy(config)
     for values in (params or {}).values():
         for name, value in values.items():

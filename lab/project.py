@@ -5,9 +5,11 @@ would refuse."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,40 @@ DEMO_OVERLAY = REPO / "user_data" / "config.demo.json"  # make demo: stale model
 DEFAULT_DATADIR = REPO / "user_data" / "data" / "binance"
 TIMEFRAMES = ("5m", "1h")  # the strategy's timeframe and its informative timeframe
 SHARED_DATA_ENV = "HYBRID_AI_SHARED_DATA"
+PRESETS = REPO / "user_data" / "presets"
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named configuration other than the shipped defaults (``user_data/presets``):
+    freqtrade's parameter file ``<name>.json`` (copied beside the strategy, or read by the
+    tools) and the config overlay ``<name>.config.json`` that goes with it (label horizon,
+    model identifier, layers)."""
+
+    name: str
+
+    @property
+    def params_file(self) -> Path:
+        return PRESETS / f"{self.name}.json"
+
+    @property
+    def config_file(self) -> Path:
+        return PRESETS / f"{self.name}.config.json"
+
+    @property
+    def params(self) -> dict[str, dict[str, Any]]:
+        """The strategy parameters by hyperopt space, the time exit (``roi``) left out."""
+        params = json.loads(self.params_file.read_text())["params"]
+        return {space: values for space, values in params.items() if space != "roi"}
+
+    @property
+    def roi(self) -> dict[str, float]:
+        """``minimal_roi`` (minutes -> return): its time exit is the label's horizon."""
+        return json.loads(self.params_file.read_text())["params"]["roi"]
+
+
+# The earlier defaults: 5m oversold recovery held a day at most, the oracle deciding.
+OVERSOLD_PRESET = Preset("oversold-recovery")
 
 
 class DemoError(RuntimeError):

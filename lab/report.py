@@ -16,6 +16,7 @@ import sys
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +26,15 @@ from lab import acceptance as bar
 from lab import report_metrics as rm
 from lab.demo import backfill_oracle
 from lab.journal_stats import compare_journals, journal_stats
-from lab.project import CONFIG, REPO, default_timerange, load_config, shared_data, whitelist
+from lab.project import (
+    CONFIG,
+    OVERSOLD_PRESET,
+    REPO,
+    default_timerange,
+    load_config,
+    shared_data,
+    whitelist,
+)
 from llm_oracle.store import read_journal
 from local_exchange.market_data import MarketData
 from local_exchange.server import BinanceApi, LocalExchangeServer
@@ -314,18 +323,21 @@ def main(argv: list[str] | None = None) -> int:
         charts["exposure"] = chart_exposure(rm.exposure_series(runs["ta+ml+oracle"]), journal,
                                             out / "exposure.png")
     freqai = config["freqai"]
-    quality = ml_quality.evaluate(workdir / "models" / freqai["identifier"], args.datadir,
-                                  pairs)
+    # The oversold variants' models (the preset's identifier), scored on their own label;
+    # the momentum family's are the shipped config's.
+    oversold_id = load_config([OVERSOLD_PRESET.config_file])["freqai"]["identifier"]
+    oversold_strat = ml_offline.strategy(preset=OVERSOLD_PRESET)
+    quality = ml_quality.evaluate(workdir / "models" / oversold_id, args.datadir, pairs,
+                                  strat=oversold_strat)
     calibration, overall = quality.reliability, quality.overall
     family_ml = {bar.FAMILIES[0].name: overall}
-    if "mom top-3 +ml" in runs:  # the momentum family's own models, scored on its own label
-        mom = ml_quality.evaluate(
-            workdir / "models" / f"{freqai['identifier']}-momentum", args.datadir, pairs,
-            strat=ml_offline.strategy(params=ablation.MOMENTUM_TOP,
-                                      minimal_roi=ablation.MOMENTUM_ROI))
+    if "mom top-3 +ml" in runs:
+        mom = ml_quality.evaluate(workdir / "models" / freqai["identifier"], args.datadir,
+                                  pairs)
         family_ml[bar.FAMILIES[1].name] = mom.overall
     charts["calibration"] = chart_calibration(calibration, out / "calibration.png")
-    exits = ml_exits(runs["ta+ml"], args.datadir, pairs) if "ta+ml" in runs else pd.DataFrame()
+    exits = (ml_exits(runs["ta+ml"], args.datadir, pairs, oversold_strat) if "ta+ml" in runs
+             else pd.DataFrame())
     said = verdicts(table, curves)
     strategies = [r.name for r in main_runs]
     trial_var = robustness.annual_to_period_var(
@@ -372,11 +384,10 @@ def main(argv: list[str] | None = None) -> int:
     if len(late_table) == 2:
         # Prediction quality over the same late candles: frozen models vs retraining.
         late_auc = {}
-        for name, ident in (("walk-forward", freqai["identifier"]),
-                            ("frozen", f"{freqai['identifier']}-frozen")):
+        for name, ident in (("walk-forward", oversold_id), ("frozen", f"{oversold_id}-frozen")):
             late_auc[name] = ml_quality.evaluate(
-                workdir / "models" / ident, args.datadir, pairs,
-                since=late[0].start).overall["model_auc"]
+                workdir / "models" / ident, args.datadir, pairs, since=late[0].start,
+                strat=oversold_strat).overall["model_auc"]
         wf, fr = late_table.iloc[0], late_table.iloc[1]
         late_line = (f"Frozen models (trained before {late[0].start:%Y-%m-%d}, never retrained) "
                      f"{fr['total_return'] * 100:+.2f} % / {fr['trades']:.0f} trades vs "
@@ -477,13 +488,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def ml_exits(run: rm.Run, datadir: Path, pairs: list[str]) -> pd.DataFrame:
-    """``rm.exit_attribution`` of the run's ml_exit trades, with the strategy's exits."""
+def ml_exits(run: rm.Run, datadir: Path, pairs: list[str], strat: Any) -> pd.DataFrame:
+    """``rm.exit_attribution`` of the run's ml_exit trades, with ``strat``'s exits (the
+    strategy as the run had it, ``lab.ml_offline.strategy``)."""
     from freqtrade.data.history import load_pair_history
 
-    from lab.ml_offline import strategy
-
-    strat = strategy()
     candles, reversals = {}, {}
     for pair in pairs:
         c = load_pair_history(pair=pair, timeframe="5m", datadir=datadir)

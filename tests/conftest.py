@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -13,7 +14,7 @@ import pytest
 from fake_openai import FakeOpenAI, Reply, answer
 from pace import limit
 
-from lab.project import shared_data
+from lab.project import STRATEGY_FILE, Preset, load_config, shared_data
 from local_exchange.clock import Clock
 from local_exchange.market_data import MarketData
 from local_exchange.overlay import write_overlay
@@ -23,6 +24,8 @@ from local_exchange.synthetic import write_market
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "config.json"
 PARAMS_FILE = REPO / "strategies" / "HybridAIStrategy.json"
+# Where FreqAI keeps the shipped config's models: <userdir>/models/<MODEL_ID>.
+MODEL_ID = load_config()["freqai"]["identifier"]
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -109,10 +112,20 @@ def run_freqtrade(
     userdir: Path,
     extra_config: dict | None = None,
     timeout: float = 600,
+    preset: Preset | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``freqtrade <args> -c config.json -c <overlay for exchange_url> [-c extra]`` in REPO."""
+    """``freqtrade <args> -c config.json -c <overlay for exchange_url> [-c extra]`` in REPO;
+    with a ``preset``, as the README says to run one: its parameter file beside a copy of
+    the strategy, its config overlay after config.json."""
     overlay = write_overlay(userdir / "config.offline.json", exchange_url)
     configs = ["-c", str(CONFIG), "-c", str(overlay)]
+    if preset is not None:
+        strategy_dir = userdir / "preset-strategy"
+        strategy_dir.mkdir(exist_ok=True)
+        shutil.copy(STRATEGY_FILE, strategy_dir)
+        shutil.copy(preset.params_file, strategy_dir / PARAMS_FILE.name)
+        configs += ["-c", str(preset.config_file)]
+        args = [*args, "--strategy-path", str(strategy_dir)]
     if extra_config:
         extra = userdir / "config.extra.json"
         extra.write_text(json.dumps(extra_config))

@@ -82,10 +82,11 @@ def browser():
 def test_dashboard_shows_every_layer_the_trades_and_a_new_oracle_decision(
         browser, real_datadir, tmp_path):
     extra = tmp_path / "ui.json"
-    # ML observed (computed and plotted, not sizing): the forced trade below gets a stake
-    # whatever the model says. A fast replay (60x): candles every 5 s, and API tokens that
-    # must still last their real-time minutes.
-    extra.write_text(json.dumps({"force_entry_enable": True,
+    # ML observed (computed and plotted, not sizing), the oracle deciding: the forced trade
+    # below gets a stake whatever the model says, and no exit signal closes it before the
+    # test does. A fast replay (60x): candles every 5 s, and API tokens that must still last
+    # their real-time minutes.
+    extra.write_text(json.dumps({"force_entry_enable": True, "use_exit_signal": False,
                                  "hybrid_ai": {"observe_only": ["ml"]}}))
     replay_start = datetime.fromtimestamp(  # as `make live` picks it: two days before the end
         MarketData.load(real_datadir).last_close_time() / 1000, tz=UTC) - timedelta(days=2)

@@ -144,7 +144,7 @@ def test_the_label_follows_the_strategy_exit_parameters():
         strategy.stoploss, strategy.trailing_stop_positive,
         strategy.trailing_stop_positive_offset)
     assert rules.partial_tp == strategy.sell_partial_tp.value
-    assert rules.max_hold == 288  # minimal_roi's time exit: 1440 minutes of 5m candles
+    assert rules.max_hold == 2016  # minimal_roi's time exit: a week (10080 minutes) of 5m candles
     strategy.stoploss = -0.05
     strategy.sell_partial_tp.value = 0.03
     strategy.minimal_roi = {0: 100.0, 720: -1}
@@ -159,5 +159,5 @@ def test_a_label_horizon_that_differs_from_the_holding_time_stops_the_bot():
 
     strategy = ml_offline.strategy()
     strategy.config["freqai"]["feature_parameters"]["label_period_candles"] = 24
-    with pytest.raises(OperationalException, match="set label_period_candles to 288"):
+    with pytest.raises(OperationalException, match="set label_period_candles to 2016"):
         strategy._check_label_horizon()

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from conftest import MODEL_ID
 from pace import limit
 
 from llm_oracle.schema import OracleDecision
@@ -210,7 +211,7 @@ def test_live_system_follows_an_oracle_change_and_stops_cleanly(real_datadir, tm
         bad = FtRestClient(f"http://127.0.0.1:{live.api_port}", "tester", "wrong")
         assert bad.status() in (None, {"detail": "Unauthorized"}) or "detail" in str(bad.status())
         # Both models trained and saved before the restart below.
-        models = tmp_path / "models" / "hybrid-lgbm-onnx-v1"
+        models = tmp_path / "models" / MODEL_ID
         live.wait(lambda: len(list(models.glob("sub-train-*/*_model.joblib"))) >= 2, 240,
                   "both models on disk")
     finally:
@@ -255,14 +256,16 @@ def test_fast_replay_trades_and_survives_an_exchange_restart_and_a_candle_gap(re
     restarted under the running bot; a hole in the exchange's candles."""
     import pandas as pd
 
+    # Three pairs above their 30-day average that day: the shipped momentum top-3 can enter.
     datadir = tmp_path / "data"
-    copy_pairs(real_datadir, datadir, ["BTC/USDT", "ETH/USDT"])
+    pairs = ["XRP/USDT", "LTC/USDT", "TRX/USDT"]
+    copy_pairs(real_datadir, datadir, pairs)
     gap = (pd.Timestamp("2024-08-20 08:00", tz="UTC"), pd.Timestamp("2024-08-20 08:30", tz="UTC"))
-    eth = datadir / "ETH_USDT-5m.feather"
-    frame = pd.read_feather(eth)
+    ltc = datadir / "LTC_USDT-5m.feather"
+    frame = pd.read_feather(ltc)
     frame[(frame["date"] < gap[0]) | (frame["date"] >= gap[1])].reset_index(drop=True) \
-        .to_feather(eth)
-    live = Live(datadir, tmp_path / "user", "--pairs", "BTC/USDT", "ETH/USDT", "--speed", "300",
+        .to_feather(ltc)
+    live = Live(datadir, tmp_path / "user", "--pairs", *pairs, "--speed", "300",
                 "--replay-start", "2024-08-20 06:00", "-c", str(REPO / "user_data" /
                                                                 "config.eager.json"))
     client = live.client
@@ -272,12 +275,12 @@ def test_fast_replay_trades_and_survives_an_exchange_restart_and_a_candle_gap(re
                            "a dry-run trade")
         print(f"first trade after {time.monotonic() - started:.0f}s: {trades[0]['open_date']} "
               f"{trades[0]['pair']} {trades[0]['enter_tag']}")
-        assert trades[0]["enter_tag"] == "ta+ml+oracle"
+        assert trades[0]["enter_tag"] == "ta+ml"  # the oracle observed, as shipped
         assert trades[0]["open_date"] >= "2024-08-20"  # the bot lives on the replay's clock
 
         # The candle gap: freqtrade fills the missing candles flat, with no volume; no entry
         # signal on them; the bot keeps going.
-        candles = live.wait(lambda: (c := client.pair_candles("ETH/USDT", "5m", limit=500))
+        candles = live.wait(lambda: (c := client.pair_candles("LTC/USDT", "5m", limit=500))
                             and c["data"][-1][0] > "2024-08-20T09" and c, 120, "past the gap")
         rows = [dict(zip(candles["columns"], r, strict=False)) for r in candles["data"]]
         holes = [r for r in rows if "2024-08-20T08:00" <= r["date"] < "2024-08-20T08:30"]
@@ -288,13 +291,13 @@ def test_fast_replay_trades_and_survives_an_exchange_restart_and_a_candle_gap(re
         # rides it out (same process), its clock and candles go on, no order is duplicated.
         bot_pid = live.child("freqtrade").pid
         exchange = live.child("local_exchange serve")
-        before = last_row(client, "BTC/USDT")["date"]
+        before = last_row(client, "XRP/USDT")["date"]
         exchange.kill()
         live.wait(lambda: "local exchange exited with -9; restarting it" in live.output(), 30,
                   "the exchange restart")
         live.wait(lambda: live.child("local_exchange serve").pid != exchange.pid, 30,
                   "a new exchange process")
-        live.wait(lambda: last_row(client, "BTC/USDT")["date"] > before, 120,
+        live.wait(lambda: last_row(client, "XRP/USDT")["date"] > before, 120,
                   "new candles after the restart")
         assert live.child("freqtrade").pid == bot_pid
         orders = [o["order_id"] for t in client.trades()["trades"] for o in t["orders"]]
@@ -415,8 +418,12 @@ def test_dry_run_bot_trims_an_open_trade_after_a_downgrade(real_datadir, tmp_pat
     messaging (a webhook here; Telegram takes the same messages) once."""
     hook = Webhook()
     extra = tmp_path / "steer.json"
+    # The oracle deciding (the shipped config observes it); no exit signal, so the forced
+    # trade stays open whatever its trend.
     extra.write_text(json.dumps({"freqai": {"enabled": False}, "force_entry_enable": True,
-                                 "hybrid_ai": {"oracle": {"overnight_at": None}},
+                                 "use_exit_signal": False,
+                                 "hybrid_ai": {"oracle": {"overnight_at": None},
+                                               "observe_only": []},
                                  "webhook": hook.config()}))
     live = Live(real_datadir, tmp_path, "--pairs", "BTC/USDT", "ETH/USDT", "-c", str(extra),
                 "-c", str(hand_held_oracle(tmp_path / "hand-held.json")))

@@ -22,6 +22,7 @@ from hybrid_ai.ml.onnx_model import (
 from hybrid_ai.ml.signals import RISK_RANK, add_ml_columns, ml_exit_signal
 from hybrid_ai.settings import MLSettings, SettingsError, load_settings
 from lab import ml_offline
+from lab.project import OVERSOLD_PRESET
 from local_exchange.synthetic import generate
 
 PAIR = "BTC/USDT"
@@ -230,14 +231,18 @@ def test_ml_settings_refuse_loosening_margins():
 
 
 # --- FreqAI: train, save, load, predict ----------------------------------------------------
+# A day's label horizon (the oversold preset): 20 days of candles hold held-out rows for it,
+# not for the shipped week.
 @pytest.fixture(scope="module")
 def feature_frame(candles) -> pd.DataFrame:
-    return ml_offline.feature_frame(candles, periods=(14,))
+    return ml_offline.feature_frame(candles, periods=(14,),
+                                    strat=ml_offline.strategy(preset=OVERSOLD_PRESET))
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, feature_frame):
-    config = ml_offline.load_config(tmp_path_factory.mktemp("freqai_ud"), "unit")
+    config = ml_offline.load_config(tmp_path_factory.mktemp("freqai_ud"), "unit",
+                                    preset=OVERSOLD_PRESET)
     t = ml_offline.train(config, feature_frame, PAIR)
     return t.model, t.dk, t.model.model
 

@@ -71,6 +71,19 @@ def test_the_cross_section_is_computed_once_per_new_hour_for_all_pairs():
     assert len(asked) == 4
 
 
+def test_a_whitelist_too_small_to_rank_is_said_once_with_what_to_change(caplog):
+    frames = {p: trending(s) for p, s in (("A/USDT", 0.001), ("B/USDT", 0.0))}
+    cross = momentum.CrossSection(frames.__getitem__)
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            for pair in frames:
+                ranks = cross.ranks(pair, frames[pair], frames, (7,))
+                assert ranks["rank_7d"].isna().all()  # no cross-section: no entries
+    said = [r.getMessage() for r in caplog.records if "top-k gate" in r.getMessage()]
+    assert len(said) == 1
+    assert "holds 2 pair(s) (A/USDT, B/USDT)" in said[0] and "buy_top_k 0" in said[0]
+
+
 def test_the_label_sees_the_trend_the_strategy_sees(real_datadir):
     """The ML label's path resamples the 5m candles to hours; the strategy merges the
     exchange's 1h candles. Where the 5m file has no hole they agree."""
@@ -134,16 +147,22 @@ def test_the_holding_horizon_is_the_roi_space_and_the_label_follows_it(hours):
     assert f"set label_period_candles to {hours * 12}" in rules.horizon_mismatch(288 + hours)
 
 
-def test_the_preset_is_consistent_with_itself():
-    """The preset's two files agree: its label horizon is its time exit (the bot would refuse
-    to start otherwise), and the report runs exactly its parameters."""
-    import json
+def test_the_defaults_and_the_oversold_preset_are_each_consistent():
+    """The shipped config's label horizon is the shipped time exit, and so is the preset's
+    (the bot would refuse to start otherwise)."""
+    from lab import ml_offline
+    from lab.project import OVERSOLD_PRESET, load_config
 
-    from lab import ablation, ml_offline
+    shipped = ml_offline.strategy()
+    assert shipped.exit_rules().horizon_mismatch(
+        load_config()["freqai"]["feature_parameters"]["label_period_candles"]) is None
+    assert (shipped.buy_family.value, shipped.buy_top_k.value) == ("momentum", 3)
+    assert shipped.exit_rules().max_hold == 7 * 24 * 12  # a week of 5m candles
+    assert load_config()["hybrid_ai"]["observe_only"] == ["oracle"]  # as measured
 
-    overlay = json.loads((ablation.PRESETS / "momentum-top3.config.json").read_text())
-    strategy = ml_offline.strategy(params=ablation.MOMENTUM_TOP, minimal_roi=ablation.MOMENTUM_ROI)
-    configured = overlay["freqai"]["feature_parameters"]["label_period_candles"]
-    assert strategy.exit_rules().horizon_mismatch(configured) is None
-    assert strategy.buy_family.value == "momentum" and strategy.buy_top_k.value == 3
-    assert overlay["hybrid_ai"]["oracle"]["enabled"] is False  # as measured: the oracle off
+    preset = ml_offline.strategy(preset=OVERSOLD_PRESET)
+    overlay = load_config([OVERSOLD_PRESET.config_file])
+    assert preset.exit_rules().horizon_mismatch(
+        overlay["freqai"]["feature_parameters"]["label_period_candles"]) is None
+    assert (preset.buy_family.value, preset.buy_top_k.value) == ("oversold_recovery", 0)
+    assert preset.exit_rules().max_hold == 288 and overlay["hybrid_ai"]["observe_only"] == []

@@ -151,7 +151,7 @@ def fault_backtest(scenario_dir: Path, url: str, tmp: Path, fault: str,
         "exchange": {"pair_whitelist": list(SCENARIOS)},
         "freqai": {"enabled": False},
         "hybrid_ai": {"oracle": {"enabled": True, "source": str(journal),
-                                 "overnight_at": None}},
+                                 "overnight_at": None}, "observe_only": []},
     }, "20240102-20240104")
     return {t["pair"]: t for t in trades}
 

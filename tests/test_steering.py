@@ -117,6 +117,7 @@ def steered_backtest(datadir: Path, url: str, tmp: Path, journal: list[OracleDec
             "stake_multipliers": {"conservative": 0.9, "moderate": 1.0, "aggressive": 1.5},
             "oracle": {"enabled": True, "source": str(source), "overnight_at": "15:45",
                        "exit_bias": None, **oracle},
+            "observe_only": [],  # the oracle deciding (the shipped config observes it)
         },
         "llm_oracle": {"sessions": ["07:00", "10:00", "12:00", "15:30"]},
     }, "20240609-20240611")
