@@ -70,7 +70,9 @@ def backtest_seconds(name: str, strategy_path: Path, datadir: Path, timerange: s
     oracle = ({"enabled": True, "source": str(oracle_journal)} if oracle_journal
               else {"enabled": False})
     layers = tmp / f"layers_{ml}_{bool(oracle_journal)}.json"
-    layers.write_text(json.dumps({"freqai": {"enabled": ml}, "hybrid_ai": {"oracle": oracle}}))
+    # With a journal the oracle decides (the shipped config observes it): gates, exits, trims.
+    layers.write_text(json.dumps({"freqai": {"enabled": ml}, "hybrid_ai": {
+        "oracle": oracle, "observe_only": [] if oracle_journal else ["oracle"]}}))
     userdir = Path(tempfile.mkdtemp(prefix=f"ud_{name}_", dir=tmp))
     cmd = [sys.executable, "-m", "freqtrade", "backtesting", "-c", str(REPO / "config.json"),
            "-c", str(overlay), "-c", str(layers), "--userdir", str(userdir), "--strategy", name,
