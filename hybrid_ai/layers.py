@@ -134,11 +134,13 @@ class UpperLayers:
         changed = self.oracle.refresh()
         valid = self.oracle.at(now).valid
         if self.live and valid != self._oracle_was_valid:
+            observed = "" if self.oracle_decides else " (observed only: hybrid_ai.observe_only)"
             if valid:
-                logger.info("oracle: valid decision in force, following it")
+                logger.info("oracle: valid decision in force, %s", "following it"
+                            if self.oracle_decides else "observed, not followed")
             else:
                 logger.warning("oracle: no valid decision (stale, missing or unreadable "
-                               "journal): conservative mode within the hard limits")
+                               "journal): conservative mode within the hard limits%s", observed)
             self._oracle_was_valid = valid
         if self.live and valid and self.oracle_decides:
             self.announcer.decision(self.oracle.at(now))

@@ -190,8 +190,10 @@ class PackSettings(BaseModel):
     limits: HardLimits = Field(default_factory=HardLimits)
     ml: MLSettings = Field(default_factory=MLSettings)
     oracle: OracleGate = Field(default_factory=OracleGate)
-    # Layers computed and plotted but not deciding: no gate, no sizing, no oracle exits
-    # (``make report`` runs its technical baseline this way to attribute blocked entries).
+    # Layers computed and plotted but not deciding: no gate, no sizing, no entry check, no
+    # oracle exits, trims or announcements. The shipped config observes the oracle (it did
+    # not earn its place on three years); ``make report`` runs its technical baseline this
+    # way to attribute blocked entries.
     observe_only: list[Literal["ml", "oracle"]] = Field(default_factory=list)
     # Dates a pair is not traded (hybrid_ai.pauses): no entry, open trades exit.
     pair_pauses: list[PairPause] = Field(default_factory=list)

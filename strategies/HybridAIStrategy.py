@@ -4,12 +4,15 @@
 Every candle: TA-Lib indicators on 5m and a 1h trend (``hybrid_ai.indicators``); the ML layer
 (``freqai.enabled``: LightGBM trained on this strategy's own trade outcomes, ``exit_rules``,
 served by ONNX Runtime, ``freqaimodels/``) and the LLM oracle's decision become ``gate_*``
-columns (``hybrid_ai.layers``); a technical signal (``hybrid_ai.entries``) enters where every
-gate approves (``hybrid_ai.gates``). Protection no upper layer can loosen: hard stoploss
--10 %, trailing stop 5 % off the high, a 24 h time exit, stakes within the config's hard
-limits (``hybrid_ai.risk``) and the position rules on open trades (``hybrid_ai.positions``:
-the oracle's trims, then the partial take-profit). Thresholds are hyperopt parameters; the
-risk level, margins and hard limits come from the config's ``hybrid_ai`` section.
+columns (``hybrid_ai.layers``); a technical signal (``hybrid_ai.entries``; by default
+momentum over 30 days among the whitelist's top 3) enters where every deciding layer's gate
+approves (``hybrid_ai.gates``; a layer in ``hybrid_ai.observe_only`` is computed, not
+deciding: the shipped config observes the oracle). Protection no upper layer can loosen: hard
+stoploss -10 %, trailing stop 5 % off the high, a time exit after a week, stakes within the
+config's hard limits (``hybrid_ai.risk``) and the position rules on open trades
+(``hybrid_ai.positions``: the oracle's trims when it decides, then the partial
+take-profit). Thresholds are hyperopt parameters; the risk level, margins and hard limits
+come from the config's ``hybrid_ai`` section.
 """
 
 from __future__ import annotations
@@ -102,7 +105,7 @@ class HybridAIStrategy(IStrategy):
     # Which entry rule family proposes trades (hybrid_ai.entries); walk-forward optimisation
     # (make walkforward) chooses it and the thresholds on in-sample windows only. The
     # defaults (momentum over 30 days, the top 3 pairs, a week's holding) are the most
-    # robust configuration measured on three years (best Deflated Sharpe; README, "Evidence");
+    # robust configuration measured on three years (best Deflated Sharpe; README, "Three years");
     # user_data/presets/oversold-recovery.json restores the earlier 5m oversold entries.
     buy_family = CategoricalParameter(list(entries.FAMILIES), default="momentum", space="buy")
     buy_rsi = IntParameter(20, 45, default=35, space="buy")
@@ -306,7 +309,7 @@ class HybridAIStrategy(IStrategy):
 
     def set_freqai_targets(self, dataframe: DataFrame, metadata: dict, **kwargs) -> DataFrame:
         # The label: the outcome of a trade entered after each candle under this strategy's
-        # exits, the technical reversal included (hybrid_ai.ml.labels).
+        # exits, the family's own exit signal included (hybrid_ai.ml.labels).
         rules = self.exit_rules(metadata.get("pair"), float(dataframe["close"].iloc[-1])
                                 if len(dataframe) else None)
         return ml_features.targets(dataframe, rules, self.technical_exit(dataframe))
