@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hybrid_ai import momentum
 from lab import ablation, data_holes, ml_offline, ml_quality, robustness
 from lab import acceptance as bar
 from lab import report_metrics as rm
@@ -292,8 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for variant in variants:
             ablation.run_variant(variant, workdir, args.datadir, server.url, pairs, configs)
+        # As many pairs as the shipped top-k gate needs for a cross-section (fewer: no
+        # entries, and lookahead-analysis would find no trade to check).
         analyses = {} if args.no_analyses else ablation.run_analyses(
-            workdir, args.datadir, server.url, _last_month(timerange), pairs[:2])
+            workdir, args.datadir, server.url, _last_days(timerange, 60),
+            pairs[:momentum.MIN_PAIRS])
     finally:
         server.stop()
 
@@ -501,10 +505,10 @@ def ml_exits(run: rm.Run, datadir: Path, pairs: list[str], strat: Any) -> pd.Dat
     return rm.exit_attribution(run, candles, reversals, strat.exit_rules())
 
 
-def _last_month(timerange: str) -> str:
-    """The last 30 whole days of the range (its end day may be cut short by the data)."""
+def _last_days(timerange: str, days: int) -> str:
+    """The last ``days`` whole days of the range (its end day may be cut short by the data)."""
     end = datetime.strptime(timerange.partition("-")[2], "%Y%m%d") - pd.Timedelta(days=1)
-    return f"{(end - pd.Timedelta(days=30)):%Y%m%d}-{end:%Y%m%d}"
+    return f"{(end - pd.Timedelta(days=days)):%Y%m%d}-{end:%Y%m%d}"
 
 
 if __name__ == "__main__":
