@@ -298,11 +298,11 @@ def cmd_model(args: argparse.Namespace) -> int:
     except lm.LocalModelError as exc:
         print(f"llm_oracle: error: {exc}", file=sys.stderr)
         return 2
-    print(f"llm_oracle: serving {command[command.index('--model_alias') + 1]} on "
-          f"http://127.0.0.1:{args.port}/v1; the oracle uses it with "
-          f"`-c config.json -c {args.overlay}`. Ctrl-C stops it.", file=sys.stderr, flush=True)
-    lm.serve(command)
-    return 0  # not reached: the server replaced this process
+    alias = command[command.index("--model_alias") + 1]
+    print(f"llm_oracle: starting {alias} on http://127.0.0.1:{args.port}/v1; the oracle uses "
+          f"it with `-c config.json -c {args.overlay}`. Ctrl-C stops it.", file=sys.stderr,
+          flush=True)
+    return lm.serve(command, args.port, alias)
 
 
 def main(argv: list[str] | None = None) -> int:

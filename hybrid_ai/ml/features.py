@@ -7,6 +7,8 @@ look ahead (the trade's outcome), and FreqAI uses targets for training alone.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 import talib.abstract as ta
@@ -18,6 +20,29 @@ from hybrid_ai.ml.labels import ExitRules, outcome_frame
 WIN_LABEL = "&s-win"  # the class: did the trade win after fees?
 RETURN_LABEL = "&-trade_return"  # its net return (the model reads payoffs from it)
 WIN, LOSS = "win", "loss"
+
+
+def corr_pairs_problem(config: dict[str, Any]) -> str | None:
+    """Why FreqAI's correlated pairs cannot work with this config (None: they can).
+
+    ``freqai.feature_parameters.include_corr_pairlist`` names pairs whose candles every
+    pair's features read. Quoted in another currency than ``stake_currency`` (the shipped
+    BTC/USDT and ETH/USDT under a USDC stake), they are not in the data a user downloads for
+    the whitelist: every training then fails with freqtrade's "you likely did not download
+    enough data", the run makes no trade and exits 0 (freqtrade #7039, #11707). The message
+    names the key and the pairs to put there instead.
+    """
+    stake = str(config.get("stake_currency") or "")
+    corr = (config.get("freqai", {}).get("feature_parameters", {})
+            .get("include_corr_pairlist") or [])
+    foreign = [p for p in corr if p.split("/")[-1].split(":")[0] != stake]
+    if not stake or not foreign:
+        return None
+    respelled = [f"{p.split('/')[0]}/{stake}" for p in corr]
+    return (f"freqai.feature_parameters.include_corr_pairlist names {foreign}, quoted in "
+            f"another currency than stake_currency {stake!r}: FreqAI would find no candles "
+            f"for them and train nothing (0 trades). Set it to pairs quoted in {stake}, e.g. "
+            f"{respelled}, or to [] for no correlated pairs")
 
 
 def expand_all(df: pd.DataFrame, period: int) -> pd.DataFrame:
