@@ -10,6 +10,13 @@ same thing steers nothing). ``--probe`` adds, per session, two masked prompts wi
 different aliases (``llm_oracle.masking``): unmasked vs masked agreement beside masked vs
 masked agreement (what a mere rewording changes) is the memorisation probe.
 
+Order sensitivity (on unless ``--no-order``): every session is asked once more with the pairs
+listed in another seeded order (``llm_oracle.prompt_order_seed``); ``order_sensitivity``
+reports how much of the decision the layout alone changes (focus overlap, risk level and
+exposure changes) and the position bias (the share of focus pairs that were the first ones
+listed, beside chance). A model that reads the data changes nothing; one that reads the
+layout names the first pairs whatever they are.
+
 Figures go to stdout and ``user_data/llm-eval/<model>.json``.
 """
 
@@ -26,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from lab.journal_stats import agreement
+from lab.journal_stats import agreement, layout_verdict, position_bias
 from lab.project import CONFIG, DEFAULT_DATADIR, load_config, whitelist
 from llm_oracle import local_model as lm
 from llm_oracle.context import MarketView, load_news
@@ -54,6 +61,39 @@ def same(a: OracleDecision, b: OracleDecision) -> bool:
     keys = ("status", "risk_level", "focus_pairs", "max_exposure", "max_position",
             "overnight_target")
     return all(getattr(a, k) == getattr(b, k) for k in keys)
+
+
+# The second order ``order_sensitivity`` asks each session in (the first: the configured seed).
+OTHER_ORDER_SEED = "llm-eval-reordered"
+
+
+def order_sensitivity(a: list[OracleDecision],
+                      b: list[OracleDecision]) -> dict[str, float | int | str | None]:
+    """The same sessions asked with the pairs listed in two orders (``a[i]``, ``b[i]``: one
+    session each): what the layout alone changes.
+
+    Usable on both sides only: ``sessions``, ``mean_focus_jaccard`` (1: the same focus
+    whatever the order), ``risk_level_changed`` and ``mean_abs_exposure_diff`` (shares and
+    mean of the pairs of decisions); over both orders' decisions, ``position_bias`` and
+    ``position_chance`` (``lab.journal_stats.position_bias``: the share of focus pairs that
+    were the first ones listed, and what an order-blind choice gets) and ``layout``
+    (``layout_verdict``). Shape: a flat dict of those keys (``{"sessions": 0}`` when no
+    session is usable on both sides).
+    """
+    same = agreement(a, b)
+    if not same["sessions"]:
+        return {"sessions": 0}
+    both = [d for x, y in zip(a, b, strict=True) if x.usable and y.usable for d in (x, y)]
+    bias = position_bias(both)
+    return {
+        "sessions": same["sessions"],
+        "mean_focus_jaccard": same["mean_focus_jaccard"],
+        "risk_level_changed": 1.0 - same["same_risk_level"],
+        "mean_abs_exposure_diff": same["mean_abs_exposure_diff"],
+        "position_bias": bias["share"],
+        "position_chance": bias["chance"],
+        "layout": layout_verdict(bias),
+    }
 
 
 @dataclass
@@ -97,7 +137,7 @@ def oracle_for(name: str, port: int, datadir: Path, out: Path, **changes: Any) -
 
 
 def evaluate(name: str, datadir: Path, n: int, port: int, threads: int,
-             probe: bool) -> dict[str, Any]:
+             probe: bool, order: bool = True) -> dict[str, Any]:
     with Server(name, port, threads):
         oracle = oracle_for(name, port, datadir, OUT / name)
         times = session_times(oracle.view, n)
@@ -107,6 +147,11 @@ def evaluate(name: str, datadir: Path, n: int, port: int, threads: int,
             second.append(oracle.decide(at, "eval"))
             print(f"{name} {at:%Y-%m-%d}: {first[-1].status} {first[-1].risk_level.value} "
                   f"{first[-1].latency_s:.1f}s", flush=True)
+        reordered: list[OracleDecision] = []
+        if order:  # the same sessions, the pairs listed in another order
+            other = oracle_for(name, port, datadir, OUT / f"{name}-reordered",
+                               prompt_order="shuffled", prompt_order_seed=OTHER_ORDER_SEED)
+            reordered = [other.decide(at, "eval") for at in times]
         masked: dict[str, list[OracleDecision]] = {}
         if probe:
             for seed in ("a", "b"):
@@ -129,6 +174,8 @@ def evaluate(name: str, datadir: Path, n: int, port: int, threads: int,
         "rejections": [d.rejected_reason for d in runs if not d.usable],
         "cost_usd": sum(d.cost_usd for d in runs),
     }
+    if order:
+        result["order_sensitivity"] = order_sensitivity(first, reordered)
     if probe:
         result["probe"] = {"unmasked_vs_masked": agreement(first, masked["a"]),
                            "masked_vs_masked_other_aliases": agreement(masked["a"],
@@ -148,11 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=lm.DEFAULT_THREADS)
     parser.add_argument("--probe", action="store_true",
                         help="also ask each session masked, twice (two alias sets)")
+    parser.add_argument("--no-order", action="store_true",
+                        help="skip the order-sensitivity figure (each session asked once "
+                             "more with the pairs listed in another order)")
     args = parser.parse_args(argv)
     for name in args.models:
         try:
             result = evaluate(name, args.datadir, args.sessions, args.port, args.threads,
-                              args.probe)
+                              args.probe, not args.no_order)
         except (lm.LocalModelError, RuntimeError) as exc:
             print(f"llm_eval: {name}: {exc}")
             continue

@@ -212,6 +212,20 @@ def probe_line(probe: dict[str, float]) -> str:
             f"{probe['mean_focus_jaccard']:.2f}. {verdict}")
 
 
+def layout_lines(answers: pd.DataFrame) -> list[str]:
+    """A verdict per oracle variant of the "Who answered" table whose decisions follow the
+    prompt's layout (``lab.journal_stats.layout_verdict``): its focus names the first pairs
+    listed, not the best ones."""
+    said = []
+    for row in answers.to_dict(orient="records"):
+        if row.get("layout") == "follows the layout":
+            said.append(f"The {row['variant']} oracle's decisions follow the prompt's layout, "
+                        f"not the market: {row['position_bias']:.0%} of its focus pairs were "
+                        f"the first ones the prompt listed (an order-blind choice: "
+                        f"{row['position_chance']:.0%}). Its focus steers nothing.")
+    return said
+
+
 def img(path: Path) -> str:
     data = base64.b64encode(path.read_bytes()).decode()
     return f'<img alt="{path.stem}" src="data:image/png;base64,{data}">'
@@ -380,6 +394,7 @@ def main(argv: list[str] | None = None) -> int:
             [journal_stats("masked (probe only)", args.llm_masked_journal, start, end)])],
             ignore_index=True)
         said.append(probe_line(probe))
+    said += layout_lines(answers)
     wall = time.monotonic() - started
 
     title = f"Hybrid-AI ablation, {len(pairs)} pairs, {timerange}"
@@ -415,7 +430,13 @@ def main(argv: list[str] | None = None) -> int:
          + "<p>Per oracle variant, over the report's range: sessions journaled, those the "
            "bot could use, rejected answers (the last good decision stays in force), "
            "answers validation clamped to the limits, masked prompts "
-           "(<code>llm_oracle.masked</code>), latency and cost.</p>"),
+           "(<code>llm_oracle.masked</code>), latency and cost. Position bias: the share of "
+           "focus pairs that were among the first len(focus) pairs the prompt listed (its "
+           "journaled <code>prompt_order</code>, shuffled per session), beside what a "
+           "choice blind to the order gets (chance); a variant with at least 5 such "
+           "sessions, a share of at least 0.8 and halfway from chance to 1 is reported as "
+           "'follows the layout': its decisions follow the prompt's order, not the market. "
+           "Empty, 'n/a': no <code>prompt_order</code> journaled (older journals).</p>"),
         ("Equity and oracle timeline", img(charts["equity"])),
         ("Drawdown", img(charts["drawdown"])),
         ("Per-layer attribution (technical entries each layer would block)",

@@ -4,11 +4,13 @@ remember from its training data.
 A model trained after 2024 may know how BTC moved in 2024; asked about "BTC/USDT on
 2024-08-05" it can answer from memory, and a backfill would then credit the LLM layer with
 hindsight. ``Mask`` renames the pairs to neutral aliases (``ASSET_A`` ...; the assignment is
-a seeded shuffle, so the universe's order leaks nothing), replaces absolute times by hours
-before the session and drops price levels (``close``), keeping the returns, volatility and
-indicators that are relative already. News headlines are dropped, or kept with the pairs'
-coin names replaced (``llm_oracle.mask_news``) and their times made relative. The answer
-is mapped back to the real pairs before validation against the hard limits.
+a seeded shuffle, so the universe's order leaks nothing, and the prompt lists the aliases in
+the session's shuffled order, ``llm_oracle.prompt_order``, not alphabetically), replaces
+absolute times by hours before the session and drops price levels (``close``), keeping the
+returns, volatility and indicators that are relative already. News headlines are dropped,
+or kept with the pairs' coin names replaced (``llm_oracle.mask_news``) and their times made
+relative. The answer is mapped back to the real pairs before validation against the hard
+limits.
 
 The memorisation probe (``lab.llm_probe``) compares masked and unmasked decisions on the
 same sessions, beside two maskings with different aliases (what a mere rewording changes).
@@ -64,8 +66,15 @@ class Mask:
             text = re.sub(rf"\b{re.escape(base)}\b", alias, text, flags=re.IGNORECASE)
         return text
 
-    def context(self, context: dict[str, Any], keep_news: bool = False) -> dict[str, Any]:
-        """The context as a masked prompt shows it (``build_context``'s shape)."""
+    def context(self, context: dict[str, Any], keep_news: bool = False,
+                keep_order: bool = True) -> dict[str, Any]:
+        """The context as a masked prompt shows it (``build_context``'s shape).
+
+        ``keep_order``: the aliases follow the order of ``context["universe"]`` (the
+        session's shuffled order, ``llm_oracle.prompt_order``: no alias keeps the first
+        place session after session); False: sorted aliases (``ASSET_A`` first), the layout
+        before the prompt order was shuffled.
+        """
         at = datetime.fromisoformat(context["time"])
 
         def hours_before(iso: str | None) -> float | None:
@@ -77,11 +86,18 @@ class Mask:
                                          if k in MASKED_MARKET_KEYS}
                    for pair, summary in (context.get("markets") or {}).items()
                    if pair in self.to_alias}
+        if keep_order:
+            shown = [self.to_alias[p] for p in context.get("universe") or []
+                     if p in self.to_alias]
+            universe = [*shown, *(a for a in self.aliases if a not in shown)]
+        else:
+            universe = self.aliases
+        place = {alias: i for i, alias in enumerate(universe)}
         out: dict[str, Any] = {
             "time": "the session (all times are hours before it)",
-            "universe": self.aliases,
+            "universe": universe,
             "limits": context["limits"],
-            "markets": dict(sorted(markets.items(), key=lambda kv: (len(kv[0]), kv[0]))),
+            "markets": dict(sorted(markets.items(), key=lambda kv: place[kv[0]])),
             "news": [{"hours_before": hours_before(item["time"]),
                       "title": self._text(item["title"])}
                      for item in context.get("news") or []] if keep_news else [],

@@ -151,10 +151,16 @@ class Oracle:
                                  ignore_index=True)
             if self.bot is not None:
                 bot = self.bot.snapshot(self.universe)
-        context = build_context(self.view, news, at, self.limits(), bot)
+        shuffled = self.settings.prompt_order == "shuffled"
+        context = build_context(self.view, news, at, self.limits(), bot,
+                                self.settings.prompt_order_seed if shuffled else None)
         mask = (Mask.for_universe(self.universe, self.settings.mask_seed)
                 if self.settings.masked and not live else None)
-        shown = context if mask is None else mask.context(context, self.settings.mask_news)
+        shown = (context if mask is None
+                 else mask.context(context, self.settings.mask_news, keep_order=shuffled))
+        # The order the prompt listed the pairs in, in real names (journaled).
+        back = {} if mask is None else mask.to_pair
+        order = [back.get(name, name) for name in shown["universe"]]
         provider: Provider = self.provider  # type: ignore[assignment]
         status, notes = "ok", [] if mask is None else ["masked prompt"]
         why = self._why_not_paid(provider)
@@ -172,7 +178,8 @@ class Oracle:
         base: dict[str, Any] = {
             "decided_at": at, "valid_until": at + timedelta(hours=self.settings.validity_hours),
             "session": session, "provider": provider.name, "model": provider.model,
-            "prompt_hash": phash, "context_until": context["data_until"]}
+            "prompt_hash": phash, "context_until": context["data_until"],
+            "prompt_order": order}
         paid = provider.name != self.fallback.name
         cached = self._cached(phash) if use_cache and paid else None
         if cached is not None:
@@ -257,7 +264,8 @@ class Oracle:
         return decision
 
     def publish(self, decision: OracleDecision) -> None:
-        store.atomic_write_json(self.out / store.PROFILE, decision.model_dump(mode="json"))
+        store.atomic_write_json(self.out / store.PROFILE, decision.model_dump(mode="json"),
+                                reader=OracleDecision.model_validate_json)
         store.atomic_write_json(self.out / store.PAIRLIST,
                                 decision.pairlist(self.settings.refresh_period))
 
@@ -306,7 +314,7 @@ class Oracle:
                       flush=True)
         kept = [d for d in existing if not start <= d.decided_at < end]
         merged = sorted(kept + decisions, key=lambda d: d.decided_at)
-        text = "".join(d.model_dump_json() + "\n" for d in merged)
+        text = "".join(store.journal_line(d) for d in merged)  # each read back first
         journal.parent.mkdir(parents=True, exist_ok=True)
         tmp = journal.with_suffix(".tmp")
         tmp.write_text(text)

@@ -33,9 +33,12 @@ class RiskLevel(StrEnum):
 
 
 class OracleAnswer(BaseModel):
-    """Strategic guidance for the next hours, as the model must return it."""
+    """Strategic guidance for the next hours, as the model must return it.
 
-    model_config = ConfigDict(extra="ignore")
+    Numbers must be finite: NaN and Infinity (which Python's json reads) are refused.
+    """
+
+    model_config = ConfigDict(extra="ignore", allow_inf_nan=False)
 
     focus_pairs: list[str] = Field(description="pairs worth new entries, from the universe")
     risk_level: RiskLevel
@@ -118,9 +121,13 @@ def answer_json_schema(pairs: list[str] | None = None, max_focus: int | None = N
 
 
 class OracleDecision(BaseModel):
-    """A validated decision, in force from ``decided_at`` until ``valid_until``."""
+    """A validated decision, in force from ``decided_at`` until ``valid_until``.
 
-    model_config = ConfigDict(extra="forbid")
+    Numbers must be finite: JSON has no NaN, and a journal line holding one (written as
+    ``null``) could not be read back.
+    """
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     schema_version: int = SCHEMA_VERSION
     decided_at: datetime
@@ -152,6 +159,9 @@ class OracleDecision(BaseModel):
     # The model's thinking (a reasoning model's <think> block or the server's
     # reasoning_content), kept for the record, never parsed as the answer; cut to length.
     model_reasoning: str | None = Field(None, max_length=THINKING_MAX_CHARS)
+    # The pairs (real names, also for a masked prompt) in the order the prompt listed them
+    # (``llm_oracle.prompt_order``); None in journals written before it was recorded.
+    prompt_order: list[str] | None = None
 
     @field_validator("decided_at", "valid_until")
     @classmethod

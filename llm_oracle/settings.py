@@ -76,6 +76,14 @@ class OracleSettings(BaseModel):
     masked: bool = False
     mask_seed: str = ""
     mask_news: bool = False
+    # The order of the pairs in the prompt (the universe list, the markets object and the
+    # answer schema's enum): "shuffled", a seeded shuffle per session, deterministic from
+    # the session time and prompt_order_seed (a backfill replays and its cache still hits;
+    # the order used is journaled as the decision's prompt_order), so no whitelist position
+    # is privileged; "universe": the whitelist's order, the layout before (a small model
+    # then picks the first pairs listed, not the best).
+    prompt_order: Literal["shuffled", "universe"] = "shuffled"
+    prompt_order_seed: str = ""
     # Backfill's reply cache (validated answers only), oldest entries evicted beyond this.
     cache_max_entries: int = Field(5000, ge=0)
     output_dir: Path = Path("user_data/oracle")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -53,6 +54,9 @@ class Reply:
     usage: bool = True  # include a usage block
     message: dict[str, Any] | None = None  # the whole assistant message instead of content
     choices: list[Any] | None = None  # the whole choices list instead
+    # The content computed from the request body instead (a model that answers from what
+    # the prompt shows, e.g. "the first two pairs listed").
+    respond: Callable[[dict[str, Any]], str] | None = None
 
 
 @dataclass
@@ -92,7 +96,8 @@ class FakeOpenAI:
                         {"error": {"message": reply.error, "type": "server_error"}}),
                         reply.headers)
                     return
-                message = reply.message or {"role": "assistant", "content": reply.content}
+                content = reply.respond(body) if reply.respond else reply.content
+                message = reply.message or {"role": "assistant", "content": content}
                 completion = {
                     "id": "chatcmpl-test", "object": "chat.completion", "created": 0,
                     "model": reply.model or body["model"],

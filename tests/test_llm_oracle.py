@@ -57,7 +57,7 @@ def test_valid_answer_becomes_profile_pairlist_and_journal(market, tmp_path, fak
 @pytest.mark.parametrize(
     ("reply", "reason"),
     [
-        (Reply(content="{not json at all"), "no JSON object"),
+        (Reply(content="{not json at all"), "the answer's object at char 0 is never closed"),
         (Reply(content=answer(risk_level="yolo")), "risk_level"),
         (Reply(content=json.dumps({"reasoning": "no fields"})), "focus_pairs"),
     ],

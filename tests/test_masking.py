@@ -48,10 +48,14 @@ def test_a_masked_session_shows_no_name_date_or_price_and_decides_in_real_pairs(
     for leak in ("BTC", "ETH", "SOL", "XRP", "USDT", str(AT.year), '"close"'):
         assert leak not in prompt, leak
     context = json.loads(prompt.split("\n", 1)[1])
-    assert context["universe"] == mask.aliases
-    assert set(context["markets"]) <= set(mask.aliases)
+    # The aliases in the session's shuffled order (llm_oracle.prompt_order), not ASSET_A
+    # first; the markets and the schema's enum follow it; the journal names it in pairs.
+    assert sorted(context["universe"]) == mask.aliases
+    assert list(context["markets"]) == [a for a in context["universe"]
+                                        if a in context["markets"]]
     schema = sent["response_format"]["json_schema"]["schema"]
-    assert schema["properties"]["focus_pairs"]["items"]["enum"] == mask.aliases
+    assert schema["properties"]["focus_pairs"]["items"]["enum"] == context["universe"]
+    assert decision.prompt_order == [mask.to_pair[a] for a in context["universe"]]
     # The decision is in real pairs, says it was masked, and validated as usual.
     assert decision.status == "ok" and decision.focus_pairs == ["BTC/USDT", "SOL/USDT"]
     assert decision.pair_bias == {"SOL/USDT": 0.4}
