@@ -84,6 +84,7 @@ class Fault:
     server_message: str
     status: int | None = None
     retry_after_s: float | None = None  # the server's own wait, when it named one
+    what_to_do: str | None = None  # a hint that knows more than the kind (e.g. no API key)
 
     @property
     def retryable(self) -> bool:
@@ -91,7 +92,7 @@ class Fault:
 
     @property
     def hint(self) -> str:
-        return HINTS[self.kind]
+        return self.what_to_do or HINTS[self.kind]
 
     def describe(self) -> str:
         """One line: kind, HTTP status, the server's words, what to change."""

@@ -24,13 +24,20 @@ from llm_oracle.context import (
 from llm_oracle.masking import Mask
 from llm_oracle.providers import (
     CUT_OFF,
+    REASONING_FIELDS,
+    REASONING_PARSER,
     HeuristicProvider,
     Provider,
     ProviderError,
     ProviderReply,
     make_provider,
 )
-from llm_oracle.schema import THINKING_MAX_CHARS, OracleDecision, RiskLevel
+from llm_oracle.schema import (
+    RECEIVED_MAX_CHARS,
+    THINKING_MAX_CHARS,
+    OracleDecision,
+    RiskLevel,
+)
 from llm_oracle.settings import OracleSettings
 from llm_oracle.validate import AnswerError, limit_step_up, parse_answer
 
@@ -196,7 +203,10 @@ class Oracle:
                 reply = provider.ask(messages, shown)
             except ProviderError as exc:
                 logger.warning("session %s at %s: no answer (%s)", session, at, exc)
-                return self._rejected(base, f"provider error: {exc}")
+                if exc.reasoning:
+                    base["model_reasoning"] = exc.reasoning[:THINKING_MAX_CHARS]
+                return self._rejected(base, f"provider error: {exc}", notes,
+                                      received=exc.received or None)
             except Exception as exc:  # a provider bug must not take the daemon down
                 logger.exception("session %s at %s: provider failed", session, at)
                 return self._rejected(base, f"provider failed: {type(exc).__name__}: {exc}")
@@ -212,13 +222,22 @@ class Oracle:
             if reply.usage_estimated:
                 notes.append("no usage in the reply: tokens estimated from characters")
         cut_off = reply.finish_reason == "length"
+        notes += reply.notes
         try:
             answer, clamped, thinking = parse_answer(reply.text, self.universe, self.settings,
                                                      None if mask is None else mask.answer)
         except AnswerError as exc:
             reason = f"{exc}; {CUT_OFF}" if cut_off else str(exc)
+            if reply.source in REASONING_FIELDS:
+                reason = (f"the message's content was empty and its {reply.source} held no "
+                          f"valid answer ({REASONING_PARSER}): {reason}")
+            elif reply.source != "content":
+                reason = f"the answer arrived as a {reply.source}: {reason}"
             logger.warning("session %s at %s: answer rejected (%s)", session, at, reason)
-            return self._rejected(base, reason, notes)
+            if reply.reasoning:
+                base["model_reasoning"] = reply.reasoning[:THINKING_MAX_CHARS]
+            return self._rejected(base, reason, notes,
+                                  received=reply.text[:RECEIVED_MAX_CHARS] or None)
         thinking = "\n".join(t for t in (reply.reasoning, thinking) if t)
         if thinking:
             base["model_reasoning"] = thinking[:THINKING_MAX_CHARS]
@@ -240,9 +259,10 @@ class Oracle:
                               notes="; ".join(notes)[:1000] or None)
 
     @staticmethod
-    def _rejected(base: dict[str, Any], reason: str,
-                  notes: list[str] | None = None) -> OracleDecision:
-        return OracleDecision(**base, status="rejected", focus_pairs=[],
+    def _rejected(base: dict[str, Any], reason: str, notes: list[str] | None = None,
+                  received: str | None = None) -> OracleDecision:
+        """A rejection, journaled with why, the notes so far and what was received."""
+        return OracleDecision(**base, status="rejected", focus_pairs=[], received=received,
                               risk_level=RiskLevel.CONSERVATIVE, max_exposure=0.0,
                               overnight_target=0.0, rejected_reason=reason[:500],
                               notes="; ".join(notes or [])[:1000] or None)

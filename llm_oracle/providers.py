@@ -11,12 +11,13 @@ import logging
 import os
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from statistics import median
 from typing import Any, Protocol
+from urllib.parse import urlparse
 
 from llm_oracle.faults import Fault, FaultKind, classify, server_message
-from llm_oracle.schema import answer_json_schema
+from llm_oracle.schema import RECEIVED_MAX_CHARS, answer_json_schema
 from llm_oracle.settings import OracleSettings
 
 logger = logging.getLogger(__name__)
@@ -34,6 +35,10 @@ class ProviderReply:
     reasoning: str = ""  # the model's thinking, when the server sends it apart from content
     finish_reason: str | None = None  # "stop", "length" (cut off), ...
     response_format: str | None = None  # the request format that got this reply
+    # Where the answer text came from when not the message's content ("reasoning_content",
+    # "tool call 'name'"), and what reading the reply had to do (SSE): journaled as notes.
+    source: str = "content"
+    notes: list[str] = field(default_factory=list)
 
 
 CHARS_PER_TOKEN = 4  # a rough English/JSON figure; used only when the server reports no usage
@@ -43,8 +48,26 @@ def estimate_tokens(text: str) -> int:
     return max(1, -(-len(text) // CHARS_PER_TOKEN))
 
 
+
 class ProviderError(RuntimeError):
-    """The provider gave no usable reply (network, timeout, HTTP error, malformed reply)."""
+    """The provider gave no usable reply (network, timeout, HTTP error, malformed reply).
+
+    ``received``: an excerpt of what came back (the body, the message, a tool call), so the
+    journal shows it; ``reasoning``: the model's thinking the server sent, if any.
+    """
+
+    def __init__(self, message: str, received: str = "", reasoning: str = "") -> None:
+        super().__init__(message)
+        self.received = received[:RECEIVED_MAX_CHARS]
+        self.reasoning = reasoning
+
+
+def is_local(base_url: str | None) -> bool:
+    """Whether ``base_url`` is a server on this machine (None: OpenAI's hosted API)."""
+    if not base_url:
+        return False
+    host = (urlparse(base_url).hostname or "").lower()
+    return host in ("localhost", "::1", "0.0.0.0") or host.startswith("127.")
 
 
 class Provider(Protocol):
@@ -149,7 +172,15 @@ class OpenAIProvider:
         self.cancel = cancel or threading.Event()
         # Local servers (vLLM, Ollama) accept any key; OpenAI needs the real one, read from
         # the environment and never written anywhere.
-        api_key = os.environ.get(settings.api_key_env) or "unused-local-key"
+        api_key = os.environ.get(settings.api_key_env, "").strip()
+        self.key_missing = not api_key
+        if self.key_missing and not is_local(settings.base_url):
+            # gptscript #17: a placeholder key sent in silence, then a 401 that hides why.
+            logger.warning("llm: $%s is unset or empty but %s is not on this machine: "
+                           "its requests will be refused (401); export the key, or set "
+                           "llm_oracle.api_key_env to the variable that holds it",
+                           settings.api_key_env, settings.base_url or "api.openai.com")
+        api_key = api_key or "unused-local-key"
         # Retries are ours (within the session's deadline), not the client's.
         self.client = openai.OpenAI(base_url=settings.base_url, api_key=api_key,
                                     timeout=settings.timeout_s, max_retries=0)
@@ -208,6 +239,10 @@ class OpenAIProvider:
                 raise
             except self._openai.OpenAIError as exc:
                 last = fault = classify(exc)
+                if fault.kind is FaultKind.AUTH and self.key_missing:
+                    fault = last = replace(
+                        fault, what_to_do=f"${self.settings.api_key_env} is unset or empty: "
+                                          "export the key (or set llm_oracle.api_key_env)")
             except ValueError as exc:  # a 200 whose body is not JSON at all
                 raise ProviderError(f"malformed reply: the body is not JSON ({exc})") from exc
             if fault.kind is FaultKind.FORMAT_UNSUPPORTED:
@@ -235,7 +270,16 @@ class OpenAIProvider:
             retries += 1
             if self.cancel.wait(wait):
                 raise ProviderError("interrupted by shutdown")
-        text, reasoning, finish = reply_parts(resp)
+        notes: list[str] = []
+        if isinstance(resp, str):  # the client hands back a body that is not JSON as text
+            resp = from_event_stream(resp, self._openai)
+            notes.append("the server streamed its reply (SSE) to a non-streaming request: "
+                         "read from the stream")
+        text, reasoning, finish, source = reply_parts(resp)
+        if source != "content":
+            notes.append(f"the message's content was empty: the answer was read from the "
+                         f"{source}" + (f" ({REASONING_PARSER})"
+                                        if source in REASONING_FIELDS else ""))
         usage = getattr(resp, "usage", None)
         tokens_in = getattr(usage, "prompt_tokens", None)
         tokens_out = getattr(usage, "completion_tokens", None)
@@ -248,7 +292,8 @@ class OpenAIProvider:
                              model=model if isinstance(model, str) and model else self.model,
                              tokens_in=tokens_in, tokens_out=tokens_out,
                              latency_s=time.monotonic() - start, usage_estimated=estimated,
-                             reasoning=reasoning, finish_reason=finish, response_format=mode)
+                             reasoning=reasoning, finish_reason=finish, response_format=mode,
+                             source=source, notes=notes)
 
     def _call(self, kwargs: dict[str, Any], left: float) -> Any:
         """The request in a daemon thread; returns its result, re-raises its error, or gives
@@ -279,13 +324,85 @@ CUT_OFF = ("the reply was cut off at the token limit (finish_reason 'length'): r
            "num_predict)")
 
 
-def reply_parts(resp: Any) -> tuple[str, str, str | None]:
-    """(answer text, the model's separate reasoning, finish_reason) from a chat completion,
-    or ``ProviderError`` saying what the reply lacked (no choices, no message, no content,
-    a tool call, an error body, not a completion).
+# vLLM's --reasoning-parser with a model that never opens <think> puts the whole reply in
+# reasoning_content and leaves content null (vllm #22507, fixed upstream in PR #48865).
+REASONING_FIELDS = ("reasoning_content", "reasoning")
+REASONING_PARSER = ("vLLM's --reasoning-parser with a model that does not open a <think> "
+                    "block sends everything there: drop the flag or use a reasoning model")
+
+
+def _excerpt(value: Any) -> str:
+    """What a reply (or part of one) held, as text for the journal."""
+    if hasattr(value, "model_dump"):
+        value = value.model_dump(exclude_none=True)
+    try:
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+    except (TypeError, ValueError):
+        text = repr(value)
+    return text[:RECEIVED_MAX_CHARS]
+
+
+def from_event_stream(body: str, openai_module: Any) -> Any:
+    """A chat completion put together from a server-sent-events body (``data: {chunk}``
+    lines, ``data: [DONE]``), which some proxies send even to ``"stream": false`` (9router
+    #3492): content and reasoning deltas joined, the last finish_reason, usage and model.
+    Raises ``ProviderError`` (with the body as received) when it is no such stream."""
+    chunks = []
+    for line in body.splitlines():
+        if not line.startswith("data:") or line[5:].strip() == "[DONE]":
+            continue
+        try:
+            chunk = json.loads(line[5:])
+        except ValueError:
+            continue
+        if isinstance(chunk, dict):
+            chunks.append(chunk)
+    if not chunks:
+        kind = "an event stream with no completion chunk" if "data:" in body else "text"
+        raise ProviderError(f"malformed reply: not a chat completion ({kind}, not JSON)",
+                            received=body)
+    parts: dict[str, list[str]] = {"content": [], "reasoning_content": []}
+    finish, usage, model, tool_calls = None, None, None, []
+    for chunk in chunks:
+        model = chunk.get("model") or model
+        usage = chunk.get("usage") or usage
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or choice.get("message") or {}
+            for key, into in (("content", "content"), ("reasoning_content",
+                                                          "reasoning_content"),
+                              ("reasoning", "reasoning_content")):
+                if isinstance(delta.get(key), str):
+                    parts[into].append(delta[key])
+            tool_calls += delta.get("tool_calls") or []
+            finish = choice.get("finish_reason") or finish
+    message: dict[str, Any] = {"role": "assistant", "content": "".join(parts["content"])}
+    if parts["reasoning_content"]:
+        message["reasoning_content"] = "".join(parts["reasoning_content"])
+    if tool_calls and not message["content"]:
+        message["tool_calls"] = tool_calls
+    completion = {"id": chunks[0].get("id") or "sse", "object": "chat.completion",
+                  "created": chunks[0].get("created") or 0, "model": model or "",
+                  "choices": [{"index": 0, "finish_reason": finish or "stop",
+                               "message": message}]}
+    if usage:
+        completion["usage"] = usage
+    try:
+        return openai_module.types.chat.ChatCompletion.model_validate(completion)
+    except ValueError as exc:
+        raise ProviderError(f"malformed reply: an event stream that is no chat completion "
+                            f"({str(exc).splitlines()[0]})", received=body) from exc
+
+
+def reply_parts(resp: Any) -> tuple[str, str, str | None, str]:
+    """(answer text, the model's separate reasoning, finish_reason, where the answer came
+    from) of a chat completion, or ``ProviderError`` saying what the reply lacked (no
+    choices, no message, no content, an error body, not a completion), with what it held.
 
     The reasoning is what servers send beside the answer (``reasoning_content``: DeepSeek,
-    vLLM, llama.cpp; ``reasoning``: Ollama, OpenRouter); it is journaled, never parsed.
+    vLLM, llama.cpp; ``reasoning``: Ollama, OpenRouter); it is journaled, and read as the
+    answer only when ``content`` is empty (source "reasoning_content"). An answer delivered
+    as a tool call (LiteLLM-style proxies) is read from its arguments (source "tool call
+    'name'"); validation decides whether either is an answer.
     """
     choices = getattr(resp, "choices", None)
     if not isinstance(choices, list):
@@ -293,35 +410,50 @@ def reply_parts(resp: Any) -> tuple[str, str, str | None]:
                 "object": getattr(resp, "object", None)}
         if body.get("error") is not None or body["object"] == "error":  # vLLM's shape
             fault = Fault(FaultKind.ERROR_BODY, server_message(body))
-            raise ProviderError(fault.describe())
-        raise ProviderError(f"malformed reply: not a chat completion ({type(resp).__name__})")
+            raise ProviderError(fault.describe(), received=_excerpt(body))
+        raise ProviderError(f"malformed reply: not a chat completion ({type(resp).__name__})",
+                            received=_excerpt(resp))
     if not choices:
-        raise ProviderError("malformed reply: no choices")
+        raise ProviderError("malformed reply: no choices", received=_excerpt(resp))
     choice = choices[0]
     message = getattr(choice, "message", None)
     if message is None:
-        raise ProviderError("malformed reply: choice without a message")
+        raise ProviderError("malformed reply: choice without a message",
+                            received=_excerpt(resp))
     finish = getattr(choice, "finish_reason", None)
     extra = getattr(message, "model_extra", None) or {}
-    reasoning = next((v for v in (extra.get("reasoning_content"), extra.get("reasoning"))
-                      if isinstance(v, str) and v.strip()), "")
+    named = next(((k, v) for k in REASONING_FIELDS
+                  if isinstance(v := extra.get(k), str) and v.strip()), None)
+    reasoning = named[1] if named else ""
     content = getattr(message, "content", None)
     if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
         content = "".join(part.get("text") or "" for part in content
                           if isinstance(part, dict) and part.get("type") in ("text", None))
     if isinstance(content, str) and content.strip():
-        return content, reasoning, finish
+        return content, reasoning, finish, "content"
+    received = _excerpt(message)
     if finish == "length":
         raise ProviderError(f"no answer: {CUT_OFF}"
-                            + (" while the model was still thinking" if reasoning else ""))
+                            + (" while the model was still thinking" if reasoning else ""),
+                            received=received, reasoning=reasoning)
     if finish == "content_filter":
         raise ProviderError("no answer: the server's content filter withheld the reply "
-                            "(finish_reason 'content_filter')")
-    if getattr(message, "tool_calls", None):
-        raise ProviderError("malformed reply: a tool call instead of content")
+                            "(finish_reason 'content_filter')", received=received)
+    calls = getattr(message, "tool_calls", None) or []
+    if calls:
+        function = getattr(calls[0], "function", None)
+        arguments = getattr(function, "arguments", None)
+        name = getattr(function, "name", None) or "?"
+        if isinstance(arguments, str) and arguments.strip():
+            return arguments, reasoning, finish, f"tool call {name!r}"
+        raise ProviderError(f"malformed reply: a tool call ({name!r}) instead of content, "
+                            "with no arguments", received=received, reasoning=reasoning)
     if getattr(message, "refusal", None):
-        raise ProviderError(f"the model refused: {str(message.refusal)[:200]}")
-    raise ProviderError("malformed reply: empty content")
+        raise ProviderError(f"the model refused: {str(message.refusal)[:200]}",
+                            received=received)
+    if named:
+        return reasoning, reasoning, finish, named[0]
+    raise ProviderError("malformed reply: empty content", received=received)
 
 
 def make_provider(settings: OracleSettings, cancel: threading.Event | None = None) -> Provider:

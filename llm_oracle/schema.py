@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 SCHEMA_VERSION = 1
 REASONING_MAX_CHARS = 1200
 THINKING_MAX_CHARS = 4000
+RECEIVED_MAX_CHARS = 2000
 
 
 class RiskLevel(StrEnum):
@@ -159,6 +160,9 @@ class OracleDecision(BaseModel):
     # The model's thinking (a reasoning model's <think> block or the server's
     # reasoning_content), kept for the record, never parsed as the answer; cut to length.
     model_reasoning: str | None = Field(None, max_length=THINKING_MAX_CHARS)
+    # What came back when a reply was refused (the body, the message, a tool call, the
+    # answer text), cut to RECEIVED_MAX_CHARS, so the user can see it; None otherwise.
+    received: str | None = Field(None, max_length=RECEIVED_MAX_CHARS)
     # The pairs (real names, also for a masked prompt) in the order the prompt listed them
     # (``llm_oracle.prompt_order``); None in journals written before it was recorded.
     prompt_order: list[str] | None = None

@@ -57,6 +57,7 @@ class Reply:
     # The content computed from the request body instead (a model that answers from what
     # the prompt shows, e.g. "the first two pairs listed").
     respond: Callable[[dict[str, Any]], str] | None = None
+    content_type: str = "application/json"  # of a ``raw`` body (an SSE proxy: text/event-stream)
 
 
 @dataclass
@@ -94,7 +95,7 @@ class FakeOpenAI:
                 if reply.raw is not None or reply.status != 200:
                     self._send(reply.status, reply.raw or json.dumps(
                         {"error": {"message": reply.error, "type": "server_error"}}),
-                        reply.headers)
+                        reply.headers, reply.content_type)
                     return
                 content = reply.respond(body) if reply.respond else reply.content
                 message = reply.message or {"role": "assistant", "content": content}
@@ -110,11 +111,11 @@ class FakeOpenAI:
                                            "total_tokens": 1350}
                 self._send(200, json.dumps(completion))
 
-            def _send(self, status: int, text: str,
-                      headers: dict[str, str] | None = None) -> None:
+            def _send(self, status: int, text: str, headers: dict[str, str] | None = None,
+                      content_type: str = "application/json") -> None:
                 data = text.encode()
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", content_type)
                 for name, value in (headers or {}).items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(data)))
