@@ -47,6 +47,9 @@ OUT = Path("user_data/llm-eval")
 def session_times(view: MarketView, n: int) -> list[datetime]:
     """``n`` sessions at 12:00 UTC, evenly spread from 35 days after the data start (the
     context needs a month of candles) to its end."""
+    if not view.frames:
+        raise RuntimeError(f"no 1h candles in {view.datadir}: pass --datadir (make llm-eval "
+                           "passes the shared candles)")
     starts = [f["date"].iloc[0] for f in view.frames.values()]
     ends = [f["date"].iloc[-1] for f in view.frames.values()]
     first = (max(starts) + timedelta(days=35)).to_pydatetime()
@@ -108,7 +111,9 @@ class Server:
         command = lm.prepare_serve(self.name, None, self.port, self.threads, lm.DEFAULT_CTX,
                                    OUT / f"overlay-{self.name}.json", 600.0)
         self.log = (OUT / f"server-{self.name}.log").open("w")
-        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT)
+        # The server dies with this process, even when it is killed before __exit__.
+        self.proc = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
+                                     preexec_fn=lm.die_with_parent)
         deadline = time.monotonic() + 300
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:

@@ -256,7 +256,7 @@ def death_notice(returncode: int, during: str) -> str:
     return f"llama.cpp's server died of {name} during {during}{why}"
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
+def die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     """Linux: the server gets SIGTERM if `model serve` dies (even of SIGKILL)."""
     try:
         import ctypes
@@ -294,7 +294,7 @@ def serve(command: list[str], port: int, alias: str, start_timeout_s: float = 60
     # The server's own output goes to stderr: stdout carries only this command's lines.
     sys.stdout.flush()
     proc = subprocess.Popen(command, env={**os.environ, "OMP_WAIT_POLICY": "PASSIVE"},
-                            stdout=sys.stderr, preexec_fn=_die_with_parent)
+                            stdout=sys.stderr, preexec_fn=die_with_parent)
     stopping = False
 
     def forward(signum: int, _frame: Any) -> None:
