@@ -1,0 +1,181 @@
+# pragma pylint: disable=missing-docstring, invalid-name, too-many-arguments
+"""TrendCore: the published trend core, beside the pack (issue #32).
+
+Zarattini, Pagani and Barbon (2025), "Catching Crypto Trends" (SSRN 5209907), parameters
+from the paper, never tuned (``hybrid_ai/trend_core.py`` holds the rules and constants):
+nine Donchian rules over 5..360 days, the pair's ensemble share long x a 25 % volatility
+target (90-day sigma), capped at twice the equal share, the whitelist's total within the
+tradable balance. Spot, long only, no stoploss, no take-profit.
+
+* decisions once a day: the daily values (1h candles resampled inside the strategy, merged
+  so that a day shows from its last hourly candle on, as TrendBaseline) change on that
+  candle only, and entries and rebalances act on it only (``tc_decide``);
+* entry (tag ``trend_core``) when the target weight is positive, at the target stake
+  (weight x equity); exit (``trend_off``) when it is back to zero; a held position is
+  bought or sold back to its target (orders tagged ``rebalance``) only when off by more than
+  ``BAND`` (20 %) of it; every order within the exchange minimum and ``max_stake``;
+* equity is freqtrade's ``wallets.get_total_stake_amount()`` (the tradable balance at cost)
+  plus the open trades' unrealised profit at the last close: a target of marked equity;
+* pauses as TrendBaseline (``hybrid_ai.pair_pauses``); one slot per pair
+  (``max_open_trades`` >= the whitelist's length), ``stake_amount`` "unlimited".
+
+History: ``startup_candle_count`` is 200 days (``trend_core.startup_days`` in the config; the
+8-month test data shortens it); freqtrade fetches at most 5 x 1000 candles at start, so
+live the 250- and 360-day rules never see a full channel and stay flat (7 of 9 rules can be
+long); in a backtest they complete once the loaded data is long enough.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from freqtrade.persistence import Trade
+from freqtrade.strategy import IStrategy, merge_informative_pair
+from pandas import DataFrame
+
+from hybrid_ai import pauses, trend_core
+from hybrid_ai.exits import exit_minimum
+
+logger = logging.getLogger(__name__)
+
+STARTUP_DAYS = 200  # the longest warm-up freqtrade fetches on Binance 1h (< 5 x 1000 candles)
+COLUMNS = ["date", "close", "share", "sigma", "weight"]
+
+
+class TrendCore(IStrategy):
+    INTERFACE_VERSION = 3
+
+    timeframe = "1h"
+    can_short = False
+    process_only_new_candles = True
+    use_exit_signal = True
+    exit_profit_only = False
+    minimal_roi = {"0": 100.0}  # no take-profit: the trend exit only
+    stoploss = -0.99  # no stop (spot, unlevered: the worst case is the stake)
+    trailing_stop = False
+    position_adjustment_enable = True
+    max_entry_position_adjustment = -1  # the band bounds the rebalances, not a count
+    startup_candle_count = (STARTUP_DAYS + 1) * 24
+
+    plot_config = {
+        "main_plot": {"close_1d": {"color": "grey"}},
+        "subplots": {"trend core": {"tc_weight": {"color": "blue"},
+                                    "tc_share": {"color": "orange"}}},
+    }
+
+    def __init__(self, config: dict) -> None:
+        super().__init__(config)
+        days = int(config.get("trend_core", {}).get("startup_days", STARTUP_DAYS))
+        self.startup_candle_count = (days + 1) * 24
+        self.pair_pauses = pauses.from_config(config)
+        self._budget: tuple[tuple, pd.Series] | None = None
+
+    def _pairs(self, pair: str) -> list[str]:
+        try:
+            return list(self.dp.current_whitelist()) or [pair]
+        except Exception:  # plotting tools without a pairlist
+            return list(self.config.get("exchange", {}).get("pair_whitelist", [pair]))
+
+    def _scale(self, pairs: list[str], last: pd.Timestamp) -> pd.Series:
+        """Per day, the factor keeping the whitelist's total weight within the budget (all
+        pairs' candles from the data provider; computed once per candle)."""
+        key = (tuple(pairs), last)
+        if self._budget is None or self._budget[0] != key:
+            weights = {}
+            for p in pairs:
+                hourly = self.dp.get_pair_dataframe(p, self.timeframe)
+                if not hourly.empty:
+                    days = trend_core.core_days(trend_core.daily_candles(hourly), len(pairs))
+                    weights[p] = days.set_index("date")["weight"]
+            self._budget = (key, trend_core.budget_scale(pd.DataFrame(weights)))
+        return self._budget[1]
+
+    def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        """Per hourly row, the last complete day's ``tc_share`` (0..1), ``tc_sigma`` (per
+        year) and ``tc_weight`` (target, of equity); ``tc_decide`` on the first row showing a
+        day's values (its last hourly candle)."""
+        pairs = self._pairs(metadata["pair"])
+        days = trend_core.core_days(trend_core.daily_candles(dataframe), len(pairs))
+        scale = self._scale(pairs, dataframe["date"].iloc[-1])
+        days["weight"] *= scale.reindex(days["date"]).fillna(1.0).to_numpy()
+        merged = merge_informative_pair(dataframe, days[COLUMNS], self.timeframe, "1d",
+                                        ffill=True)
+        merged = merged.rename(columns={"share_1d": "tc_share", "sigma_1d": "tc_sigma",
+                                        "weight_1d": "tc_weight"})
+        merged["tc_decide"] = merged["date_1d"].notna() & (
+            merged["date_1d"] != merged["date_1d"].shift())
+        return merged
+
+    def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        up = (dataframe["tc_decide"] & (dataframe["tc_weight"] > 0) & (dataframe["volume"] > 0)
+              & ~pauses.paused(dataframe["date"], metadata["pair"], self.pair_pauses))
+        dataframe.loc[up, ["enter_long", "enter_tag"]] = (1, "trend_core")
+        return dataframe
+
+    def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
+        dataframe.loc[pauses.paused(dataframe["date"], metadata["pair"], self.pair_pauses),
+                      ["exit_long", "exit_tag"]] = (1, pauses.EXIT_TAG)
+        dataframe.loc[dataframe["tc_weight"].fillna(0) <= 0,
+                      ["exit_long", "exit_tag"]] = (1, "trend_off")
+        return dataframe
+
+    def _equity(self) -> float:
+        """Tradable equity marked to market at the last closes (stake currency)."""
+        unrealised = 0.0
+        for trade in Trade.get_open_trades():
+            df, _ = self.dp.get_analyzed_dataframe(trade.pair, self.timeframe)
+            if not df.empty and np.isfinite(close := float(df["close"].iat[-1])):
+                unrealised += trade.amount * close - trade.stake_amount
+        ratio = float(self.config.get("tradable_balance_ratio", 0.99))
+        return self.wallets.get_total_stake_amount() + ratio * unrealised
+
+    def _target(self, pair: str, decision_only: bool) -> float | None:
+        df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
+        if df.empty or (decision_only and not bool(df["tc_decide"].iat[-1])):
+            return None  # called every candle: the cheap check first
+        weight = float(df["tc_weight"].iat[-1])
+        return weight * self._equity() if np.isfinite(weight) else 0.0
+
+    def custom_stake_amount(self, pair: str, current_time: datetime, current_rate: float,
+                            proposed_stake: float, min_stake: float | None, max_stake: float,
+                            leverage: float, entry_tag: str | None, side: str,
+                            **kwargs) -> float:
+        """The target stake, within ``max_stake``; 0 (no entry) below the exchange minimum."""
+        stake = min(self._target(pair, decision_only=False) or 0.0, max_stake)
+        fits = trend_core.fits_minimum(stake, min_stake, self._step_value(pair, current_rate))
+        return stake if fits else 0.0
+
+    def _step_value(self, pair: str, rate: float) -> float:
+        """One amount step of ``pair`` at ``rate`` (stake currency): what truncation may cut."""
+        exchange = getattr(self.dp, "_exchange", None)
+        if exchange is None:
+            return 0.0
+        step = trend_core.amount_step(exchange.get_precision_amount(pair),
+                                      exchange.precisionMode)
+        return step * rate
+
+    def adjust_trade_position(self, trade: Trade, current_time: datetime, current_rate: float,
+                              current_profit: float, min_stake: float | None, max_stake: float,
+                              current_entry_rate: float, current_exit_rate: float,
+                              current_entry_profit: float, current_exit_profit: float,
+                              **kwargs) -> tuple[float | None, str | None] | None:
+        """Once a day, back to the target when off by more than the band."""
+        if trade.has_open_orders or not trade.amount:
+            return None
+        target = self._target(trade.pair, decision_only=True)
+        if not target:
+            return None
+        value = trade.amount * current_exit_rate
+        minimum = exit_minimum(getattr(self.dp, "_exchange", None), trade.pair,
+                               current_exit_rate, self.stoploss, min_stake)
+        order = trend_core.rebalance(value, target, min_stake if target > value else minimum,
+                                     max_stake,
+                                     step_value=self._step_value(trade.pair, current_exit_rate))
+        if order is None:
+            return None
+        if order > 0:
+            return order, "rebalance"
+        return -trade.stake_amount * (-order / value), "rebalance"

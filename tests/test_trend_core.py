@@ -1,0 +1,231 @@
+"""The trend core (Zarattini, Pagani and Barbon 2025): its rules on constructed closes, the
+strategy's columns with no lookahead, and one backtest through freqtrade itself."""
+
+from __future__ import annotations
+
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybrid_ai import trend_core as tc
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def first_long(state: np.ndarray) -> int:
+    return int(np.argmax(state > 0)) if state.any() else -1
+
+
+def test_a_breakout_turns_a_rule_long_and_a_close_below_the_stop_turns_it_flat():
+    close = np.r_[np.full(10, 100.0), 101.0, 106.0, 108.0, 110.0, 103.0, 100.0]
+    state, stop = tc.donchian_rule(close, 5)
+    assert not state[:10].any()  # no close above the previous five's highest
+    assert state[10] == 1.0  # 101 > 100: the breakout
+    # the stop: the higher of the last stop and the midpoint of the last five closes
+    assert stop[10:14] == pytest.approx([100.5, 103.0, 104.0, 105.0])
+    assert state[14] == 0.0 and np.isnan(stop[14])  # 103 < 105: flat
+    assert state[15] == 0.0  # no new breakout
+
+
+def test_a_close_above_yesterdays_stop_holds_and_raises_the_stop():
+    close = np.r_[np.full(10, 100.0), 101.0, 106.0, 108.0, 110.0, 105.5, 104.9]
+    state, stop = tc.donchian_rule(close, 5)
+    assert stop[13] == pytest.approx(105.0)
+    assert state[14] == 1.0  # 105.5 >= yesterday's 105: held
+    assert stop[14] == pytest.approx((110 + 101) / 2)  # the stop moves up to 105.5
+    assert state[15] == 0.0  # 104.9 < 105.5
+
+
+def test_the_stop_never_falls_while_long():
+    rng = np.random.default_rng(3)
+    close = 100 * np.exp(np.cumsum(rng.normal(0.002, 0.03, 1500)))
+    for n in tc.LOOKBACKS:
+        state, stop = tc.donchian_rule(close, n)
+        held = (state[1:] > 0) & (state[:-1] > 0)
+        assert (np.diff(stop)[held] >= 0).all(), n
+        assert np.isnan(stop[state == 0]).all()
+        # held through a close only at or above the stop it had the day before
+        assert (close[1:][held] >= stop[:-1][held]).all(), n
+        out = (state[1:] == 0) & (state[:-1] > 0)
+        assert (close[1:][out] < stop[:-1][out]).all(), n  # and out below it
+
+
+def test_a_short_rule_reacts_before_a_long_one_and_a_rule_waits_for_its_channel():
+    days = 900
+    close = np.r_[np.linspace(200, 100, 500), np.linspace(100, 300, days - 500)]
+    firsts = {n: first_long(tc.donchian_rule(close, n)[0]) for n in tc.LOOKBACKS}
+    assert firsts[5] < firsts[60] < firsts[360]
+    assert firsts[5] >= 500 and firsts[360] > 500
+    short = np.linspace(100, 200, 300)  # rising, but 300 days of closes only
+    assert not tc.donchian_rule(short, 360)[0].any()
+
+
+def test_the_share_is_the_mean_of_nine_rules_in_zero_one():
+    rng = np.random.default_rng(5)
+    close = 100 * np.exp(np.cumsum(rng.normal(0.0, 0.04, 1200)))
+    share = tc.ensemble_share(close)
+    states = tc.rule_states(close)
+    assert states.shape == (1200, 9)
+    assert ((share >= 0) & (share <= 1)).all()
+    assert np.allclose(share * 9, np.round(share * 9))  # steps of one ninth
+    assert share.max() > 0.5 and share.min() == 0
+
+
+def test_sigma_is_annualised_daily_log_volatility_over_ninety_days():
+    rng = np.random.default_rng(9)
+    daily = 0.03
+    close = 100 * np.exp(np.cumsum(rng.normal(0, daily, 2000)))
+    sigma = tc.realised_vol(close)
+    assert np.isnan(sigma[: tc.VOL_DAYS]).all() and np.isfinite(sigma[tc.VOL_DAYS])
+    assert np.nanmean(sigma) == pytest.approx(daily * np.sqrt(365), rel=0.05)
+
+
+def test_the_weight_scales_inversely_with_sigma_and_is_capped():
+    share = np.array([1.0, 1.0, 1.0, 0.5, 0.0, 1.0, 1.0])
+    sigma = np.array([0.5, 1.0, 0.05, 0.5, 0.5, np.nan, 0.0])
+    w = tc.pair_weight(share, sigma, n_pairs=10)
+    assert w[0] == pytest.approx(0.25 / 0.5 / 10)
+    assert w[1] == pytest.approx(w[0] / 2)  # twice the volatility, half the weight
+    assert w[2] == pytest.approx(tc.PAIR_CAP / 10)  # capped at twice the equal share
+    assert w[3] == pytest.approx(w[0] / 2) and w[4] == 0
+    assert w[5] == 0 and w[6] == 0  # no sigma, no weight
+
+
+def test_the_budget_scales_the_whitelist_down_only_when_over():
+    weights = pd.DataFrame({"A": [0.1, 0.6, np.nan], "B": [0.2, 0.9, 0.1]})
+    scale = tc.budget_scale(weights)
+    assert scale.tolist() == pytest.approx([1.0, 1 / 1.5, 1.0])
+    assert (weights.fillna(0).mul(scale, axis=0).sum(axis=1) <= 1 + 1e-12).all()
+
+
+def test_rebalance_holds_inside_the_band_and_respects_the_minimum_and_max_stake():
+    assert tc.rebalance(110, 100, 5, 1000) is None  # 10 % off: inside 20 %
+    assert tc.rebalance(100, 100 * 1.2, 5, 1000) is None  # exactly the band: hold
+    assert tc.rebalance(70, 100, 5, 1000) == pytest.approx(30)
+    assert tc.rebalance(70, 100, 5, 12) == pytest.approx(12)  # never above max_stake
+    assert tc.rebalance(70, 100, 40, 1000) is None  # buy below the exchange minimum
+    assert tc.rebalance(150, 100, 5, 1000) == pytest.approx(-50)
+    assert tc.rebalance(30, 20, 11, 1000) is None  # the sale would be under the minimum
+    sale = tc.rebalance(30, 10, 11, 1000)  # rest must stay sellable: 11 x 1.02 kept
+    assert sale == pytest.approx(-(30 - 11 * 1.02))
+    assert tc.rebalance(15, 5, 10, 1000) is None  # only the whole could be sold: hold
+    assert tc.rebalance(50, 0, 5, 1000) is None  # zero target: the exit signal's job
+
+
+def test_orders_stay_above_the_minimum_after_the_amount_is_truncated():
+    # 0.1 LINK at 20 USDT: truncation may cut 2 USDT off an order sized at the minimum
+    step = tc.amount_step(0.1, 4) * 20.0
+    assert step == pytest.approx(2.0) and tc.amount_step(2, 2) == pytest.approx(0.01)
+    assert tc.amount_step(None, 4) == 0.0
+    assert tc.rebalance(24, 31, 5.8, 1000) == pytest.approx(7)  # no step known
+    assert tc.rebalance(24, 31, 5.8, 1000, step_value=step) is None  # 7 - 2 < 5.8
+    assert tc.rebalance(24, 32, 5.8, 1000, step_value=step) == pytest.approx(8)
+    assert tc.rebalance(40, 33, 5.8, 1000, step_value=step) is None  # sale of 7 likewise
+    assert not tc.fits_minimum(6.0, 5.8, step) and tc.fits_minimum(7.8, 5.8, step)
+
+
+# -- the strategy's columns, computed as freqtrade does, on a cut frame and the full one --
+
+def synthetic_hours(seed: int, days: int = 450) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    n = days * 24
+    trend = np.sin(np.linspace(0, 6 * np.pi, n)) * 0.002
+    close = 100 * np.exp(np.cumsum(trend / 24 + rng.normal(0, 0.008, n)))
+    dates = pd.date_range("2022-01-01", periods=n, freq="1h", tz="UTC")
+    return pd.DataFrame({"date": dates, "open": close, "high": close * 1.004,
+                         "low": close * 0.996, "close": close, "volume": 1.0})
+
+
+class FakeDataProvider:
+    def __init__(self, frames: dict[str, pd.DataFrame]):
+        self.frames = frames
+
+    def current_whitelist(self) -> list[str]:
+        return list(self.frames)
+
+    def get_pair_dataframe(self, pair: str, timeframe: str) -> pd.DataFrame:
+        return self.frames[pair].copy()
+
+
+def strategy_columns(frames: dict[str, pd.DataFrame], pair: str) -> pd.DataFrame:
+    sys.path.insert(0, str(REPO / "strategies"))
+    from TrendCore import TrendCore
+
+    strategy = TrendCore({})
+    strategy.dp = FakeDataProvider(frames)
+    return strategy.populate_indicators(frames[pair].copy(), {"pair": pair})
+
+
+COLUMNS = ["tc_share", "tc_sigma", "tc_weight", "tc_decide", "close_1d"]
+
+
+def test_no_lookahead_values_on_an_hour_are_the_same_without_the_later_candles():
+    full_frames = {"AAA/USDT": synthetic_hours(1), "BBB/USDT": synthetic_hours(2)}
+    full = strategy_columns(full_frames, "AAA/USDT")
+    assert full["tc_weight"].max() > 0 and full["tc_share"].max() > 0.5
+    for cut in ("2022-09-14 13:00", "2022-11-30 23:00", "2023-01-02 00:00"):
+        at = pd.Timestamp(cut, tz="UTC")
+        cut_frames = {p: f[f["date"] <= at].reset_index(drop=True)
+                      for p, f in full_frames.items()}
+        part = strategy_columns(cut_frames, "AAA/USDT")
+        same = full[full["date"] <= at].reset_index(drop=True)
+        pd.testing.assert_frame_equal(part[COLUMNS], same[COLUMNS], check_dtype=False)
+    # a day's values appear on its last hour: the 23:00 candle, whose close is the day's
+    decide = full[full["tc_decide"]]
+    assert (decide["date"].dt.hour == 23).all()
+    assert np.allclose(decide["close"], decide["close_1d"])
+
+
+# -- freqtrade itself, on the shared 8-month candles --
+
+E2E_PAIRS = ["BTC/USDT", "SOL/USDT", "DOGE/USDT"]
+# 100 days of warm-up on 8 months of data: sigma (90 days) and the rules up to 90 days
+# complete; the 150..360-day rules stay flat (their channels need more history).
+E2E_CONFIG = {"timeframe": "1h", "max_open_trades": len(E2E_PAIRS), "stake_amount": "unlimited",
+              "freqai": {"enabled": False}, "hybrid_ai": {"oracle": {"enabled": False}},
+              "trend_core": {"startup_days": 100}}
+
+
+def load_result(userdir: Path, strategy: str) -> dict:
+    results = userdir / "backtest_results"
+    last = json.loads((results / ".last_result.json").read_text())["latest_backtest"]
+    with zipfile.ZipFile(results / last) as zf:
+        name = next(n for n in zf.namelist() if n.endswith(".json") and "_config" not in n
+                    and "_market_change" not in n)
+        return json.loads(zf.read(name))["strategy"][strategy]
+
+
+@pytest.mark.slow
+def test_trend_core_backtests_enters_rebalances_and_respects_stake_limits(
+        real_datadir, module_exchange, freqtrade, tmp_path):
+    server = module_exchange(real_datadir)
+    proc = freqtrade(
+        ["backtesting", "--datadir", str(real_datadir), "--timerange", "20240415-20240905",
+         "--pairs", *E2E_PAIRS, "--strategy", "TrendCore", "--strategy-path",
+         str(REPO / "strategies"), "--export", "trades", "--cache", "none"],
+        server.url, tmp_path, extra_config=E2E_CONFIG, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = load_result(tmp_path, "TrendCore")
+    trades = result["trades"]
+    assert trades, proc.stdout[-3000:]
+    assert {t["enter_tag"] for t in trades} == {"trend_core"}
+    assert {t["exit_reason"] for t in trades} <= {"trend_off", "force_exit"}
+    orders = [o for t in trades for o in t["orders"]]
+    assert any(o["ft_order_tag"] == "rebalance" for o in orders)
+    wallet = 1000.0
+    for t in trades:
+        first = t["orders"][0]
+        assert first["ft_is_entry"] and first["ft_order_tag"] == "trend_core"
+        # within the per-pair cap (2 / N of the marked equity; the wallet never doubled here)
+        assert first["cost"] <= tc.PAIR_CAP / len(E2E_PAIRS) * wallet * 1.5, t
+    # every order the strategy sizes (entries, rebalances), after freqtrade truncated its
+    # amount, at or above the market's minimum notional (5 USDT on the loopback exchange, as
+    # on Binance); a whole exit sells what is left, whatever it is worth by then
+    sized = [o for o in orders if o["ft_is_entry"] or o["ft_order_tag"] == "rebalance"]
+    assert min(o["cost"] for o in sized) >= 5.0, min(sized, key=lambda o: o["cost"])
