@@ -236,8 +236,10 @@ class Oracle:
             logger.warning("session %s at %s: answer rejected (%s)", session, at, reason)
             if reply.reasoning:
                 base["model_reasoning"] = reply.reasoning[:THINKING_MAX_CHARS]
+            # Where the text came from, when not the content: "tool call 'name': {...}".
+            came = reply.text if reply.source == "content" else f"{reply.source}: {reply.text}"
             return self._rejected(base, reason, notes,
-                                  received=reply.text[:RECEIVED_MAX_CHARS] or None)
+                                  received=came[:RECEIVED_MAX_CHARS] or None)
         thinking = "\n".join(t for t in (reply.reasoning, thinking) if t)
         if thinking:
             base["model_reasoning"] = thinking[:THINKING_MAX_CHARS]

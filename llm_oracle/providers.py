@@ -6,6 +6,7 @@ happens afterwards, identically for both.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -48,7 +49,6 @@ def estimate_tokens(text: str) -> int:
     return max(1, -(-len(text) // CHARS_PER_TOKEN))
 
 
-
 class ProviderError(RuntimeError):
     """The provider gave no usable reply (network, timeout, HTTP error, malformed reply).
 
@@ -66,8 +66,12 @@ def is_local(base_url: str | None) -> bool:
     """Whether ``base_url`` is a server on this machine (None: OpenAI's hosted API)."""
     if not base_url:
         return False
-    host = (urlparse(base_url).hostname or "").lower()
-    return host in ("localhost", "::1", "0.0.0.0") or host.startswith("127.")
+    host = (urlparse(base_url).hostname or "").lower().rstrip(".")
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host == "localhost" or host.endswith(".localhost")
+    return address.is_loopback or address.is_unspecified  # 127.0.0.0/8, ::1, 0.0.0.0
 
 
 class Provider(Protocol):
@@ -176,10 +180,13 @@ class OpenAIProvider:
         self.key_missing = not api_key
         if self.key_missing and not is_local(settings.base_url):
             # gptscript #17: a placeholder key sent in silence, then a 401 that hides why.
+            # The host only: a base_url may carry credentials of its own.
+            host = (urlparse(settings.base_url).hostname if settings.base_url
+                    else "api.openai.com")
             logger.warning("llm: $%s is unset or empty but %s is not on this machine: "
-                           "its requests will be refused (401); export the key, or set "
-                           "llm_oracle.api_key_env to the variable that holds it",
-                           settings.api_key_env, settings.base_url or "api.openai.com")
+                           "its requests will likely be refused (401); export the key, or "
+                           "set llm_oracle.api_key_env to the variable that holds it",
+                           settings.api_key_env, host)
         api_key = api_key or "unused-local-key"
         # Retries are ours (within the session's deadline), not the client's.
         self.client = openai.OpenAI(base_url=settings.base_url, api_key=api_key,
@@ -243,8 +250,8 @@ class OpenAIProvider:
                     fault = last = replace(
                         fault, what_to_do=f"${self.settings.api_key_env} is unset or empty: "
                                           "export the key (or set llm_oracle.api_key_env)")
-            except ValueError as exc:  # a 200 whose body is not JSON at all
-                raise ProviderError(f"malformed reply: the body is not JSON ({exc})") from exc
+            except ValueError as exc:  # the client could not read what came back
+                raise ProviderError(f"malformed reply: unreadable ({exc})") from exc
             if fault.kind is FaultKind.FORMAT_UNSUPPORTED:
                 if self._step_down(fault):
                     continue
@@ -271,7 +278,7 @@ class OpenAIProvider:
             if self.cancel.wait(wait):
                 raise ProviderError("interrupted by shutdown")
         notes: list[str] = []
-        if isinstance(resp, str):  # the client hands back a body that is not JSON as text
+        if isinstance(resp, str):  # a body that is not JSON, as text (``_call``)
             resp = from_event_stream(resp, self._openai)
             notes.append("the server streamed its reply (SSE) to a non-streaming request: "
                          "read from the stream")
@@ -296,13 +303,19 @@ class OpenAIProvider:
                              source=source, notes=notes)
 
     def _call(self, kwargs: dict[str, Any], left: float) -> Any:
-        """The request in a daemon thread; returns its result, re-raises its error, or gives
-        up on shutdown or a hung connection (the thread dies with the process)."""
+        """The request in a daemon thread; returns its result (the parsed completion, or
+        the body as text when it is not JSON, whatever its Content-Type says: an SSE stream,
+        an HTML error page), re-raises its error, or gives up on shutdown or a hung
+        connection (the thread dies with the process)."""
         box: dict[str, Any] = {}
 
         def work() -> None:
             try:
-                box["resp"] = self.client.chat.completions.create(**kwargs)
+                raw = self.client.chat.completions.with_raw_response.create(**kwargs)
+                try:
+                    box["resp"] = raw.parse()
+                except ValueError:  # "application/json" but not JSON: the body as sent
+                    box["resp"] = raw.text
             except BaseException as exc:  # handed to the caller's thread
                 box["error"] = exc
 
@@ -438,7 +451,8 @@ def reply_parts(resp: Any) -> tuple[str, str, str | None, str]:
                             received=received, reasoning=reasoning)
     if finish == "content_filter":
         raise ProviderError("no answer: the server's content filter withheld the reply "
-                            "(finish_reason 'content_filter')", received=received)
+                            "(finish_reason 'content_filter')", received=received,
+                            reasoning=reasoning)
     calls = getattr(message, "tool_calls", None) or []
     if calls:
         function = getattr(calls[0], "function", None)
@@ -450,7 +464,7 @@ def reply_parts(resp: Any) -> tuple[str, str, str | None, str]:
                             "with no arguments", received=received, reasoning=reasoning)
     if getattr(message, "refusal", None):
         raise ProviderError(f"the model refused: {str(message.refusal)[:200]}",
-                            received=received)
+                            received=received, reasoning=reasoning)
     if named:
         return reasoning, reasoning, finish, named[0]
     raise ProviderError("malformed reply: empty content", received=received)

@@ -41,7 +41,7 @@ def test_reasoning_without_an_answer_is_refused_saying_why_and_kept(market, tmp_
     assert "--reasoning-parser" in decision.rejected_reason
     journaled = last(tmp_path)
     assert journaled.model_reasoning == "Markets look mixed; I would stay careful."
-    assert journaled.received == "Markets look mixed; I would stay careful."
+    assert journaled.received == "reasoning: Markets look mixed; I would stay careful."
 
 
 # --- 3. a streamed body for a non-streaming request (9router #3492) ------------------------
@@ -65,6 +65,21 @@ def test_an_event_stream_to_a_non_streaming_request_is_read_from_the_stream(
     assert decision.status == "ok" and decision.max_exposure == 0.45
     assert "streamed its reply (SSE)" in decision.notes
     assert (decision.tokens_in, decision.tokens_out) == (900, 80)  # the stream's usage
+
+
+def test_an_event_stream_labelled_json_with_reasoning_deltas_is_read_too(
+        market, tmp_path, fake):
+    # Some proxies keep "application/json" on the streamed body; the thinking comes as
+    # reasoning_content deltas before the answer.
+    think = {"id": "c", "object": "chat.completion.chunk", "created": 0, "model": "m",
+             "choices": [{"index": 0, "delta": {"reasoning_content": "alts lag; "},
+                          "finish_reason": None}]}
+    body = f"data: {json.dumps(think)}\n\n" + sse(answer(risk_level="conservative"))
+    fake.default = Reply(raw=body.replace("data: ", "data:"))  # no space after the colon
+    decision = make_oracle(market, tmp_path, fake).run_session(AT, "12:00Z")
+    assert decision.status == "ok" and decision.risk_level is RiskLevel.CONSERVATIVE
+    assert "streamed its reply (SSE)" in decision.notes
+    assert last(tmp_path).model_reasoning == "alts lag; "
 
 
 def test_an_empty_event_stream_or_a_text_body_is_refused_with_what_came(
@@ -101,14 +116,16 @@ def test_a_tool_call_that_is_no_answer_is_refused_and_journaled_as_received(
     decision = make_oracle(market, tmp_path, fake).run_session(AT, "12:00Z")
     assert decision.status == "rejected"
     assert "tool call 'oracle_answer'" in decision.rejected_reason
-    assert last(tmp_path).received == '{"symbol": "BTCUSDT", "side": "buy"}'
+    assert last(tmp_path).received == \
+        'tool call \'oracle_answer\': {"symbol": "BTCUSDT", "side": "buy"}'
 
 
 def test_every_refused_reply_shape_is_journaled_with_what_was_received(
         market, tmp_path, fake):
     shapes = [Reply(choices=[]), Reply(message={"role": "assistant", "content": None}),
               Reply(content="I cannot help with trading."),
-              Reply(raw="<html>502 Bad Gateway</html>", content_type="text/html")]
+              Reply(raw="<html>502 Bad Gateway</html>", content_type="text/html"),
+              Reply(raw="<html>504 Gateway Timeout</html>")]  # labelled application/json
     oracle = make_oracle(market, tmp_path, fake)
     for i, shape in enumerate(shapes):
         fake.default = shape
@@ -118,6 +135,7 @@ def test_every_refused_reply_shape_is_journaled_with_what_was_received(
     received = [d.received for d in store.read_journal(tmp_path / store.JOURNAL)]
     assert received[2] == "I cannot help with trading."
     assert "502 Bad Gateway" in received[3]
+    assert received[4] == "<html>504 Gateway Timeout</html>"
 
 
 # --- 9. no API key for a hosted endpoint (gptscript #17) ---------------------------------
@@ -127,7 +145,9 @@ def test_an_empty_key_for_a_hosted_endpoint_is_said_once_at_start(monkeypatch, c
         # Built only: no request is ever sent to this address.
         OpenAIProvider(OracleSettings(provider="openai",
                                       base_url="https://api.example.invalid/v1"))
-        OpenAIProvider(OracleSettings(provider="openai", base_url="http://127.0.0.1:9/v1"))
+        for local in ("http://127.0.0.1:9/v1", "http://localhost:9/v1", "http://[::1]:9/v1",
+                      "http://127.1.2.3:9/v1"):
+            OpenAIProvider(OracleSettings(provider="openai", base_url=local))
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and "$OPENAI_API_KEY is unset or empty" in said[0]
     assert "api.example.invalid" in said[0]
