@@ -54,3 +54,19 @@ def test_corr_pairs_in_the_stake_currency_or_none_pass():
     assert corr_pairs_problem(usdc) is None
     usdc["freqai"] = {"feature_parameters": {"include_corr_pairlist": []}}
     assert corr_pairs_problem(usdc) is None
+
+
+def test_make_demo_installs_only_the_pack(tmp_path):
+    # Before, `make demo` installed the test extra and so compiled llama.cpp (~6 min on 2
+    # cores) for a demo that never starts a language model. make's dry run on a venv that
+    # does not exist yet prints every install step it would take.
+    import subprocess
+
+    repo = Path(__file__).resolve().parent.parent
+    steps = subprocess.run(["make", "-n", "demo", f"VENV={tmp_path / 'venv'}"], cwd=repo,
+                           capture_output=True, text=True, check=True).stdout
+    assert "pip install" in steps and "lab.demo" in steps
+    assert "llama" not in steps and "[test]" not in steps and "[llm]" not in steps
+    tests = subprocess.run(["make", "-n", "test", f"VENV={tmp_path / 'venv'}"], cwd=repo,
+                           capture_output=True, text=True, check=True).stdout
+    assert "[test]" in tests and "llama-cpp-python" in tests  # the suite has the real model
