@@ -12,6 +12,8 @@ import logging
 import os
 from typing import Any
 
+from llm_oracle.once import Once
+
 logger = logging.getLogger(__name__)
 
 ML_COLUMNS = ("ml_buy_prob", "ml_confidence", "do_predict")
@@ -25,7 +27,7 @@ class BotView:
         self.client = FtRestClient(url, os.environ.get(username_env),
                                    os.environ.get(password_env), timeout=timeout)
         self.timeframe = timeframe
-        self._last_error: str | None = None
+        self._problems = Once(logger)  # one line per new problem, not one per session
 
     def snapshot(self, pairs: list[str]) -> dict[str, Any]:
         """{"portfolio": {...}, "ml_signals": {pair: {...}}}, or {} when the bot is unreachable."""
@@ -50,9 +52,7 @@ class BotView:
                     signals[pair] = {c: last[c] for c in ML_COLUMNS if c in last}
         except Exception as exc:  # network errors, auth, bot not running: never fatal
             problem = f"{type(exc).__name__}: {exc}"[:200]
-            if problem != self._last_error:
-                logger.warning("bot API unavailable for the oracle context (%s)", problem)
-                self._last_error = problem
+            self._problems.say("api", f"bot API unavailable for the oracle context ({problem})")
             return {}
-        self._last_error = None
+        self._problems.clear("api")
         return {"portfolio": portfolio, "ml_signals": signals}

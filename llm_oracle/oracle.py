@@ -300,16 +300,8 @@ class Oracle:
 
     # -- schedule ------------------------------------------------------------------------
     def session_times(self, start: datetime, end: datetime) -> list[tuple[datetime, str]]:
-        out = []
-        day = datetime(start.year, start.month, start.day, tzinfo=UTC)
-        while day < end:
-            for hhmm in self.settings.sessions:
-                hh, mm = map(int, hhmm.split(":"))
-                at = day + timedelta(hours=hh, minutes=mm)
-                if start <= at < end:
-                    out.append((at, f"{hhmm}Z"))
-            day += timedelta(days=1)
-        return out
+        """The scheduled sessions that start in [start, end), with their names."""
+        return [(slot.start, slot.name) for slot in self.settings.schedule.slots(start, end)]
 
     def backfill(self, start: datetime, end: datetime,
                  progress: bool = True) -> list[OracleDecision]:

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from llm_oracle.schedule import Schedule, parse_hhmm
+
 CONFIG_SECTION = "llm_oracle"
 
 
@@ -103,10 +105,16 @@ class OracleSettings(BaseModel):
     @classmethod
     def _hhmm(cls, value: list[str]) -> list[str]:
         for item in value:
-            hh, _, mm = item.partition(":")
-            if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
-                raise ValueError(f"session time {item!r} is not HH:MM (UTC)")
+            try:
+                parse_hhmm(item)
+            except ValueError as exc:
+                raise ValueError(f"session time {exc}") from None
         return sorted(value)
+
+    @property
+    def schedule(self) -> Schedule:
+        """The sessions as slots (``llm_oracle.schedule``)."""
+        return Schedule(self.sessions)
 
     def price(self, model: str) -> tuple[float, float] | None:
         """USD per 1M tokens for ``model`` or its dated snapshot name; None: unpriced."""

@@ -13,6 +13,7 @@ import math
 import os
 import tempfile
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -164,3 +165,25 @@ def read_journal(path: Path) -> list[OracleDecision]:
     if not path.exists():
         return []
     return parse_journal(path.read_text(errors="replace"), str(path))
+
+
+def status(out: Path, now: datetime) -> dict[str, Any]:
+    """``python -m llm_oracle status``: the profile in ``out``, its age and validity at
+    ``now``, today's and total cost, the last failure."""
+    journal = read_journal(out / JOURNAL)
+    profile_path = out / PROFILE
+    report: dict[str, Any] = {"output_dir": str(out), "decisions": len(journal)}
+    try:
+        profile = OracleDecision.model_validate_json(profile_path.read_text())
+        report.update(profile_age_minutes=round((now - profile.decided_at).total_seconds() / 60),
+                      valid=profile.valid_until >= now, risk_level=profile.risk_level.value,
+                      focus_pairs=profile.focus_pairs, provider=profile.provider)
+    except (OSError, ValueError) as exc:
+        report["profile_problem"] = f"{profile_path}: {exc.__class__.__name__}"
+    report["cost_today_usd"] = round(sum(d.cost_usd for d in journal
+                                         if d.decided_at.date() == now.date()), 6)
+    report["cost_total_usd"] = round(sum(d.cost_usd for d in journal), 6)
+    failures = [d for d in journal if not d.usable]
+    report["last_failure"] = ({"at": failures[-1].decided_at.isoformat(),
+                               "reason": failures[-1].rejected_reason} if failures else None)
+    return report

@@ -505,7 +505,7 @@ def test_an_oversized_context_drops_whole_sections_and_stays_json(market):
 
 
 def test_schedule_runs_a_missed_slot_once_late_and_never_twice():
-    from llm_oracle.__main__ import due_slot
+    from llm_oracle.daemon import due_slot
 
     sessions = ["00:00", "06:00", "12:00", "18:00"]
     done = datetime(2025, 6, 1, 0, 0, tzinfo=UTC)
