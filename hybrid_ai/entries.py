@@ -31,6 +31,9 @@ from __future__ import annotations
 import pandas as pd
 
 FAMILIES = ("oversold_recovery", "breakout", "pullback", "trend", "momentum")
+# Each family's own exit tag: the trend break for momentum, the 5m reversal for the others.
+REVERSAL, TREND_BREAK, RANK_DROP = "ta_reversal", "trend_break", "rank_drop"
+EXIT_TAGS = {family: TREND_BREAK if family == "momentum" else REVERSAL for family in FAMILIES}
 
 
 def oversold_recovery(df: pd.DataFrame, rsi_level: float, lookback: int,
@@ -93,6 +96,18 @@ def technical_exit(df: pd.DataFrame, family: str, *, rsi_level: float, trend_day
     if top_k > 0 and f"rank_{trend_days}d_1h" in df:
         out = out | rank_drop(df, trend_days, top_k)
     return out
+
+
+def exit_signals(df: pd.DataFrame, family: str, *, rsi_level: float, trend_days: int,
+                 top_k: int = 0) -> list[tuple[str, pd.Series]]:
+    """``technical_exit`` as (tag, signal) pairs, first match names the exit: ``rank_drop``
+    (with ``top_k`` > 0 and the rank column present), then the family's own exit
+    (``EXIT_TAGS``)."""
+    own = (trend_break(df, trend_days) if family == "momentum" else reversal(df, rsi_level))
+    signals = [(EXIT_TAGS[family], own)]
+    if top_k > 0 and f"rank_{trend_days}d_1h" in df:
+        signals.insert(0, (RANK_DROP, rank_drop(df, trend_days, top_k)))
+    return signals
 
 
 def trend_break(df: pd.DataFrame, trend_days: int) -> pd.Series:

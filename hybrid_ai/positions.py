@@ -10,17 +10,21 @@ manager. Here the thing is an open trade, and the manager is ``PositionRules``:
   (``fires_with_open_orders``) and how it treats a rest below the exchange minimum
   (``shrink``: sell less so a sellable rest stays; otherwise sell the whole trade) — one
   helper applies that for all (``hybrid_ai.exits.sellable_cut``).
-* ``PositionRules``: the rules in their order of precedence (``PRECEDENCE``); the first
-  whose sale the exchange can execute wins. A rule that raises is logged once and skipped:
+* ``PositionRules``: the rules in their order of precedence, which is the order of the list
+  (as freqtrade's ``ProtectionManager`` orders protections); the first whose sale the
+  exchange can execute wins. Each rule says what it does in one line (``short_desc``),
+  printed at start (``describe``). A rule that raises is logged once and skipped:
   the stops, the trailing stop and the exit signals never depend on a rule.
 * ``TradeMemory``: what the rules remember per trade (which events already steered it, the
   risk rank its size reflects), kept in freqtrade's ``Trade`` custom data so that a restart
   changes nothing.
 
 Exits that are signal columns (freqtrade acts on them at the next candle's open, for every
-open trade of the pair) are not per-trade callbacks; their precedence is ``SIGNAL_EXITS``
-(``exit_columns``): the technical reversal, then ``ml_exit``, then ``oracle_exit``, then a
-pause of the pair (``hybrid_ai.pauses``).
+open trade of the pair) are not per-trade callbacks: each is an ``ExitSignal`` (tag, mask)
+and ``exit_columns`` names a candle's exit after the first signal of the list that fires.
+The strategy lists them: the entry family's own exits (``hybrid_ai.entries.exit_signals``:
+``rank_drop``, then ``trend_break`` or ``ta_reversal``), then ``ml_exit``, then
+``oracle_exit``, then a pause of the pair (``hybrid_ai.pauses``).
 """
 
 from __future__ import annotations
@@ -42,10 +46,8 @@ from hybrid_ai.steering import DERISK, OVERNIGHT, Caps, Position, Trim, overnigh
 logger = logging.getLogger(__name__)
 
 PARTIAL_TP = "partial_tp"
-# Per-trade sales, first match wins: the oracle's trims before the take-profit.
-PRECEDENCE = (DERISK, OVERNIGHT, PARTIAL_TP)
-# Exit signal columns, first match names the exit.
-SIGNAL_EXITS = ("ta_reversal", "ml_exit", "oracle_exit", "pair_pause")
+ML_EXIT = "ml_exit"
+ORACLE_EXIT = "oracle_exit"
 
 
 class CustomData(Protocol):
@@ -109,6 +111,11 @@ class PositionRule(ABC):
     def wants(self, position: OpenPosition, now: datetime) -> Sell | None:
         """The sale this rule asks for now, or None."""
 
+    def short_desc(self) -> str:
+        """What the rule does, in one line (printed at start, as freqtrade's protections
+        print theirs)."""
+        return f"{self.name} (tag {self.tag})"
+
 
 class PartialTakeProfit(PositionRule):
     """Sell ``fraction`` of the position once, when the exit price is ``gain`` above the
@@ -132,6 +139,10 @@ class PartialTakeProfit(PositionRule):
         if position.took_profit or position.profit < self.gain:
             return None
         return Sell(position.stake * self.fraction, self.tag)
+
+    def short_desc(self) -> str:
+        return (f"{self.name}: sells {self.fraction:.0%} once at +{self.gain:.1%} "
+                f"(tag {self.tag})")
 
 
 class TradeMemory:
@@ -270,6 +281,10 @@ class OracleDerisk(_SteeringRule):
 
     tag = DERISK
 
+    def short_desc(self) -> str:
+        return (f"oracle de-risk: a decision that lowers the risk level or the caps sells the "
+                f"trades opened before it down to them, once (tag {self.tag})")
+
 
 class OvernightTrim(_SteeringRule):
     """After the overnight mark, total exposure is cut to the decision's
@@ -277,10 +292,17 @@ class OvernightTrim(_SteeringRule):
 
     tag = OVERNIGHT
 
+    def short_desc(self) -> str:
+        at = self.steering.overnight_at
+        when = f"{at:%H:%M} UTC" if at is not None else "the overnight mark"
+        return (f"overnight trim: after {when}, exposure cut to the decision's "
+                f"overnight_target, once per mark (tag {self.tag})")
+
 
 @dataclass
 class PositionRules:
-    """The rules in order of precedence (``PRECEDENCE``); ``adjust`` asks them for one trade.
+    """The rules in order of precedence (list order: the first that sells wins); ``adjust``
+    asks them for one trade.
 
     :param live: log each sale at INFO (dry-run/live) or DEBUG (backtests list them)
     :param announce: called with (pair, tag, stake before, stake after, time) for each sale
@@ -293,10 +315,9 @@ class PositionRules:
     _failed: dict[str, str] = field(default_factory=dict)
     _said: set[tuple[int, datetime, str]] = field(default_factory=set)
 
-    def __post_init__(self) -> None:
-        order = [rule.tag for rule in self.rules]
-        if order != sorted(order, key=PRECEDENCE.index):
-            raise ValueError(f"position rules out of precedence: {order} (see PRECEDENCE)")
+    def describe(self) -> list[str]:
+        """One line per rule, in precedence order: ``"1. partial take-profit: ..."``."""
+        return [f"{i}. {rule.short_desc()}" for i, rule in enumerate(self.rules, 1)]
 
     def adjust(self, position: OpenPosition, now: datetime,
                minimum: float | None) -> tuple[float, str] | None:
@@ -346,21 +367,27 @@ class PositionRules:
                    p.pair, want.tag, p.stake, p.stake * (1 - fraction))
 
 
-def exit_columns(ta_exit: npt.NDArray[np.bool_], ml_exit: npt.NDArray[np.bool_],
-                 oracle_exit: npt.NDArray[np.bool_],
-                 paused: npt.NDArray[np.bool_] | None = None,
-                 ta_tag: str | npt.NDArray | None = None) -> tuple[npt.NDArray, npt.NDArray]:
-    """``exit_long`` (0/1) and ``exit_tag`` from the exit signals, named in ``SIGNAL_EXITS``'
-    order of precedence; ``ta_tag`` names the technical exit (per row, or one name; default
-    ``ta_reversal``)."""
-    paused = np.zeros(len(ta_exit), bool) if paused is None else paused
-    default_ta_tag, ml_tag, oracle_tag, pause_tag = SIGNAL_EXITS
-    ta_tag = default_ta_tag if ta_tag is None else ta_tag
-    tag = np.where(ta_exit, ta_tag, np.where(ml_exit, ml_tag, np.where(
-        oracle_exit, oracle_tag, np.where(paused, pause_tag, None))))
-    return (ta_exit | ml_exit | oracle_exit | paused).astype(int), tag
+@dataclass(frozen=True)
+class ExitSignal:
+    """One exit signal column: ``mask`` (one bool per candle) exits with ``tag``."""
+
+    tag: str
+    mask: npt.NDArray[np.bool_]
 
 
-__all__ = ["PRECEDENCE", "SIGNAL_EXITS", "OpenPosition", "OracleDerisk", "OracleSteering",
-           "OvernightTrim", "PartialTakeProfit", "PositionRule", "PositionRules", "Sell",
-           "TradeMemory", "exit_columns"]
+def exit_columns(signals: Sequence[ExitSignal]) -> tuple[npt.NDArray, npt.NDArray]:
+    """``exit_long`` (0/1) and ``exit_tag`` (None where no signal fires) from the exit
+    signals; where several fire, the first of the list names the exit."""
+    if not signals:
+        raise ValueError("exit_columns needs at least one exit signal")
+    fired = np.zeros(len(signals[0].mask), bool)
+    tag = np.full(len(fired), None, dtype=object)
+    for signal in reversed(signals):
+        tag = np.where(signal.mask, signal.tag, tag)
+        fired |= signal.mask
+    return fired.astype(int), tag
+
+
+__all__ = ["ML_EXIT", "ORACLE_EXIT", "PARTIAL_TP", "ExitSignal", "OpenPosition",
+           "OracleDerisk", "OracleSteering", "OvernightTrim", "PartialTakeProfit",
+           "PositionRule", "PositionRules", "Sell", "TradeMemory", "exit_columns"]

@@ -36,7 +36,7 @@ from freqtrade.strategy import (
 )
 from pandas import DataFrame, Series
 
-from hybrid_ai import entries, gates, momentum, positions, redaction
+from hybrid_ai import entries, gates, momentum, pauses, positions, redaction
 from hybrid_ai.exits import exit_minimum, take_profit_share, typical_stake
 from hybrid_ai.hyperopt import ProtectiveExitSpaces
 from hybrid_ai.indicators import add_ta_indicators
@@ -170,6 +170,8 @@ class HybridAIStrategy(IStrategy):
         self._refusals = StakeRefusals()
         self.position_rules = PositionRules(self._position_rules(), self.layers.live,
                                             self.layers.announce_trim)
+        logger.info("position rules, first match wins: %s",
+                    "; ".join(self.position_rules.describe()))
 
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
         # Cheap when nothing changed (one stat call). Live, a new decision is applied to the
@@ -357,11 +359,11 @@ class HybridAIStrategy(IStrategy):
         df["enter_tag"] = np.where(entries, gates.entry_tag(df, self.settings.observe_only), None)
 
     def _set_exits(self, df: DataFrame) -> None:
-        """Exit signals (freqtrade exits at the next open, every open trade of the pair), in
-        ``hybrid_ai.positions.SIGNAL_EXITS``' order: the technical reversal, ``ml_exit``
-        (a skilled model expects holding to lose), ``oracle_exit`` (the decision in force
-        biases the pair at or below ``hybrid_ai.oracle.exit_bias``), a pause of the pair."""
-        ta_exit = (df["ta_exit"] == 1).to_numpy()
+        """Exit signals (freqtrade exits at the next open, every open trade of the pair), the
+        first of the list naming the exit: the entry family's own (``rank_drop``, then
+        ``trend_break`` or ``ta_reversal``), ``ml_exit`` (a skilled model expects holding to
+        lose), ``oracle_exit`` (the decision in force biases the pair at or below
+        ``hybrid_ai.oracle.exit_bias``), a pause of the pair."""
         no = np.zeros(len(df), bool)
         ml_exit = (ml_exit_signal(df, self.sell_ml_exit_band.value).to_numpy(bool)
                    if self.ml_enabled and self.settings.decides("ml")
@@ -369,18 +371,16 @@ class HybridAIStrategy(IStrategy):
         oracle_exit = (df["oracle_exit"].to_numpy(bool)
                        if self.layers.oracle_decides and "oracle_exit" in df else no)
         df["ml_exit"] = ml_exit.astype(int)
-        paused = df["pair_paused"].to_numpy(bool) if "pair_paused" in df else no
-        df["exit_long"], df["exit_tag"] = positions.exit_columns(
-            ta_exit, ml_exit, oracle_exit, paused, self._ta_exit_tags(df))
-
-    def _ta_exit_tags(self, df: DataFrame) -> np.ndarray | str:
-        """The technical exit's tag: ``ta_reversal``, ``trend_break`` (family momentum) or,
-        where the pair fell out of the top-k, ``rank_drop``."""
-        tag = "trend_break" if self.buy_family.value == "momentum" else positions.SIGNAL_EXITS[0]
-        days, k = self.buy_trend_days.value, self.buy_top_k.value
-        if k > 0 and f"rank_{days}d_1h" in df:
-            return np.where(entries.rank_drop(df, days, k).to_numpy(bool), "rank_drop", tag)
-        return tag
+        paused = df[pauses.PAUSED].to_numpy(bool) if pauses.PAUSED in df else no
+        ta_exit = (df["ta_exit"] == 1).to_numpy()  # the family's exits, named by signal
+        family = [positions.ExitSignal(tag, mask.to_numpy(bool) & ta_exit) for tag, mask in
+                  entries.exit_signals(df, self.buy_family.value, rsi_level=self.sell_rsi.value,
+                                       trend_days=self.buy_trend_days.value,
+                                       top_k=self.buy_top_k.value)]
+        df["exit_long"], df["exit_tag"] = positions.exit_columns([
+            *family, positions.ExitSignal(positions.ML_EXIT, ml_exit),
+            positions.ExitSignal(positions.ORACLE_EXIT, oracle_exit),
+            positions.ExitSignal(pauses.EXIT_TAG, paused)])
 
     # --- sizing and entry confirmation --------------------------------------------------
     def custom_stake_amount(self, pair: str, current_time: datetime, current_rate: float,
