@@ -18,7 +18,6 @@ from collections.abc import Collection
 import pandas as pd
 
 from hybrid_ai.frames import join_columns
-from hybrid_ai.settings import OracleGate
 
 GATE_PREFIX = "gate_"
 APPROVED = "gate_approved"
@@ -48,14 +47,3 @@ def entry_tag(df: pd.DataFrame, observed: Collection[str] = ()) -> str:
               if c != GATE_PREFIX + "pair_pause"]  # a pause is not a layer
     rank = {name: i for i, name in enumerate(LAYER_ORDER)}
     return "+".join(["ta", *sorted(layers, key=lambda n: (rank.get(n, len(rank)), n))])
-
-
-def oracle_refusal(guidance, pair: str, oracle: OracleGate, open_trades: int) -> str | None:
-    """Why the oracle's latest word refuses an entry in ``pair`` now (None: it does not):
-    the pair is outside its focus, or its risk level's open-trade slots are taken."""
-    if not guidance.allows(pair, oracle.require_focus):
-        return "not in the oracle's focus"
-    slots = oracle.max_open_trades[guidance.risk_level]
-    if open_trades >= slots:
-        return f"{guidance.risk_level.value} risk allows {slots} open trades"
-    return None

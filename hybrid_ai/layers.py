@@ -19,10 +19,10 @@ from freqtrade.exchange import timeframe_to_minutes
 from pandas import DataFrame, Series
 
 from hybrid_ai import gates, pauses
-from hybrid_ai.announce import Announcer
 from hybrid_ai.ml import features as ml_features
 from hybrid_ai.ml.signals import RISK_RANK, TRAINING_VALUES, add_ml_columns
-from hybrid_ai.oracle_feed import OracleFeed
+from hybrid_ai.oracle.announce import Announcer
+from hybrid_ai.oracle.feed import OracleFeed
 from hybrid_ai.settings import PackSettings
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class UpperLayers:
     :param timeframe: the strategy's candle length
     :param live: dry-run or live (backtests: False)
     :param send: live, freqtrade's ``DataProvider.send_msg``: each new decision the bot
-        follows and each trim it causes is announced once (``hybrid_ai.announce``)
+        follows and each trim it causes is announced once (``hybrid_ai.oracle.announce``)
     :param currency: the stake currency, for the announcements
     """
 

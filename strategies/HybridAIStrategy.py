@@ -44,12 +44,13 @@ from hybrid_ai.layers import UpperLayers
 from hybrid_ai.ml import features as ml_features
 from hybrid_ai.ml.labels import ExitRules
 from hybrid_ai.ml.signals import ml_exit_signal
-from hybrid_ai.oracle_feed import OracleFeed
+from hybrid_ai.oracle import steering
+from hybrid_ai.oracle.entry import entry_limits, oracle_refusal
+from hybrid_ai.oracle.feed import OracleFeed
 from hybrid_ai.plot import PLOT_CONFIG
 from hybrid_ai.positions import OpenPosition, PositionRule, PositionRules
-from hybrid_ai.risk import StakeRefusals, StakeSizing, entry_limits
+from hybrid_ai.risk import StakeRefusals, StakeSizing
 from hybrid_ai.settings import PackSettings, load_settings
-from hybrid_ai.steering import overnight_since
 
 logger = logging.getLogger(__name__)
 
@@ -401,7 +402,7 @@ class HybridAIStrategy(IStrategy):
         if self.layers.oracle_decides:
             guidance = self.oracle.at(now)
             level = guidance.risk_level
-            overnight = overnight_since(guidance, now, self._overnight_at) is not None
+            overnight = steering.overnight_since(guidance, now, self._overnight_at) is not None
             limits = entry_limits(limits, guidance, overnight)
         multiplier = self.settings.multiplier(level)
         if self.ml_enabled and self.settings.decides("ml"):
@@ -425,7 +426,7 @@ class HybridAIStrategy(IStrategy):
         try:
             if not self.layers.oracle_decides:
                 return True
-            refusal = gates.oracle_refusal(self.oracle.at(current_time), pair,
+            refusal = oracle_refusal(self.oracle.at(current_time), pair,
                                            self.settings.oracle, Trade.get_open_trade_count())
         except Exception as exc:
             self.layers.fault("the entry confirmation", pair, exc)
@@ -451,11 +452,11 @@ class HybridAIStrategy(IStrategy):
         """The oracle's trims (``hybrid_ai.oracle.steer_open_trades``), then the take-profit."""
         rules: list[PositionRule] = []
         if self.layers.oracle_decides and self.settings.oracle.steer_open_trades:
-            self._steering = positions.OracleSteering(
+            self._steering = steering.OracleSteering(
                 self.settings, self.oracle.at, self._portfolio, self._overnight_at,
-                positions.TradeMemory())
-            rules += [positions.OracleDerisk(self._steering),
-                      positions.OvernightTrim(self._steering)]
+                steering.TradeMemory())
+            rules += [steering.OracleDerisk(self._steering),
+                      steering.OvernightTrim(self._steering)]
         return [*rules, positions.PartialTakeProfit(lambda: self.sell_partial_tp.value,
                                                     self.partial_tp_fraction)]
 

@@ -13,22 +13,25 @@ from typing import Any
 import numpy as np
 import pytest
 
+from hybrid_ai.oracle.steering import (
+    DERISK,
+    OVERNIGHT,
+    OracleDerisk,
+    OracleSteering,
+    OvernightTrim,
+    TradeMemory,
+)
 from hybrid_ai.positions import (
     PARTIAL_TP,
     ExitSignal,
     OpenPosition,
-    OracleDerisk,
-    OracleSteering,
-    OvernightTrim,
     PartialTakeProfit,
     PositionRule,
     PositionRules,
     Sell,
-    TradeMemory,
     exit_columns,
 )
 from hybrid_ai.settings import RiskLevel, load_settings
-from hybrid_ai.steering import DERISK, OVERNIGHT
 
 T0 = datetime(2024, 6, 10, 8, 0, tzinfo=UTC)
 
