@@ -17,10 +17,8 @@ from collections.abc import Collection
 
 import pandas as pd
 
+from hybrid_ai.columns import APPROVED, GATE_PAUSE, GATE_PREFIX
 from hybrid_ai.frames import join_columns
-
-GATE_PREFIX = "gate_"
-APPROVED = "gate_approved"
 
 
 def gate_columns(df: pd.DataFrame, observed: Collection[str] = ()) -> list[str]:
@@ -44,6 +42,6 @@ LAYER_ORDER = ("ml", "oracle")  # how entry tags list the layers, whatever the c
 def entry_tag(df: pd.DataFrame, observed: Collection[str] = ()) -> str:
     """Which layers decided, bottom up: ``ta``, ``ta+ml``, ``ta+ml+oracle``."""
     layers = [c.removeprefix(GATE_PREFIX) for c in gate_columns(df, observed)
-              if c != GATE_PREFIX + "pair_pause"]  # a pause is not a layer
+              if c != GATE_PAUSE]  # a pause is not a layer
     rank = {name: i for i, name in enumerate(LAYER_ORDER)}
     return "+".join(["ta", *sorted(layers, key=lambda n: (rank.get(n, len(rank)), n))])

@@ -38,13 +38,11 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from hybrid_ai.columns import ML_EXIT, ORACLE_EXIT, PARTIAL_TP
 from hybrid_ai.exits import sellable_cut
 
 logger = logging.getLogger(__name__)
 
-PARTIAL_TP = "partial_tp"
-ML_EXIT = "ml_exit"
-ORACLE_EXIT = "oracle_exit"
 
 
 class CustomData(Protocol):

@@ -36,7 +36,8 @@ from freqtrade.strategy import (
 )
 from pandas import DataFrame, Series
 
-from hybrid_ai import entries, gates, momentum, pauses, positions, redaction
+from hybrid_ai import columns as col
+from hybrid_ai import entries, gates, momentum, positions, redaction
 from hybrid_ai.exits import exit_minimum, take_profit_share, typical_stake
 from hybrid_ai.hyperopt import ProtectiveExitSpaces
 from hybrid_ai.indicators import add_ta_indicators
@@ -342,12 +343,12 @@ class HybridAIStrategy(IStrategy):
             trend_days=self.buy_trend_days.value, top_k=self.buy_top_k.value)
         if self.buy_trend_filter.value:
             ta_signal &= dataframe["close_1h"] > dataframe["sma50_1h"]
-        dataframe["ta_signal"] = ta_signal.astype(int)
+        dataframe[col.TA_SIGNAL] = ta_signal.astype(int)
         self._set_entries(dataframe)
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        dataframe["ta_exit"] = entries.technical_exit(
+        dataframe[col.TA_EXIT] = entries.technical_exit(
             dataframe, self.buy_family.value, rsi_level=self.sell_rsi.value,
             trend_days=self.buy_trend_days.value, top_k=self.buy_top_k.value).astype(int)
         self._set_exits(dataframe)
@@ -355,7 +356,7 @@ class HybridAIStrategy(IStrategy):
 
     def _set_entries(self, df: DataFrame) -> None:
         """Enter where the technical signal and every deciding layer's gate agree."""
-        entries = (df["ta_signal"] == 1).to_numpy() & df[gates.APPROVED].to_numpy(bool)
+        entries = (df[col.TA_SIGNAL] == 1).to_numpy() & df[col.APPROVED].to_numpy(bool)
         df["enter_long"] = entries.astype(int)
         df["enter_tag"] = np.where(entries, gates.entry_tag(df, self.settings.observe_only), None)
 
@@ -369,19 +370,19 @@ class HybridAIStrategy(IStrategy):
         ml_exit = (ml_exit_signal(df, self.sell_ml_exit_band.value).to_numpy(bool)
                    if self.ml_enabled and self.settings.decides("ml")
                    and self.settings.ml.ml_exit else no)
-        oracle_exit = (df["oracle_exit"].to_numpy(bool)
-                       if self.layers.oracle_decides and "oracle_exit" in df else no)
-        df["ml_exit"] = ml_exit.astype(int)
-        paused = df[pauses.PAUSED].to_numpy(bool) if pauses.PAUSED in df else no
-        ta_exit = (df["ta_exit"] == 1).to_numpy()  # the family's exits, named by signal
+        oracle_exit = (df[col.ORACLE_EXIT].to_numpy(bool)
+                       if self.layers.oracle_decides and col.ORACLE_EXIT in df else no)
+        df[col.ML_EXIT] = ml_exit.astype(int)
+        paused = df[col.PAUSED].to_numpy(bool) if col.PAUSED in df else no
+        ta_exit = (df[col.TA_EXIT] == 1).to_numpy()  # the family's exits, named by signal
         family = [positions.ExitSignal(tag, mask.to_numpy(bool) & ta_exit) for tag, mask in
                   entries.exit_signals(df, self.buy_family.value, rsi_level=self.sell_rsi.value,
                                        trend_days=self.buy_trend_days.value,
                                        top_k=self.buy_top_k.value)]
         df["exit_long"], df["exit_tag"] = positions.exit_columns([
-            *family, positions.ExitSignal(positions.ML_EXIT, ml_exit),
-            positions.ExitSignal(positions.ORACLE_EXIT, oracle_exit),
-            positions.ExitSignal(pauses.EXIT_TAG, paused)])
+            *family, positions.ExitSignal(col.ML_EXIT, ml_exit),
+            positions.ExitSignal(col.ORACLE_EXIT, oracle_exit),
+            positions.ExitSignal(col.PAUSE_EXIT, paused)])
 
     # --- sizing and entry confirmation --------------------------------------------------
     def custom_stake_amount(self, pair: str, current_time: datetime, current_rate: float,
@@ -407,9 +408,9 @@ class HybridAIStrategy(IStrategy):
         multiplier = self.settings.multiplier(level)
         if self.ml_enabled and self.settings.decides("ml"):
             df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
-            if df.empty or "ml_target_position" not in df:
+            if df.empty or col.ML_TARGET_POSITION not in df:
                 return 0.0
-            multiplier *= float(df["ml_target_position"].iloc[-1])
+            multiplier *= float(df[col.ML_TARGET_POSITION].iloc[-1])
         sizing = StakeSizing(
             proposed=proposed_stake, multiplier=multiplier,
             equity=self.wallets.get_total_stake_amount() if self.wallets else proposed_stake,

@@ -35,11 +35,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
+from hybrid_ai.columns import DERISK, OVERNIGHT
 from hybrid_ai.positions import OpenPosition, PositionRule, Sell
 from hybrid_ai.settings import PackSettings, RiskLevel
 
-DERISK = "oracle_derisk"
-OVERNIGHT = "overnight_trim"
 MIN_CUT = 0.05  # smallest cut worth an order, as a fraction of the trade's stake
 
 
