@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.common import Results, median_seconds
-from hybrid_ai.oracle_feed import OracleFeed
+from hybrid_ai.oracle.feed import OracleFeed
 from hybrid_ai.settings import OracleGate
 from llm_oracle.context import MarketView, build_context, load_news, render_prompt
 from llm_oracle.oracle import Oracle

@@ -30,7 +30,11 @@ from __future__ import annotations
 
 import pandas as pd
 
+from hybrid_ai.columns import RANK_DROP, REVERSAL, TREND_BREAK, trend_rank, trend_sma
+
 FAMILIES = ("oversold_recovery", "breakout", "pullback", "trend", "momentum")
+# Each family's own exit tag: the trend break for momentum, the 5m reversal for the others.
+EXIT_TAGS = {family: TREND_BREAK if family == "momentum" else REVERSAL for family in FAMILIES}
 
 
 def oversold_recovery(df: pd.DataFrame, rsi_level: float, lookback: int,
@@ -58,7 +62,7 @@ def pullback(df: pd.DataFrame, rsi_level: float, lookback: int) -> pd.Series:
 
 def momentum(df: pd.DataFrame, trend_days: int) -> pd.Series:
     """The last closed hour above its ``trend_days``-day average (columns of the 1h merge)."""
-    return df["close_1h"] > df[f"sma_{trend_days}d_1h"]
+    return df["close_1h"] > df[trend_sma(trend_days)]
 
 
 def signal(df: pd.DataFrame, family: str, *, rsi_level: float, pullback_rsi: float,
@@ -81,7 +85,7 @@ def signal(df: pd.DataFrame, family: str, *, rsi_level: float, pullback_rsi: flo
         raise ValueError(f"unknown entry family {family!r}; choose one of {FAMILIES}")
     core &= (df["volume_ratio"] > volume_ratio) & (df["volume"] > 0)
     if top_k > 0:
-        core &= df[f"rank_{trend_days}d_1h"] <= top_k
+        core &= df[trend_rank(trend_days)] <= top_k
     return core
 
 
@@ -90,19 +94,31 @@ def technical_exit(df: pd.DataFrame, family: str, *, rsi_level: float, trend_day
     """The family's own exit signal: ``trend_break`` for ``momentum``, the 5m ``reversal``
     for the others; with ``top_k`` > 0 also ``rank_drop``."""
     out = trend_break(df, trend_days) if family == "momentum" else reversal(df, rsi_level)
-    if top_k > 0 and f"rank_{trend_days}d_1h" in df:
+    if top_k > 0 and trend_rank(trend_days) in df:
         out = out | rank_drop(df, trend_days, top_k)
     return out
 
 
+def exit_signals(df: pd.DataFrame, family: str, *, rsi_level: float, trend_days: int,
+                 top_k: int = 0) -> list[tuple[str, pd.Series]]:
+    """``technical_exit`` as (tag, signal) pairs, first match names the exit: ``rank_drop``
+    (with ``top_k`` > 0 and the rank column present), then the family's own exit
+    (``EXIT_TAGS``)."""
+    own = (trend_break(df, trend_days) if family == "momentum" else reversal(df, rsi_level))
+    signals = [(EXIT_TAGS[family], own)]
+    if top_k > 0 and trend_rank(trend_days) in df:
+        signals.insert(0, (RANK_DROP, rank_drop(df, trend_days, top_k)))
+    return signals
+
+
 def trend_break(df: pd.DataFrame, trend_days: int) -> pd.Series:
     """The last closed hour below its ``trend_days``-day average: the momentum trade's exit."""
-    return df["close_1h"] < df[f"sma_{trend_days}d_1h"]
+    return df["close_1h"] < df[trend_sma(trend_days)]
 
 
 def rank_drop(df: pd.DataFrame, trend_days: int, top_k: int) -> pd.Series:
     """The pair fell out of the top ``2 top_k`` of the whitelist (a known rank only)."""
-    return df[f"rank_{trend_days}d_1h"] > 2 * top_k
+    return df[trend_rank(trend_days)] > 2 * top_k
 
 
 def reversal(df: pd.DataFrame, rsi_level: float) -> pd.Series:

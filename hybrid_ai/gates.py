@@ -17,11 +17,8 @@ from collections.abc import Collection
 
 import pandas as pd
 
+from hybrid_ai.columns import APPROVED, GATE_PAUSE, GATE_PREFIX
 from hybrid_ai.frames import join_columns
-from hybrid_ai.settings import OracleGate
-
-GATE_PREFIX = "gate_"
-APPROVED = "gate_approved"
 
 
 def gate_columns(df: pd.DataFrame, observed: Collection[str] = ()) -> list[str]:
@@ -45,17 +42,6 @@ LAYER_ORDER = ("ml", "oracle")  # how entry tags list the layers, whatever the c
 def entry_tag(df: pd.DataFrame, observed: Collection[str] = ()) -> str:
     """Which layers decided, bottom up: ``ta``, ``ta+ml``, ``ta+ml+oracle``."""
     layers = [c.removeprefix(GATE_PREFIX) for c in gate_columns(df, observed)
-              if c != GATE_PREFIX + "pair_pause"]  # a pause is not a layer
+              if c != GATE_PAUSE]  # a pause is not a layer
     rank = {name: i for i, name in enumerate(LAYER_ORDER)}
     return "+".join(["ta", *sorted(layers, key=lambda n: (rank.get(n, len(rank)), n))])
-
-
-def oracle_refusal(guidance, pair: str, oracle: OracleGate, open_trades: int) -> str | None:
-    """Why the oracle's latest word refuses an entry in ``pair`` now (None: it does not):
-    the pair is outside its focus, or its risk level's open-trade slots are taken."""
-    if not guidance.allows(pair, oracle.require_focus):
-        return "not in the oracle's focus"
-    slots = oracle.max_open_trades[guidance.risk_level]
-    if open_trades >= slots:
-        return f"{guidance.risk_level.value} risk allows {slots} open trades"
-    return None

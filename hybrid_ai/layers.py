@@ -18,11 +18,12 @@ from typing import Any
 from freqtrade.exchange import timeframe_to_minutes
 from pandas import DataFrame, Series
 
+from hybrid_ai import columns as col
 from hybrid_ai import gates, pauses
-from hybrid_ai.announce import Announcer
 from hybrid_ai.ml import features as ml_features
 from hybrid_ai.ml.signals import RISK_RANK, TRAINING_VALUES, add_ml_columns
-from hybrid_ai.oracle_feed import OracleFeed
+from hybrid_ai.oracle.announce import Announcer
+from hybrid_ai.oracle.feed import OracleFeed
 from hybrid_ai.settings import PackSettings
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class UpperLayers:
     :param timeframe: the strategy's candle length
     :param live: dry-run or live (backtests: False)
     :param send: live, freqtrade's ``DataProvider.send_msg``: each new decision the bot
-        follows and each trim it causes is announced once (``hybrid_ai.announce``)
+        follows and each trim it causes is announced once (``hybrid_ai.oracle.announce``)
     :param currency: the stake currency, for the announcements
     """
 
@@ -80,12 +81,12 @@ class UpperLayers:
         if self.oracle is not None:
             df = self.oracle.merge(df, pair, self.timeframe, now=now)
             if self.oracle_decides:
-                df[RISK_RANK] = df["oracle_risk_level"]
+                df[RISK_RANK] = df[col.ORACLE_RISK_LEVEL]
         if self.ml_enabled:
             df = add_ml_columns(df, self.settings.ml, self.di_threshold,
                                 self.settings.limits.max_stake_per_trade)
             if self.live:
-                self._report_predictions(pair, df["ml_predicted"])
+                self._report_predictions(pair, df[col.ML_PREDICTED])
         if any(p.pair == pair for p in self.settings.pair_pauses):
             df[pauses.PAUSED] = pauses.paused(df["date"], pair, self.settings.pair_pauses)
             df[pauses.GATE] = ~df[pauses.PAUSED]
@@ -118,10 +119,10 @@ class UpperLayers:
         """``reapply`` to every analysed frame the oracle's columns are on, then the
         signal functions (entries, exits) whose input columns it has."""
         for pair, frame in frames.items():
-            if frame.empty or "oracle_focus" not in frame:
+            if frame.empty or col.ORACLE_FOCUS not in frame:
                 continue
             self.reapply(frame, pair, now)
-            for column, signal in zip(("ta_signal", "ta_exit"), resignal, strict=False):
+            for column, signal in zip((col.TA_SIGNAL, col.TA_EXIT), resignal, strict=False):
                 if column in frame:
                     signal(frame)
 

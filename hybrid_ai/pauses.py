@@ -21,9 +21,9 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
-GATE = "gate_pair_pause"
-PAUSED = "pair_paused"
-EXIT_TAG = "pair_pause"
+from hybrid_ai.columns import GATE_PAUSE, PAUSE_EXIT, PAUSED
+
+GATE, PAUSED, EXIT_TAG = GATE_PAUSE, PAUSED, PAUSE_EXIT
 
 
 class PairPause(BaseModel):

@@ -10,17 +10,20 @@ manager. Here the thing is an open trade, and the manager is ``PositionRules``:
   (``fires_with_open_orders``) and how it treats a rest below the exchange minimum
   (``shrink``: sell less so a sellable rest stays; otherwise sell the whole trade) — one
   helper applies that for all (``hybrid_ai.exits.sellable_cut``).
-* ``PositionRules``: the rules in their order of precedence (``PRECEDENCE``); the first
-  whose sale the exchange can execute wins. A rule that raises is logged once and skipped:
+* ``PositionRules``: the rules in their order of precedence, which is the order of the list
+  (as freqtrade's ``ProtectionManager`` orders protections); the first whose sale the
+  exchange can execute wins. Each rule says what it does in one line (``short_desc``),
+  printed at start (``describe``). A rule that raises is logged once and skipped:
   the stops, the trailing stop and the exit signals never depend on a rule.
-* ``TradeMemory``: what the rules remember per trade (which events already steered it, the
-  risk rank its size reflects), kept in freqtrade's ``Trade`` custom data so that a restart
-  changes nothing.
+* The oracle's two rules (``OracleDerisk``, ``OvernightTrim``) and what they remember per
+  trade live with the rest of the oracle's strategy side, in ``hybrid_ai.oracle.steering``.
 
 Exits that are signal columns (freqtrade acts on them at the next candle's open, for every
-open trade of the pair) are not per-trade callbacks; their precedence is ``SIGNAL_EXITS``
-(``exit_columns``): the technical reversal, then ``ml_exit``, then ``oracle_exit``, then a
-pause of the pair (``hybrid_ai.pauses``).
+open trade of the pair) are not per-trade callbacks: each is an ``ExitSignal`` (tag, mask)
+and ``exit_columns`` names a candle's exit after the first signal of the list that fires.
+The strategy lists them: the entry family's own exits (``hybrid_ai.entries.exit_signals``:
+``rank_drop``, then ``trend_break`` or ``ta_reversal``), then ``ml_exit``, then
+``oracle_exit``, then a pause of the pair (``hybrid_ai.pauses``).
 """
 
 from __future__ import annotations
@@ -29,23 +32,17 @@ import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import datetime
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import numpy.typing as npt
 
+from hybrid_ai.columns import ML_EXIT, ORACLE_EXIT, PARTIAL_TP
 from hybrid_ai.exits import sellable_cut
-from hybrid_ai.settings import PackSettings, RiskLevel
-from hybrid_ai.steering import DERISK, OVERNIGHT, Caps, Position, Trim, overnight_since, plan_trims
 
 logger = logging.getLogger(__name__)
 
-PARTIAL_TP = "partial_tp"
-# Per-trade sales, first match wins: the oracle's trims before the take-profit.
-PRECEDENCE = (DERISK, OVERNIGHT, PARTIAL_TP)
-# Exit signal columns, first match names the exit.
-SIGNAL_EXITS = ("ta_reversal", "ml_exit", "oracle_exit", "pair_pause")
 
 
 class CustomData(Protocol):
@@ -109,6 +106,11 @@ class PositionRule(ABC):
     def wants(self, position: OpenPosition, now: datetime) -> Sell | None:
         """The sale this rule asks for now, or None."""
 
+    def short_desc(self) -> str:
+        """What the rule does, in one line (printed at start, as freqtrade's protections
+        print theirs)."""
+        return f"{self.name} (tag {self.tag})"
+
 
 class PartialTakeProfit(PositionRule):
     """Sell ``fraction`` of the position once, when the exit price is ``gain`` above the
@@ -133,154 +135,15 @@ class PartialTakeProfit(PositionRule):
             return None
         return Sell(position.stake * self.fraction, self.tag)
 
-
-class TradeMemory:
-    """Per trade: the events that already steered it and the risk rank its size reflects;
-    in memory first, then in the trade's custom data (a restart reads them back)."""
-
-    KEEP_MARKS = 8  # the newest events per trade kept in the custom data
-
-    def __init__(self) -> None:
-        self._marks: dict[tuple[int, datetime], set[str]] = {}
-        self._sized: dict[tuple[int, datetime], int] = {}
-
-    @staticmethod
-    def _key(p: OpenPosition) -> tuple[int, datetime]:
-        return p.trade_id, p.opened_at
-
-    def marks(self, p: OpenPosition) -> set[str]:
-        key = self._key(p)
-        if key not in self._marks:
-            stored = p.custom.get_custom_data("steered", default=[]) if p.custom else []
-            self._marks[key] = set(stored or [])
-        return self._marks[key]
-
-    def mark(self, p: OpenPosition, events: tuple[str, ...]) -> None:
-        marks = self.marks(p)
-        if not set(events) <= marks:
-            marks.update(events)
-            if p.custom is not None:
-                newest = sorted(marks, key=lambda k: k.partition("@")[2])[-self.KEEP_MARKS:]
-                p.custom.set_custom_data("steered", newest)
-
-    def sized_rank(self, p: OpenPosition, default: Callable[[], int]) -> int:
-        key = self._key(p)
-        if key not in self._sized:
-            stored = p.custom.get_custom_data("sized_rank") if p.custom else None
-            self._sized[key] = int(stored) if stored is not None else default()
-        return self._sized[key]
-
-    def resize(self, p: OpenPosition, rank: int) -> None:
-        self._sized[self._key(p)] = rank
-        if p.custom is not None:
-            p.custom.set_custom_data("sized_rank", rank)
-
-
-class OracleSteering:
-    """Plans the oracle's trims of the open trades for the decision in force and, after
-    the overnight mark, its overnight target (``hybrid_ai.steering.plan_trims``); the
-    ``OracleDerisk`` and ``OvernightTrim`` rules read one plan.
-
-    :param guidance_at: the oracle's word at a time (``OracleFeed.at``)
-    :param portfolio: the open trades (stakes) and the equity, in stake currency
-    :param overnight_at: the overnight mark's time of day (None: off)
-    """
-
-    def __init__(self, settings: PackSettings, guidance_at: Callable[[datetime], Any],
-                 portfolio: Callable[[], tuple[Sequence[OpenPosition], float]],
-                 overnight_at: time | None, memory: TradeMemory) -> None:
-        self.settings, self.guidance_at, self.portfolio = settings, guidance_at, portfolio
-        self.overnight_at, self.memory = overnight_at, memory
-        self._plans: dict[tuple[str, ...], tuple[Caps, dict[int, Trim]]] = {}
-        self._last: tuple[tuple[int, datetime, datetime], Trim | None] | None = None
-
-    def sized_rank(self, p: OpenPosition) -> int:
-        """The rank a trade's size reflects: the level in force when it opened, or the level
-        of the trim that last cut it."""
-        return self.memory.sized_rank(p, lambda: self.guidance_at(p.opened_at).risk_level.rank)
-
-    def trim(self, p: OpenPosition, now: datetime) -> Trim | None:
-        """This trade's trim for the events in force (once per event), or None. Asked by
-        both rules for one trade and time, it plans once."""
-        key = (p.trade_id, p.opened_at, now)
-        if self._last is None or self._last[0] != key:
-            self._last = (key, self._trim(p, now))
-        return self._last[1]
-
-    def _trim(self, p: OpenPosition, now: datetime) -> Trim | None:
-        guidance = self.guidance_at(now)
-        if not guidance.valid:  # stale/missing journal: caps new entries only, no trims
-            return None
-        events = [f"decision@{guidance.decided_at.isoformat()}"]
-        overnight = overnight_since(guidance, now, self.overnight_at)
-        if overnight is not None:
-            events.append(f"overnight@{overnight.isoformat()}")
-        keys = tuple(events)
-        if all(k in self.memory.marks(p) for k in keys):
-            return None
-        if keys not in self._plans:
-            self._plans.clear()  # only the event in force matters
-            self._plans[keys] = self._plan(guidance, overnight, keys)
-        caps, plan = self._plans[keys]
-        self.memory.mark(p, keys)
-        trim = plan.get(p.trade_id)
-        if trim is not None and caps.rank < self.sized_rank(p):
-            self.memory.resize(p, caps.rank)
-        return trim
-
-    def _plan(self, guidance: Any, overnight: datetime | None,
-              keys: tuple[str, ...]) -> tuple[Caps, dict[int, Trim]]:
-        positions, equity = self.portfolio()
-        limits = self.settings.limits
-        caps = Caps(
-            decided_at=guidance.decided_at,
-            rank=guidance.risk_level.rank,
-            focus=guidance.focus,
-            max_position=min(limits.max_stake_per_trade, guidance.max_position) * equity,
-            max_exposure=min(limits.max_total_exposure, guidance.max_exposure) * equity,
-            multipliers=[self.settings.multiplier(level) for level in RiskLevel],
-            close_unfocused=self.settings.oracle.derisk_closes_unfocused,
-            overnight_since=overnight,
-            overnight_exposure=guidance.overnight_target * equity,
-        )
-        held = [Position(p.trade_id, p.pair, p.stake, p.opened_at, self.sized_rank(p))
-                for p in positions]
-        skip = frozenset(p.trade_id for p in positions
-                         if all(k in self.memory.marks(p) for k in keys))
-        return caps, plan_trims(held, caps, skip)
-
-
-class _SteeringRule(PositionRule):
-    name = "oracle steering"
-    announced = True
-
-    def __init__(self, steering: OracleSteering) -> None:
-        self.steering = steering
-
-    def wants(self, position: OpenPosition, now: datetime) -> Sell | None:
-        trim = self.steering.trim(position, now)
-        if trim is None or trim.tag != self.tag:
-            return None
-        return Sell(position.stake - trim.target, self.tag)
-
-
-class OracleDerisk(_SteeringRule):
-    """A new decision lowered the risk level, ``max_position`` or ``max_exposure``: the
-    trades opened before it are sold down to its caps, once (tag ``oracle_derisk``)."""
-
-    tag = DERISK
-
-
-class OvernightTrim(_SteeringRule):
-    """After the overnight mark, total exposure is cut to the decision's
-    ``overnight_target``, once per mark (tag ``overnight_trim``)."""
-
-    tag = OVERNIGHT
+    def short_desc(self) -> str:
+        return (f"{self.name}: sells {self.fraction:.0%} once at +{self.gain:.1%} "
+                f"(tag {self.tag})")
 
 
 @dataclass
 class PositionRules:
-    """The rules in order of precedence (``PRECEDENCE``); ``adjust`` asks them for one trade.
+    """The rules in order of precedence (list order: the first that sells wins); ``adjust``
+    asks them for one trade.
 
     :param live: log each sale at INFO (dry-run/live) or DEBUG (backtests list them)
     :param announce: called with (pair, tag, stake before, stake after, time) for each sale
@@ -293,10 +156,9 @@ class PositionRules:
     _failed: dict[str, str] = field(default_factory=dict)
     _said: set[tuple[int, datetime, str]] = field(default_factory=set)
 
-    def __post_init__(self) -> None:
-        order = [rule.tag for rule in self.rules]
-        if order != sorted(order, key=PRECEDENCE.index):
-            raise ValueError(f"position rules out of precedence: {order} (see PRECEDENCE)")
+    def describe(self) -> list[str]:
+        """One line per rule, in precedence order: ``"1. partial take-profit: ..."``."""
+        return [f"{i}. {rule.short_desc()}" for i, rule in enumerate(self.rules, 1)]
 
     def adjust(self, position: OpenPosition, now: datetime,
                minimum: float | None) -> tuple[float, str] | None:
@@ -346,21 +208,26 @@ class PositionRules:
                    p.pair, want.tag, p.stake, p.stake * (1 - fraction))
 
 
-def exit_columns(ta_exit: npt.NDArray[np.bool_], ml_exit: npt.NDArray[np.bool_],
-                 oracle_exit: npt.NDArray[np.bool_],
-                 paused: npt.NDArray[np.bool_] | None = None,
-                 ta_tag: str | npt.NDArray | None = None) -> tuple[npt.NDArray, npt.NDArray]:
-    """``exit_long`` (0/1) and ``exit_tag`` from the exit signals, named in ``SIGNAL_EXITS``'
-    order of precedence; ``ta_tag`` names the technical exit (per row, or one name; default
-    ``ta_reversal``)."""
-    paused = np.zeros(len(ta_exit), bool) if paused is None else paused
-    default_ta_tag, ml_tag, oracle_tag, pause_tag = SIGNAL_EXITS
-    ta_tag = default_ta_tag if ta_tag is None else ta_tag
-    tag = np.where(ta_exit, ta_tag, np.where(ml_exit, ml_tag, np.where(
-        oracle_exit, oracle_tag, np.where(paused, pause_tag, None))))
-    return (ta_exit | ml_exit | oracle_exit | paused).astype(int), tag
+@dataclass(frozen=True)
+class ExitSignal:
+    """One exit signal column: ``mask`` (one bool per candle) exits with ``tag``."""
+
+    tag: str
+    mask: npt.NDArray[np.bool_]
 
 
-__all__ = ["PRECEDENCE", "SIGNAL_EXITS", "OpenPosition", "OracleDerisk", "OracleSteering",
-           "OvernightTrim", "PartialTakeProfit", "PositionRule", "PositionRules", "Sell",
-           "TradeMemory", "exit_columns"]
+def exit_columns(signals: Sequence[ExitSignal]) -> tuple[npt.NDArray, npt.NDArray]:
+    """``exit_long`` (0/1) and ``exit_tag`` (None where no signal fires) from the exit
+    signals; where several fire, the first of the list names the exit."""
+    if not signals:
+        raise ValueError("exit_columns needs at least one exit signal")
+    fired = np.zeros(len(signals[0].mask), bool)
+    tag = np.full(len(fired), None, dtype=object)
+    for signal in reversed(signals):
+        tag = np.where(signal.mask, signal.tag, tag)
+        fired |= signal.mask
+    return fired.astype(int), tag
+
+
+__all__ = ["ML_EXIT", "ORACLE_EXIT", "PARTIAL_TP", "CustomData", "ExitSignal", "OpenPosition",
+           "PartialTakeProfit", "PositionRule", "PositionRules", "Sell", "exit_columns"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from hybrid_ai.settings import HardLimits
 
@@ -96,18 +95,6 @@ def capped_stake(
     ``StakeSizing`` for the parameters)."""
     return StakeSizing(proposed, multiplier, equity, open_exposure, limits, min_stake,
                        max_stake).stake
-
-
-def entry_limits(limits: HardLimits, guidance: Any, overnight: bool) -> HardLimits:
-    """The hard limits tightened by the oracle's decision in force (``guidance``: its
-    ``max_position``, ``max_exposure``, and after the overnight mark, until the next
-    decision, its ``overnight_target``), so entries cannot undo a trim."""
-    exposure = min(limits.max_total_exposure, guidance.max_exposure)
-    if guidance.valid and overnight:
-        exposure = min(exposure, guidance.overnight_target)
-    return limits.model_copy(update={
-        "max_total_exposure": exposure,
-        "max_stake_per_trade": min(limits.max_stake_per_trade, guidance.max_position)})
 
 
 class StakeRefusals:

@@ -118,7 +118,7 @@ class OracleGate(BaseModel):
             RiskLevel.AGGRESSIVE: 4,
         }
     )
-    # Steering open positions (hybrid_ai.steering): a new decision that lowers the risk
+    # Steering open positions (hybrid_ai.oracle.steering): a new decision that lowers the risk
     # level, max_exposure or max_position trims the trades already open (tag oracle_derisk).
     steer_open_trades: bool = True
     # With steering on, a downgrade of the risk level also closes open trades whose pair

@@ -21,7 +21,6 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import talib.abstract as ta
 from freqtrade.enums import RunMode
 from freqtrade.exceptions import OperationalException
@@ -36,20 +35,17 @@ from freqtrade.strategy import (
 )
 from pandas import DataFrame, Series
 
-from hybrid_ai import entries, gates, momentum, positions, redaction
-from hybrid_ai.exits import exit_minimum, take_profit_share, typical_stake
+from hybrid_ai import entries, momentum, redaction
+from hybrid_ai.exits import take_profit_share, typical_stake
 from hybrid_ai.hyperopt import ProtectiveExitSpaces
 from hybrid_ai.indicators import add_ta_indicators
 from hybrid_ai.layers import UpperLayers
 from hybrid_ai.ml import features as ml_features
 from hybrid_ai.ml.labels import ExitRules
-from hybrid_ai.ml.signals import ml_exit_signal
-from hybrid_ai.oracle_feed import OracleFeed
+from hybrid_ai.oracle.feed import OracleFeed
+from hybrid_ai.pack import Pack
 from hybrid_ai.plot import PLOT_CONFIG
-from hybrid_ai.positions import OpenPosition, PositionRule, PositionRules
-from hybrid_ai.risk import StakeRefusals, StakeSizing, entry_limits
 from hybrid_ai.settings import PackSettings, load_settings
-from hybrid_ai.steering import overnight_since
 
 logger = logging.getLogger(__name__)
 
@@ -165,11 +161,9 @@ class HybridAIStrategy(IStrategy):
         if self.settings.oracle.enabled:
             oracle = OracleFeed(self.settings.oracle, base_dir=Path.cwd())
             oracle.refresh()
-        self._layers = UpperLayers.of_strategy(self, oracle)
-        self._overnight_at = self.settings.oracle.overnight_time(self.config)
-        self._refusals = StakeRefusals()
-        self.position_rules = PositionRules(self._position_rules(), self.layers.live,
-                                            self.layers.announce_trim)
+        self._pack = Pack(self, oracle, Trade)  # hybrid_ai/pack.py: what the hooks call
+        logger.info("position rules, first match wins: %s",
+                    "; ".join(self.pack.position_rules.describe()))
 
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
         # Cheap when nothing changed (one stat call). Live, a new decision is applied to the
@@ -178,7 +172,8 @@ class HybridAIStrategy(IStrategy):
         if self.layers.refresh(current_time) and self.layers.live:
             frames = {p: self.dp.get_analyzed_dataframe(p, self.timeframe)[0]
                       for p in self.dp.current_whitelist()}
-            self.layers.reapply_all(frames, current_time, self._set_entries, self._set_exits)
+            self.layers.reapply_all(frames, current_time, self.pack.set_entries,
+                                     self.pack.set_exits)
 
     def _check_ml_config(self) -> None:
         """Stop the bot, saying what to set, when FreqAI would train on the wrong thing or
@@ -199,18 +194,12 @@ class HybridAIStrategy(IStrategy):
             wallets = getattr(self, "wallets", None)
             share = take_profit_share(share, self.sell_partial_tp.value, typical_stake(
                 self.config, wallets.get_total_stake_amount() if wallets else None,
-                self.settings.limits.max_stake_per_trade), self._exit_minimum(pair, price))
+                self.settings.limits.max_stake_per_trade), self.pack.exit_minimum(pair, price))
         try:
             return ExitRules.of_strategy(self, share, float(self.config.get("fee")
                                                             or DEFAULT_FEE))
         except ValueError as exc:  # no time exit in minimal_roi
             raise OperationalException(str(exc)) from exc
-
-    def _exit_minimum(self, pair: str | None, rate: float | None, known: float | None = None):
-        if known is not None and not self.layers.live:  # the minimum backtests check exits by
-            return known
-        return exit_minimum(getattr(getattr(self, "dp", None), "_exchange", None), pair, rate,
-                            self.stoploss, known)
 
     @property
     def settings(self) -> PackSettings:
@@ -219,10 +208,14 @@ class HybridAIStrategy(IStrategy):
         return self._settings
 
     @property
+    def pack(self) -> Pack:
+        if getattr(self, "_pack", None) is None:  # analysed before bot_start (tools)
+            self._pack = Pack(self, None, Trade)
+        return self._pack
+
+    @property
     def layers(self) -> UpperLayers:
-        if getattr(self, "_layers", None) is None:  # analysed before bot_start (tools)
-            self._layers = UpperLayers.of_strategy(self, None)
-        return self._layers
+        return self.pack.layers
 
     @property
     def oracle(self) -> OracleFeed | None:
@@ -332,55 +325,12 @@ class HybridAIStrategy(IStrategy):
 
     # --- signals ------------------------------------------------------------------------
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        ta_signal = entries.signal(
-            dataframe, self.buy_family.value, rsi_level=self.buy_rsi.value,
-            pullback_rsi=self.buy_pullback_rsi.value, lookback=self.buy_rsi_lookback.value,
-            macd_window=self.buy_macd_window.value, volume_ratio=self.buy_volume_ratio.value,
-            trend_days=self.buy_trend_days.value, top_k=self.buy_top_k.value)
-        if self.buy_trend_filter.value:
-            ta_signal &= dataframe["close_1h"] > dataframe["sma50_1h"]
-        dataframe["ta_signal"] = ta_signal.astype(int)
-        self._set_entries(dataframe)
+        self.pack.entry_signal(dataframe)  # ta_signal, then the gates (hybrid_ai/pack.py)
         return dataframe
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        dataframe["ta_exit"] = entries.technical_exit(
-            dataframe, self.buy_family.value, rsi_level=self.sell_rsi.value,
-            trend_days=self.buy_trend_days.value, top_k=self.buy_top_k.value).astype(int)
-        self._set_exits(dataframe)
+        self.pack.exit_signal(dataframe)  # ta_exit, then the list of exit signals
         return dataframe
-
-    def _set_entries(self, df: DataFrame) -> None:
-        """Enter where the technical signal and every deciding layer's gate agree."""
-        entries = (df["ta_signal"] == 1).to_numpy() & df[gates.APPROVED].to_numpy(bool)
-        df["enter_long"] = entries.astype(int)
-        df["enter_tag"] = np.where(entries, gates.entry_tag(df, self.settings.observe_only), None)
-
-    def _set_exits(self, df: DataFrame) -> None:
-        """Exit signals (freqtrade exits at the next open, every open trade of the pair), in
-        ``hybrid_ai.positions.SIGNAL_EXITS``' order: the technical reversal, ``ml_exit``
-        (a skilled model expects holding to lose), ``oracle_exit`` (the decision in force
-        biases the pair at or below ``hybrid_ai.oracle.exit_bias``), a pause of the pair."""
-        ta_exit = (df["ta_exit"] == 1).to_numpy()
-        no = np.zeros(len(df), bool)
-        ml_exit = (ml_exit_signal(df, self.sell_ml_exit_band.value).to_numpy(bool)
-                   if self.ml_enabled and self.settings.decides("ml")
-                   and self.settings.ml.ml_exit else no)
-        oracle_exit = (df["oracle_exit"].to_numpy(bool)
-                       if self.layers.oracle_decides and "oracle_exit" in df else no)
-        df["ml_exit"] = ml_exit.astype(int)
-        paused = df["pair_paused"].to_numpy(bool) if "pair_paused" in df else no
-        df["exit_long"], df["exit_tag"] = positions.exit_columns(
-            ta_exit, ml_exit, oracle_exit, paused, self._ta_exit_tags(df))
-
-    def _ta_exit_tags(self, df: DataFrame) -> np.ndarray | str:
-        """The technical exit's tag: ``ta_reversal``, ``trend_break`` (family momentum) or,
-        where the pair fell out of the top-k, ``rank_drop``."""
-        tag = "trend_break" if self.buy_family.value == "momentum" else positions.SIGNAL_EXITS[0]
-        days, k = self.buy_trend_days.value, self.buy_top_k.value
-        if k > 0 and f"rank_{days}d_1h" in df:
-            return np.where(entries.rank_drop(df, days, k).to_numpy(bool), "rank_drop", tag)
-        return tag
 
     # --- sizing and entry confirmation --------------------------------------------------
     def custom_stake_amount(self, pair: str, current_time: datetime, current_rate: float,
@@ -390,32 +340,10 @@ class HybridAIStrategy(IStrategy):
         """Freqtrade's stake x risk-level multiplier x ML target position, within the hard
         caps tightened by the oracle's decision (0 = skip; any failure: 0)."""
         try:
-            return self._stake(pair, current_time, proposed_stake, min_stake, max_stake)
+            return self.pack.stake(pair, current_time, proposed_stake, min_stake, max_stake)
         except Exception as exc:
             self.layers.fault("stake sizing", pair, exc)
             return 0.0
-
-    def _stake(self, pair: str, now: datetime, proposed_stake: float,
-               min_stake: float | None, max_stake: float) -> float:
-        level, limits = self.settings.risk_level, self.settings.limits
-        if self.layers.oracle_decides:
-            guidance = self.oracle.at(now)
-            level = guidance.risk_level
-            overnight = overnight_since(guidance, now, self._overnight_at) is not None
-            limits = entry_limits(limits, guidance, overnight)
-        multiplier = self.settings.multiplier(level)
-        if self.ml_enabled and self.settings.decides("ml"):
-            df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
-            if df.empty or "ml_target_position" not in df:
-                return 0.0
-            multiplier *= float(df["ml_target_position"].iloc[-1])
-        sizing = StakeSizing(
-            proposed=proposed_stake, multiplier=multiplier,
-            equity=self.wallets.get_total_stake_amount() if self.wallets else proposed_stake,
-            open_exposure=sum(t.stake_amount for t in Trade.get_open_trades()),
-            limits=limits, min_stake=min_stake, max_stake=max_stake)
-        self._refusals.say(pair, sizing, self.config.get("stake_currency", ""))
-        return sizing.stake
 
     def confirm_trade_entry(self, pair: str, order_type: str, amount: float, rate: float,
                             time_in_force: str, current_time: datetime, entry_tag: str | None,
@@ -423,10 +351,7 @@ class HybridAIStrategy(IStrategy):
         """Last check against the oracle's latest word: focus and open-trade slots (any
         failure: refused)."""
         try:
-            if not self.layers.oracle_decides:
-                return True
-            refusal = gates.oracle_refusal(self.oracle.at(current_time), pair,
-                                           self.settings.oracle, Trade.get_open_trade_count())
+            refusal = self.pack.refusal(pair, current_time)
         except Exception as exc:
             self.layers.fault("the entry confirmation", pair, exc)
             return False
@@ -442,24 +367,5 @@ class HybridAIStrategy(IStrategy):
                               **kwargs) -> float | tuple[float | None, str | None] | None:
         """The position rules in their order of precedence (the oracle's trims, then the
         partial take-profit), each selling what the exchange minimum lets stay open."""
-        minimum = self._exit_minimum(trade.pair, current_exit_rate, min_stake)
-        return self.position_rules.adjust(
-            OpenPosition.of_trade(trade, current_exit_rate, current_exit_profit),
-            current_time, minimum)
-
-    def _position_rules(self) -> list[PositionRule]:
-        """The oracle's trims (``hybrid_ai.oracle.steer_open_trades``), then the take-profit."""
-        rules: list[PositionRule] = []
-        if self.layers.oracle_decides and self.settings.oracle.steer_open_trades:
-            self._steering = positions.OracleSteering(
-                self.settings, self.oracle.at, self._portfolio, self._overnight_at,
-                positions.TradeMemory())
-            rules += [positions.OracleDerisk(self._steering),
-                      positions.OvernightTrim(self._steering)]
-        return [*rules, positions.PartialTakeProfit(lambda: self.sell_partial_tp.value,
-                                                    self.partial_tp_fraction)]
-
-    def _portfolio(self) -> tuple[list[OpenPosition], float]:
-        """Every open trade (its committed stake), and the equity (stake currency)."""
-        return ([OpenPosition.of_trade(t) for t in Trade.get_open_trades()],
-                self.wallets.get_total_stake_amount())
+        return self.pack.adjust(trade, current_time, current_exit_rate, current_exit_profit,
+                                min_stake)

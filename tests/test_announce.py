@@ -1,18 +1,18 @@
-"""The oracle's decisions and trims told through freqtrade's messaging (``hybrid_ai.announce``);
-the path through a dry-run bot's RPC is in ``test_live.py``."""
+"""The oracle's decisions and trims told through freqtrade's messaging
+(``hybrid_ai.oracle.announce``); the path through a dry-run bot's RPC is in ``test_live.py``."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from hybrid_ai.announce import (
+from hybrid_ai.oracle.announce import (
     REASONING_CHARS,
     Announcer,
     decision_message,
     reasoning_excerpt,
     trim_message,
 )
-from hybrid_ai.oracle_feed import Guidance
+from hybrid_ai.oracle.feed import Guidance
 from llm_oracle.schema import RiskLevel
 
 AT = datetime(2024, 8, 20, 12, 0, 30, tzinfo=UTC)

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from fake_openai import AT, UNIVERSE, Reply, answer, make_oracle, profile
 
-from hybrid_ai.oracle_feed import OracleFeed
+from hybrid_ai.oracle.feed import OracleFeed
 from hybrid_ai.settings import OracleGate
 from llm_oracle import store
 from llm_oracle.schema import OracleDecision, RiskLevel

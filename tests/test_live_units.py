@@ -18,7 +18,7 @@ import pytest
 from hybrid_ai import gates
 from hybrid_ai.frames import utc_dates
 from hybrid_ai.ml import frozen as frozen_model
-from hybrid_ai.oracle_feed import OracleFeed
+from hybrid_ai.oracle.feed import OracleFeed
 from hybrid_ai.settings import OracleGate, load_settings
 from lab.live import Supervisor
 from llm_oracle.schema import OracleDecision

@@ -26,7 +26,7 @@ from fake_openai import (
 )
 from pace import limit
 
-from hybrid_ai.oracle_feed import OracleFeed
+from hybrid_ai.oracle.feed import OracleFeed
 from hybrid_ai.settings import OracleGate, RiskLevel
 from llm_oracle import store
 from llm_oracle.context import MarketView, build_context, load_news
@@ -294,7 +294,7 @@ def test_feed_survives_corrupt_and_missing_files(tmp_path, caplog):
     assert not feed.refresh() and not feed.refresh()
     assert feed.at(AT + timedelta(hours=1)).focus == frozenset({"BTC/USDT"})  # last good kept
     warnings = [r for r in caplog.records
-                if r.name == "hybrid_ai.oracle_feed" and r.levelname == "WARNING"]
+                if r.name == "hybrid_ai.oracle.feed" and r.levelname == "WARNING"]
     assert len(warnings) == 2  # one per distinct problem, not one per loop
     assert feed.at(AT + timedelta(days=1)).risk_level is RiskLevel.CONSERVATIVE
 

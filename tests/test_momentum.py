@@ -117,10 +117,10 @@ def test_momentum_enters_above_the_average_and_breaks_below_it():
     # out of the top 2 k = 2: a rank drop; an unknown rank is no reason to exit
     with_rank = entries.technical_exit(df, "momentum", rsi_level=68, trend_days=30, top_k=1)
     assert with_rank.tolist() == [False, True, True, False]
-    signal, tag = positions.exit_columns(with_rank.to_numpy(), np.zeros(4, bool),
-                                         np.zeros(4, bool), None,
-                                         np.array(["trend_break", "rank_drop", "trend_break",
-                                                   "trend_break"]))
+    named = entries.exit_signals(df, "momentum", rsi_level=68, trend_days=30, top_k=1)
+    assert [tag for tag, _ in named] == ["rank_drop", "trend_break"]
+    signal, tag = positions.exit_columns([positions.ExitSignal(t, m.to_numpy(bool))
+                                          for t, m in named])
     assert signal.tolist() == [0, 1, 1, 0] and tag.tolist() == [None, "rank_drop",
                                                                  "trend_break", None]
 

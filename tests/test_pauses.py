@@ -12,7 +12,7 @@ from freqtrade.data.btanalysis import load_backtest_data
 from pydantic import ValidationError
 
 from hybrid_ai import pauses
-from hybrid_ai.positions import exit_columns
+from hybrid_ai.positions import ExitSignal, exit_columns
 from hybrid_ai.settings import load_settings
 from lab.data_holes import pair_pauses
 
@@ -37,7 +37,9 @@ def test_a_pause_is_validated_and_covers_from_up_to_to():
 
 def test_a_paused_candle_exits_last_in_precedence():
     ta, ml, oracle = (np.array(v, bool) for v in ([1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]))
-    exit_long, tag = exit_columns(ta, ml, oracle, np.array([1, 1, 1, 0], bool))
+    exit_long, tag = exit_columns([ExitSignal("ta_reversal", ta), ExitSignal("ml_exit", ml),
+                                   ExitSignal("oracle_exit", oracle),
+                                   ExitSignal(pauses.EXIT_TAG, np.array([1, 1, 1, 0], bool))])
     assert exit_long.tolist() == [1, 1, 1, 0]
     assert tag.tolist() == ["ta_reversal", "ml_exit", "pair_pause", None]
 

@@ -13,20 +13,25 @@ from typing import Any
 import numpy as np
 import pytest
 
-from hybrid_ai.positions import (
-    PARTIAL_TP,
-    OpenPosition,
+from hybrid_ai.oracle.steering import (
+    DERISK,
+    OVERNIGHT,
     OracleDerisk,
     OracleSteering,
     OvernightTrim,
+    TradeMemory,
+)
+from hybrid_ai.positions import (
+    PARTIAL_TP,
+    ExitSignal,
+    OpenPosition,
     PartialTakeProfit,
+    PositionRule,
     PositionRules,
     Sell,
-    TradeMemory,
     exit_columns,
 )
 from hybrid_ai.settings import RiskLevel, load_settings
-from hybrid_ai.steering import DERISK, OVERNIGHT
 
 T0 = datetime(2024, 6, 10, 8, 0, tzinfo=UTC)
 
@@ -76,7 +81,7 @@ def test_partial_take_profit_fires_once_at_its_gain():
 
 
 # --- the rule set: precedence, open orders, the exchange minimum, failures --------------------
-class Always:
+class Always(PositionRule):
     """A stand-in rule with a fixed wish (tests the rule set, not a rule)."""
 
     fires_with_open_orders = False
@@ -107,9 +112,12 @@ def test_the_sales_of_announced_rules_are_told_with_what_the_minimum_left():
     assert len(told) == 1  # a take-profit is the user's own rule: not announced
 
 
-def test_rules_out_of_precedence_are_refused():
-    with pytest.raises(ValueError, match="out of precedence"):
-        PositionRules([Always(PARTIAL_TP, 100), Always(DERISK, 50)])
+def test_precedence_is_the_order_of_the_list_and_each_rule_says_what_it_does():
+    first_tp = PositionRules([Always(PARTIAL_TP, 100, shrink=True), Always(DERISK, 50)])
+    assert first_tp.adjust(position(), T0, None) == (-100.0, PARTIAL_TP)
+    lines = PositionRules([Always(DERISK, 50), PartialTakeProfit(0.04, 0.5)]).describe()
+    assert lines == [f"1. {DERISK} (tag {DERISK})",
+                     "2. partial take-profit: sells 50% once at +4.0% (tag partial_tp)"]
 
 
 def test_no_rule_fires_while_an_order_is_open():
@@ -209,6 +217,12 @@ def test_exit_signals_are_named_in_their_order_of_precedence():
     ta = np.array([True, False, False, False])
     ml = np.array([True, True, False, False])
     oracle = np.array([True, True, True, False])
-    exit_long, tag = exit_columns(ta, ml, oracle)
+    exit_long, tag = exit_columns([ExitSignal("ta_reversal", ta), ExitSignal("ml_exit", ml),
+                                   ExitSignal("oracle_exit", oracle)])
     assert exit_long.tolist() == [1, 1, 1, 0]
     assert tag.tolist() == ["ta_reversal", "ml_exit", "oracle_exit", None]
+    # the list's order is the precedence: the same signals, the oracle's first
+    _, tag = exit_columns([ExitSignal("oracle_exit", oracle), ExitSignal("ta_reversal", ta)])
+    assert tag.tolist() == ["oracle_exit", "oracle_exit", "oracle_exit", None]
+    with pytest.raises(ValueError, match="at least one"):
+        exit_columns([])

@@ -1,6 +1,6 @@
 """The oracle steers open trades: de-risk on a downgrade, trim to the overnight target.
 
-The rules alone (``hybrid_ai.steering.plan_trims``), then a scripted journal on real shared
+The rules alone (``hybrid_ai.oracle.steering.plan_trims``), then a scripted journal on real shared
 candles through freqtrade's own backtester (tests/strategies/SteeringProbe.py enters three
 pairs at 08:00 on a calm day; everything else is HybridAIStrategy's).
 """
@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 from conftest import backtest_in_process
 
-from hybrid_ai.steering import DERISK, OVERNIGHT, Caps, Position, overnight_mark, plan_trims
+from hybrid_ai.oracle.steering import DERISK, OVERNIGHT, Caps, Position, overnight_mark, plan_trims
 from llm_oracle.schema import OracleDecision
 
 T0 = datetime(2024, 6, 10, 8, 0, tzinfo=UTC)

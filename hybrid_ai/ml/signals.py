@@ -24,14 +24,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from hybrid_ai import columns as col
 from hybrid_ai.frames import join_columns
 from hybrid_ai.ml.features import LOSS, WIN
 from hybrid_ai.settings import MLSettings
 
-RISK_RANK = "risk_rank"
 # Per-window values the FreqAI model returns (config freqai.extra_returns_per_train).
-SKILL, BASE_RATE = "ml_skill", "ml_base_rate"
-MEAN_WIN, MEAN_LOSS = "ml_mean_win", "ml_mean_loss"
+SKILL, BASE_RATE = col.ML_SKILL, col.ML_BASE_RATE
+MEAN_WIN, MEAN_LOSS = col.ML_MEAN_WIN, col.ML_MEAN_LOSS
+RISK_RANK = col.RISK_RANK
 TRAINING_VALUES = (SKILL, BASE_RATE, MEAN_WIN, MEAN_LOSS)
 
 
@@ -96,13 +97,13 @@ def add_ml_columns(df: pd.DataFrame, ml: MLSettings, di_threshold: float,
     # candle): ml_exit_signal reads this column.
     rescoring = ok & skilled
     return join_columns(df, {
-        "ml_buy_prob": prob,
-        "ml_expected_return": ev,
-        "ml_confidence": confidence,
-        "ml_target_position": position.where(gate, 0.0).where(predicted),
-        "gate_ml": gate.fillna(False).astype(bool),
-        "ml_rescores": rescoring.fillna(False).astype(bool),
-        "ml_predicted": predicted.astype(bool),
+        col.ML_BUY_PROB: prob,
+        col.ML_EXPECTED_RETURN: ev,
+        col.ML_CONFIDENCE: confidence,
+        col.ML_TARGET_POSITION: position.where(gate, 0.0).where(predicted),
+        col.GATE_ML: gate.fillna(False).astype(bool),
+        col.ML_RESCORES: rescoring.fillna(False).astype(bool),
+        col.ML_PREDICTED: predicted.astype(bool),
     })
 
 
@@ -114,6 +115,6 @@ def ml_exit_signal(df: pd.DataFrame, band: float) -> pd.Series:
     columns of ``add_ml_columns`` in the exit hook, so hyperopt can tune ``band``. A candle
     without a usable prediction never exits (missing data must not close trades).
     """
-    if "ml_rescores" not in df or "ml_expected_return" not in df:
+    if col.ML_RESCORES not in df or col.ML_EXPECTED_RETURN not in df:
         return pd.Series(False, index=df.index)
-    return df["ml_rescores"].astype(bool) & (df["ml_expected_return"] < -band).fillna(False)
+    return df[col.ML_RESCORES].astype(bool) & (df[col.ML_EXPECTED_RETURN] < -band).fillna(False)

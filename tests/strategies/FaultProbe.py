@@ -45,11 +45,11 @@ class FaultProbe(HybridAIStrategy):
         if self.fault == "merge":
             self.oracle.merge = raising("injected: journal table unreadable")
         elif self.fault == "stake":
-            self._stake = raising("injected: sizing bug")
+            self.pack.stake = raising("injected: sizing bug")
         elif self.fault == "confirm_map":
             del self.settings.oracle.max_open_trades[RiskLevel.MODERATE]
         elif self.fault == "steer":
-            self._steering.trim = raising("injected: trim planner bug")
+            self.pack.steering.trim = raising("injected: trim planner bug")
 
     def _start_freqai(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         # FreqAI's output as a broken model would leave it: predictions that are not numbers.
@@ -57,5 +57,5 @@ class FaultProbe(HybridAIStrategy):
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         dataframe["ta_signal"] = (dataframe["date"] == ENTRY_SIGNAL).astype(int)
-        self._set_entries(dataframe)
+        self.pack.set_entries(dataframe)
         return dataframe

@@ -21,7 +21,7 @@ ENTRY_SIGNAL = pd.Timestamp("2024-06-10 07:55", tz="UTC")
 class SteeringProbe(HybridAIStrategy):
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         dataframe["ta_exit"] = 0  # no technical reversal; the oracle's exits stay
-        self._set_exits(dataframe)
+        self.pack.set_exits(dataframe)
         return dataframe
 
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 
-from hybrid_ai.oracle_feed import Guidance
+from hybrid_ai.oracle.feed import Guidance
 
 logger = logging.getLogger(__name__)
 

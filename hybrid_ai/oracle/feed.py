@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hybrid_ai import columns as col
 from hybrid_ai.frames import join_columns
 from hybrid_ai.settings import OracleGate, RiskLevel
 from llm_oracle.store import parse_journal
@@ -189,10 +190,10 @@ class OracleFeed:
                                for b in merged["bias"]], dtype=bool) & valid
                      if exit_bias is not None else np.zeros(len(df), bool))
         return join_columns(df, {
-            "oracle_valid": valid,
-            "oracle_risk_level": rank.astype(int),
-            "oracle_focus": in_focus & valid,
-            "oracle_max_exposure": exposure.astype(float),
-            "gate_oracle": focus_gate,
-            "oracle_exit": wants_out,
+            col.ORACLE_VALID: valid,
+            col.ORACLE_RISK_LEVEL: rank.astype(int),
+            col.ORACLE_FOCUS: in_focus & valid,
+            col.ORACLE_MAX_EXPOSURE: exposure.astype(float),
+            col.GATE_ORACLE: focus_gate,
+            col.ORACLE_EXIT: wants_out,
         })
