@@ -25,6 +25,7 @@ from hybrid_ai.ml.signals import RISK_RANK, TRAINING_VALUES, add_ml_columns
 from hybrid_ai.oracle.announce import Announcer
 from hybrid_ai.oracle.feed import OracleFeed
 from hybrid_ai.settings import PackSettings
+from llm_oracle.once import Once
 
 logger = logging.getLogger(__name__)
 
@@ -53,9 +54,8 @@ class UpperLayers:
         self.di_threshold, self.timeframe, self.live = di_threshold, timeframe, live
         self.announcer = Announcer(send if live else None)
         self.currency = currency
-        self._faults: set[str] = set()  # entry-side failures already logged
+        self._said = Once(logger)  # entry-side failures and model errors, each said once
         self._unpredicted: dict[str, int] = {}  # pairs whose newest candle has no prediction
-        self._ml_failures: dict[str, str] = {}  # pair -> last model error logged
         self._oracle_was_valid: bool | None = None
 
     @classmethod
@@ -164,18 +164,14 @@ class UpperLayers:
         try:
             result = start()
         except Exception as exc:  # any model failure: contained to this pair
-            message = f"{type(exc).__name__}: {exc}"
-            if self._ml_failures.get(pair) != message:
-                logger.error(
-                    "%s: ML layer unavailable (%s). New entries for this pair are blocked; "
-                    "exits and stops keep working. FreqAI retrains it within "
-                    "freqai.live_retrain_hours; to retrain now, stop the bot and delete "
-                    "user_data/models/%s/sub-train-%s_*.", pair, message, identifier,
-                    pair.split("/")[0])
-                self._ml_failures[pair] = message
+            self._said.say(("ml", pair), (
+                f"{pair}: ML layer unavailable ({type(exc).__name__}: {exc}). New entries for "
+                "this pair are blocked; exits and stops keep working. FreqAI retrains it "
+                "within freqai.live_retrain_hours; to retrain now, stop the bot and delete "
+                f"user_data/models/{identifier}/sub-train-{pair.split('/')[0]}_*."),
+                logging.ERROR)
             return df
-        if self._ml_failures.pop(pair, None) is not None:
-            logger.info("%s: ML layer predicting again", pair)
+        self._said.clear(("ml", pair), f"{pair}: ML layer predicting again")
         return result
 
     # -- failures -----------------------------------------------------------------------------
@@ -183,11 +179,11 @@ class UpperLayers:
         """Fail closed: no new entry for ``pair``; one error line per distinct problem (not
         one per loop)."""
         problem = f"{where}: {type(exc).__name__}: {exc}"
-        if problem not in self._faults:
-            self._faults.add(problem)
-            logger.error("%s: no new entries while %s failed (%s: %s). Exits and stops keep "
-                         "working. Fix the cause named here; the pack retries every candle.",
-                         pair, where, type(exc).__name__, exc)
+        if problem not in self._said:  # once per distinct problem, whichever pair hit it
+            self._said.say(problem, (
+                f"{pair}: no new entries while {where} failed ({type(exc).__name__}: {exc}). "
+                "Exits and stops keep working. Fix the cause named here; the pack retries "
+                "every candle."), logging.ERROR)
 
     def _report_predictions(self, pair: str, predicted: Series) -> None:
         """Live: one line when the newest candle of a pair has no ML prediction (its gate

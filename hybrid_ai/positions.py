@@ -40,6 +40,7 @@ import numpy.typing as npt
 
 from hybrid_ai.columns import ML_EXIT, ORACLE_EXIT, PARTIAL_TP
 from hybrid_ai.exits import sellable_cut
+from llm_oracle.once import Once
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +154,7 @@ class PositionRules:
     rules: Sequence[PositionRule]
     live: bool = False
     announce: Callable[[str, str, float, float, datetime], None] | None = None
-    _failed: dict[str, str] = field(default_factory=dict)
+    _failed: Once = field(default_factory=lambda: Once(logger))
     _said: set[tuple[int, datetime, str]] = field(default_factory=set)
 
     def describe(self) -> list[str]:
@@ -174,7 +175,7 @@ class PositionRules:
             except Exception as exc:  # a rule's bug never takes the exits down
                 self._fail(rule, exc)
                 continue
-            self._failed.pop(rule.name, None)
+            self._failed.clear(rule.name)
             if want is None:
                 continue
             cut = sellable_cut(want.stake / position.stake * position.value, position.value,
@@ -190,11 +191,8 @@ class PositionRules:
         return None
 
     def _fail(self, rule: PositionRule, exc: Exception) -> None:
-        message = f"{type(exc).__name__}: {exc}"
-        if self._failed.get(rule.name) != message:
-            self._failed[rule.name] = message
-            logger.error("%s failed (%s): open trades keep their size; stops and exits work "
-                         "as usual", rule.name, message)
+        self._failed.say(rule.name, f"{rule.name} failed ({type(exc).__name__}: {exc}): open "
+                         "trades keep their size; stops and exits work as usual", logging.ERROR)
 
     def _say(self, p: OpenPosition, want: Sell, fraction: float, why: str) -> None:
         """Each sale at INFO live (DEBUG in backtests); once per trade and tag, at INFO,

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 # The oracle owns its contract (risk levels, config error messages); the strategy reads it.
 from hybrid_ai.pauses import PairPause
+from llm_oracle.schedule import parse_hhmm
 from llm_oracle.schema import RiskLevel
 from llm_oracle.settings import CONFIG_SECTION as ORACLE_SECTION
 from llm_oracle.settings import OracleSettings, describe_errors
@@ -164,13 +165,6 @@ def check_levels(name: str, values: dict[RiskLevel, Any], bolder: str) -> None:
         raise ValueError(f"{name} must not loosen as the risk level gets more conservative "
                          f"(conservative {relation} moderate {relation} aggressive), got "
                          + ", ".join(f"{lvl.value} {values[lvl]}" for lvl in RiskLevel))
-
-
-def parse_hhmm(value: str) -> time:
-    hh, _, mm = value.partition(":")
-    if not (hh.isdigit() and mm.isdigit() and int(hh) < 24 and int(mm) < 60):
-        raise ValueError(f"{value!r} is not HH:MM (UTC)")
-    return time(int(hh), int(mm))
 
 
 class PackSettings(BaseModel):
