@@ -27,10 +27,13 @@ def digest(value: Any) -> str:
 
 
 def files_digest(paths: Iterable[Path], root: Path | None = None) -> str:
-    """A digest of files' names (relative to ``root``) and contents."""
+    """A digest of files' names and contents, in path order: a name is the path relative
+    to ``root``, or the file's bare name without ``root`` or for a file outside it (a user's
+    strategy elsewhere). Raises ``OSError`` for a file that cannot be read."""
     h = hashlib.sha256()
     for path in sorted(paths):
-        name = str(path.relative_to(root)) if root else path.name
+        name = str(path.relative_to(root)) if root and path.is_relative_to(root) \
+            else path.name
         h.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return h.hexdigest()[:16]
 

@@ -5,11 +5,13 @@ a live model by running it, unchanged, over candles it has never seen. With
 ``hybrid_ai.ml.frozen_models`` set, ``LightGBMOnnxClassifier.train`` returns the model saved
 in ``dir`` (the newest one per pair trained before ``trained_before``) instead of fitting:
 FreqAI's windows still advance, every window predicts with that one model, its fitted
-feature pipeline (scaler, dissimilarity index) and its feature list.
+feature pipeline (scaler, dissimilarity index) and its feature list. ``SavedModels``
+loads each pair's model once and hands it to FreqAI's data kitchen.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +19,8 @@ from typing import Any
 
 import cloudpickle
 import rapidjson
+
+logger = logging.getLogger(__name__)
 
 
 class FrozenModelError(RuntimeError):
@@ -69,3 +73,31 @@ def load(models_dir: Path, pair: str, trained_before: datetime | None = None) ->
     stamp = int(path.name.rsplit("_", 1)[-1])
     return SavedModel(path, datetime.fromtimestamp(stamp, tz=UTC), metadata,
                       feature_pipeline, label_pipeline, model)
+
+
+class SavedModels:
+    """The saved models a backtest predicts with, one load per pair (not one per window)."""
+
+    def __init__(self, models_dir: Path, trained_before: datetime | None = None) -> None:
+        self.models_dir, self.trained_before = models_dir, trained_before
+        self._saved: dict[str, SavedModel] = {}
+
+    @classmethod
+    def of(cls, settings: Any) -> SavedModels | None:
+        """From ``hybrid_ai.ml.frozen_models`` (``dir``, ``trained_before``); None unset."""
+        return None if settings is None else cls(Path(settings.dir), settings.trained_before)
+
+    def use(self, pair: str, dk: Any) -> Any:
+        """The saved model of ``pair``, its metadata, feature list, labels and pipelines set
+        on FreqAI's data kitchen ``dk`` as training would have; ``FrozenModelError`` when
+        there is none."""
+        if pair not in self._saved:
+            self._saved[pair] = load(self.models_dir, pair, self.trained_before)
+        saved = self._saved[pair]
+        dk.data.update(saved.metadata)
+        dk.training_features_list = saved.metadata["training_features_list"]
+        dk.label_list = saved.metadata["label_list"]
+        dk.feature_pipeline, dk.label_pipeline = saved.feature_pipeline, saved.label_pipeline
+        logger.info("%s: frozen model from %s (trained until %s), no training", pair,
+                    saved.path, saved.trained_until)
+        return saved.model

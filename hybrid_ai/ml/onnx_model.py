@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -184,3 +185,38 @@ def check_parity(native: Any, onnx: OnnxClassifier, x: npt.NDArray[Any],
             f"{len(x)} held-out rows; refusing the ONNX model"
         )
     return delta
+
+
+def servable(model: Any, pair: str, data_path: Any) -> OnnxClassifier:
+    """``model`` when it is an ``OnnxClassifier``; else ``OnnxModelError`` saying to delete
+    the pair's model folder ``data_path`` and retrain."""
+    if not isinstance(model, OnnxClassifier):
+        raise OnnxModelError(
+            f"{pair}: the loaded model is {type(model).__name__}, not an ONNX model "
+            f"trained by LightGBMOnnxClassifier; delete {data_path} and retrain"
+        )
+    return model
+
+
+def require_features(model: OnnxClassifier, pair: str, columns: list[str]) -> None:
+    """``OnnxModelError`` naming the pair and (up to 8 of) the features the model was
+    trained on that ``columns`` lack."""
+    missing = model.missing_features(columns)
+    if missing:
+        raise OnnxModelError(
+            f"{pair}: the dataframe lacks {len(missing)} feature(s) the model was "
+            f"trained on: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}. "
+            f"The strategy's feature_engineering_* hooks or freqai.feature_parameters "
+            f"changed since training: retrain (new freqai.identifier)."
+        )
+
+
+def write_file(model: OnnxClassifier, folder: Path, stem: str) -> Path:
+    """Write the model's ONNX graph as ``folder/<stem>_model.onnx`` (atomically, beside
+    FreqAI's files, for inspection with standard ONNX tools); returns its path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"{stem}_model.onnx"
+    tmp = target.with_suffix(".onnx.tmp")
+    tmp.write_bytes(model.onnx_bytes)
+    tmp.replace(target)
+    return target

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 from datasieve.transforms import DissimilarityIndex
 
@@ -30,3 +32,23 @@ class SampledDissimilarityIndex(DissimilarityIndex):
             arr = arr[idx]
         super().fit(arr, y, sample_weight, feature_list, **kwargs)
         return X, y, sample_weight, feature_list
+
+
+def with_sampled_di(pipeline: Any, max_rows: int) -> Any:
+    """FreqAI's pipeline (a datasieve ``Pipeline``) with its ``di`` step, if any, replaced by
+    a ``SampledDissimilarityIndex`` of the same threshold on ``max_rows`` training rows."""
+    pipeline.steps = [
+        (name, SampledDissimilarityIndex(step.di_threshold, max_rows=max_rows))
+        if name == "di" else (name, step)
+        for name, step in pipeline.steps
+    ]
+    return pipeline
+
+
+def di_dropped(pipeline: Any) -> int:
+    """Rows the pipeline's dissimilarity filter dropped on its last transform (0 without
+    one, or before any transform)."""
+    di = dict(pipeline.steps).get("di")
+    di_values = getattr(di, "di_values", None)
+    return (int((np.asarray(di_values) >= di.di_threshold).sum())
+            if di_values is not None and len(di_values) else 0)

@@ -3,12 +3,15 @@
 One place for the scores the model uses to decide whether it has skill (at training time,
 on its own held-out rows) and the tools report (``make ml-quality``, ``make report``):
 AUC, log-loss, Brier score and the Brier skill score against a base rate, plus a
-reliability table.
+reliability table; and what a training window reports (``training_values`` for the
+strategy, ``training_report`` for FreqAI's metadata and the log).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,7 +19,13 @@ import pandas as pd
 from sklearn import metrics
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
-from hybrid_ai.ml.onnx_model import Calibration
+from hybrid_ai.ml.onnx_model import Calibration, OnnxClassifier
+from hybrid_ai.ml.signals import BASE_RATE, MEAN_LOSS, MEAN_WIN, SKILL
+
+if TYPE_CHECKING:
+    from hybrid_ai.ml.splits import PurgedSplits, Split
+
+logger = logging.getLogger(__name__)
 
 EPS = 1e-6
 
@@ -135,3 +144,53 @@ def held_out_skill(p_raw: npt.ArrayLike, y: npt.ArrayLike, horizon: int = 0) -> 
     cross = scores(y, calibrated, base)
     calibration = Calibration.fit(p_raw, y)
     return HeldOut(calibration, bool(cross.brier_skill > 0 and calibration.a > 0), cross)
+
+
+def training_values(skill: bool, train: Split) -> dict[str, float]:
+    """The per-window values the strategy reads (FreqAI returns them as
+    ``extra_returns_per_train`` columns): the skill flag, the base rate of winners among
+    the training rows, and their mean winning and losing net returns (the losing one as a
+    positive number; 0.0 without any)."""
+    wins, losses = train.ret[train.ret > 0], train.ret[train.ret <= 0]
+    return {
+        SKILL: float(skill),
+        BASE_RATE: float(train.y.mean()),
+        MEAN_WIN: float(wins.mean()) if len(wins) else 0.0,
+        MEAN_LOSS: float(-losses.mean()) if len(losses) else 0.0,
+    }
+
+
+def training_report(pair: str, model: OnnxClassifier, parity: float, splits: PurgedSplits,
+                    judged: HeldOut, horizon: int, di_dropped: int, trees: int,
+                    no_skill: str) -> dict[str, Any]:
+    """What one training window measured, as FreqAI's ``dk.data["onnx"]`` metadata, logged
+    with the check's power: the ONNX ``parity``, the rows of each purged split, the held-out
+    verdict, the test rows the dissimilarity filter dropped and the smallest AUC the
+    held-out rows can tell from none. ``trees``: the trees kept."""
+    train, held_out = splits.train, splits.held_out
+    metadata = {
+        "parity_max_abs_diff": parity,
+        "best_iteration": model.best_iteration,
+        "calibration": [model.calibration.a, model.calibration.b],
+        "train_rows": len(train), "early_stopping_rows": len(splits.early),
+        "held_out_rows": len(held_out), "purged_per_split": splits.gap,
+        "held_out_scores": judged.scores.as_dict() if judged.scores else None,
+        "di_dropped_test_rows": di_dropped, "skill_check_needs_rows": needed_rows(horizon),
+        "detectable_auc": detectable_auc(len(held_out), horizon, float(train.y.mean())),
+    }
+    if judged.scores:
+        verdict = f"held-out Brier skill {judged.scores.brier_skill:.4f}"
+    else:
+        verdict = (f"not judged: {len(held_out)} held-out rows, the check needs "
+                   f"{needed_rows(horizon)} (10 label horizons)")
+    detectable = metadata["detectable_auc"]
+    power = (f"can only tell an AUC above {detectable:.2f} from none (one-sided 95 %)"
+             if np.isfinite(detectable) else
+             "hold less than one finished trade of each outcome: no AUC can be told from "
+             "none (a label horizon this long needs a longer train_period_days)")
+    logger.info(
+        "%s: ONNX model ready (parity %.1e, %s trees); %s -> %s. Power: the DI filter "
+        "(DI_threshold) dropped %d of %d test rows; %d held-out rows %s", pair, parity,
+        trees, verdict, "skill" if judged.skill else f"no skill, gate uses {no_skill}",
+        di_dropped, len(splits.test) + di_dropped, len(held_out), power)
+    return metadata
