@@ -92,10 +92,16 @@ def signal(df: pd.DataFrame, family: str, *, rsi_level: float, pullback_rsi: flo
 def technical_exit(df: pd.DataFrame, family: str, *, rsi_level: float, trend_days: int,
                    top_k: int = 0) -> pd.Series:
     """The family's own exit signal: ``trend_break`` for ``momentum``, the 5m ``reversal``
-    for the others; with ``top_k`` > 0 also ``rank_drop``."""
-    out = trend_break(df, trend_days) if family == "momentum" else reversal(df, rsi_level)
-    if top_k > 0 and trend_rank(trend_days) in df:
-        out = out | rank_drop(df, trend_days, top_k)
+    for the others; with ``top_k`` > 0 also ``rank_drop`` (any of ``exit_signals``)."""
+    return any_signal(exit_signals(df, family, rsi_level=rsi_level, trend_days=trend_days,
+                                   top_k=top_k))
+
+
+def any_signal(signals: list[tuple[str, pd.Series]]) -> pd.Series:
+    """True where any of the (tag, signal) pairs fires."""
+    out = signals[0][1]
+    for _, signal in signals[1:]:
+        out = out | signal
     return out
 
 

@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from pandas import DataFrame
+from pandas import DataFrame, Series
 
 from hybrid_ai import columns as col
 from hybrid_ai import entries, positions
@@ -82,18 +82,22 @@ class Pack:
 
     def exit_signal(self, df: DataFrame) -> None:
         """``ta_exit``: the family's own exits, then every exit signal of the list."""
-        s = self.strategy
-        df[col.TA_EXIT] = entries.technical_exit(
-            df, s.buy_family.value, rsi_level=s.sell_rsi.value,
-            trend_days=s.buy_trend_days.value, top_k=s.buy_top_k.value).astype(int)
-        self.set_exits(df)
+        family = self._family_exits(df)
+        df[col.TA_EXIT] = entries.any_signal(family).astype(int)
+        self.set_exits(df, family)
 
-    def set_exits(self, df: DataFrame) -> None:
+    def _family_exits(self, df: DataFrame) -> list[tuple[str, Series]]:
+        s = self.strategy
+        return entries.exit_signals(df, s.buy_family.value, rsi_level=s.sell_rsi.value,
+                                    trend_days=s.buy_trend_days.value, top_k=s.buy_top_k.value)
+
+    def set_exits(self, df: DataFrame, family: list[tuple[str, Series]] | None = None) -> None:
         """Exit signals (freqtrade exits at the next open, every open trade of the pair), the
         first of the list naming the exit: the entry family's own (``rank_drop``, then
         ``trend_break`` or ``ta_reversal``), ``ml_exit`` (a skilled model expects holding to
         lose), ``oracle_exit`` (the decision in force biases the pair at or below
-        ``hybrid_ai.oracle.exit_bias``), a pause of the pair."""
+        ``hybrid_ai.oracle.exit_bias``), a pause of the pair. ``family``: the family's exit
+        signals when the caller has them (None: computed here, e.g. live re-gating)."""
         s, no = self.strategy, np.zeros(len(df), bool)
         ml_exit = (ml_exit_signal(df, s.sell_ml_exit_band.value).to_numpy(bool)
                    if self.ml_decides and self.settings.ml.ml_exit else no)
@@ -102,12 +106,10 @@ class Pack:
         df[col.ML_EXIT] = ml_exit.astype(int)
         paused = df[col.PAUSED].to_numpy(bool) if col.PAUSED in df else no
         ta_exit = (df[col.TA_EXIT] == 1).to_numpy()  # the family's exits, named by signal
-        family = [positions.ExitSignal(tag, mask.to_numpy(bool) & ta_exit) for tag, mask in
-                  entries.exit_signals(df, s.buy_family.value, rsi_level=s.sell_rsi.value,
-                                       trend_days=s.buy_trend_days.value,
-                                       top_k=s.buy_top_k.value)]
+        named = [positions.ExitSignal(tag, mask.to_numpy(bool) & ta_exit)
+                 for tag, mask in family or self._family_exits(df)]
         df["exit_long"], df["exit_tag"] = positions.exit_columns([
-            *family, positions.ExitSignal(col.ML_EXIT, ml_exit),
+            *named, positions.ExitSignal(col.ML_EXIT, ml_exit),
             positions.ExitSignal(col.ORACLE_EXIT, oracle_exit),
             positions.ExitSignal(col.PAUSE_EXIT, paused)])
 
