@@ -34,3 +34,11 @@ def add_ta_indicators(df: pd.DataFrame) -> pd.DataFrame:
     volume_mean = df["volume"].rolling(20, min_periods=20).mean()
     df["volume_ratio"] = (df["volume"] / volume_mean).replace([np.inf, -np.inf], np.nan)
     return df
+
+
+def add_hourly_indicators(hourly: pd.DataFrame) -> pd.DataFrame:
+    """The 1h informative candles' ``rsi`` (14) and ``sma50`` (50 hours, price), added in
+    place; the strategy's trend filter reads them merged as ``rsi_1h``/``sma50_1h``."""
+    hourly["rsi"] = ta.RSI(hourly, timeperiod=14)
+    hourly["sma50"] = ta.SMA(hourly, timeperiod=50)
+    return hourly

@@ -9,7 +9,10 @@ parameters (read through the strategy on every call: hyperopt changes them per e
   guidance x the ML target position, within the hard limits);
 * the last check before an entry (``hybrid_ai.oracle.entry.oracle_refusal``);
 * the position rules on open trades, in their order of precedence (the oracle's trims
-  when it decides, then the partial take-profit).
+  when it decides, then the partial take-profit);
+* the 1h informative columns (``hybrid_ai.momentum``: trends over days and the whitelist's
+  ranks, only where something reads them) and the exits as the ML label sees them
+  (``exit_rules``, ``technical_exit``).
 
 Which layers decide (``hybrid_ai.observe_only``) is read here once; the hooks never branch on
 it. Shapes: every ``df`` is one pair's analysed frame (one row per candle, freqtrade's
@@ -23,13 +26,18 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+from freqtrade.enums import RunMode
+from freqtrade.exceptions import OperationalException
 from pandas import DataFrame, Series
 
 from hybrid_ai import columns as col
-from hybrid_ai import entries, positions
-from hybrid_ai.exits import exit_minimum
+from hybrid_ai import entries, momentum, positions
+from hybrid_ai.exits import exit_minimum, take_profit_share, typical_stake
 from hybrid_ai.gates import entry_tag
+from hybrid_ai.indicators import add_hourly_indicators, add_ta_indicators
 from hybrid_ai.layers import UpperLayers
+from hybrid_ai.ml import features as ml_features
+from hybrid_ai.ml.labels import ExitRules
 from hybrid_ai.ml.signals import ml_exit_signal
 from hybrid_ai.oracle import steering
 from hybrid_ai.oracle.entry import entry_limits, oracle_refusal
@@ -38,6 +46,8 @@ from hybrid_ai.positions import OpenPosition, PositionRule, PositionRules
 from hybrid_ai.risk import StakeRefusals, StakeSizing
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_FEE = 0.001  # per side, when the config sets no "fee" (Binance spot's taker fee)
 
 
 class Pack:
@@ -58,6 +68,97 @@ class Pack:
         self.steering: steering.OracleSteering | None = None
         self.position_rules = PositionRules(self._position_rules(), self.layers.live,
                                             self.layers.announce_trim)
+        self.cross_section = momentum.CrossSection(
+            lambda pair: strategy.dp.get_pair_dataframe(pair, "1h"))
+
+    # -- indicators -----------------------------------------------------------------------------
+    def hourly_indicators(self, df: DataFrame, pair: str) -> DataFrame:
+        """The 1h informative columns (freqtrade merges them as ``rsi_1h``, ``sma50_1h``,
+        ``close_1h``, ``sma_{d}d_1h``, ``rank_{d}d_1h``): RSI and SMA 50, and the trends over
+        days only where something reads them (the merge onto 5m candles costs)."""
+        df = add_hourly_indicators(df)
+        if lookbacks := self._trend_lookbacks():
+            df = momentum.add_trends(df, lookbacks)
+            if self.strategy.buy_top_k.value > 0 or self._hyperopting:
+                ranks = self.cross_section.ranks(pair, df, self._universe(), lookbacks)
+                df = df.join(ranks.set_index(df.index))
+        return df
+
+    def _trend_lookbacks(self) -> tuple[int, ...]:
+        """Every lookback while hyperopt searches them; the one in use when the family or
+        the top-k gate needs it; none otherwise."""
+        s = self.strategy
+        if self._hyperopting:
+            return momentum.TREND_DAYS
+        if s.buy_family.value == "momentum" or s.buy_top_k.value > 0:
+            return (s.buy_trend_days.value,)
+        return ()
+
+    @property
+    def _hyperopting(self) -> bool:
+        return self.strategy.config.get("runmode") == RunMode.HYPEROPT
+
+    def _universe(self) -> list[str]:
+        """The pairs to rank among: the bot's whitelist (the config's where freqtrade's data
+        provider has no pairlist: plot-dataframe, tools) and the run's pair list
+        (``config["pairs"]``: ``--pairs`` or the config's). They agree, except in freqtrade's
+        lookahead-analysis, which re-runs each checked trade with only its pair whitelisted:
+        ranked among the run's pairs, the cut run sees the full run's cross-section."""
+        config = self.strategy.config
+        try:
+            pairs = self.strategy.dp.current_whitelist()
+        except (AttributeError, OperationalException):
+            pairs = config.get("exchange", {}).get("pair_whitelist", [])
+        return sorted({*pairs, *(config.get("pairs") or [])})
+
+    # -- the exits as the ML label sees them ----------------------------------------------------
+    def exit_rules(self, pair: str | None = None, price: float | None = None) -> ExitRules:
+        """The exits from the strategy's own parameters (change a stop, the trail, the
+        take-profit or the time exit and the label follows). With ``pair`` and ``price`` the
+        take-profit's share follows the exchange-minimum rule the trade follows
+        (``hybrid_ai.exits``) for a typical stake of this wallet.
+
+        :raises OperationalException: no time exit in the strategy's ``minimal_roi``
+        """
+        s = self.strategy
+        share = s.partial_tp_fraction
+        if pair and price:
+            wallets = getattr(s, "wallets", None)
+            share = take_profit_share(share, s.sell_partial_tp.value, typical_stake(
+                s.config, wallets.get_total_stake_amount() if wallets else None,
+                self.settings.limits.max_stake_per_trade), self.exit_minimum(pair, price))
+        try:
+            return ExitRules.of_strategy(s, share, float(s.config.get("fee") or DEFAULT_FEE))
+        except ValueError as exc:
+            raise OperationalException(str(exc)) from exc
+
+    def technical_exit(self, candles: DataFrame) -> Series:
+        """The entry family's own exit from raw candles (FreqAI's target hook and the tools
+        see OHLCV only, not the strategy's indicator columns): the reversal, or the trend
+        break with its 1h columns resampled from the candles. Not the top-k gate's rank
+        drop: it needs the other pairs' candles, so the label ignores it."""
+        s = self.strategy
+        indicators = add_ta_indicators(candles[["date", "open", "high", "low", "close",
+                                                "volume"]].copy())
+        if s.buy_family.value == "momentum":
+            indicators = indicators.join(momentum.trend_columns(
+                indicators, s.timeframe, (s.buy_trend_days.value,)))
+        return entries.technical_exit(indicators, s.buy_family.value,
+                                      rsi_level=s.sell_rsi.value,
+                                      trend_days=s.buy_trend_days.value)
+
+    def check_ml_config(self) -> None:
+        """Stop the bot, saying what to set, when FreqAI would train on the wrong thing or
+        nothing: a label horizon other than the maximum holding time (FreqAI purges by
+        label_period_candles), or correlated pairs quoted in another stake currency.
+
+        :raises OperationalException: with what to set
+        """
+        config = self.strategy.config
+        configured = config["freqai"]["feature_parameters"].get("label_period_candles")
+        if problem := (self.exit_rules().horizon_mismatch(configured)
+                       or ml_features.corr_pairs_problem(config)):
+            raise OperationalException(problem)
 
     # -- signals ------------------------------------------------------------------------------
     def entry_signal(self, df: DataFrame) -> None:

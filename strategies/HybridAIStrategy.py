@@ -21,8 +21,6 @@ import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
-import talib.abstract as ta
-from freqtrade.enums import RunMode
 from freqtrade.exceptions import OperationalException
 from freqtrade.persistence import Trade
 from freqtrade.strategy import (
@@ -36,7 +34,6 @@ from freqtrade.strategy import (
 from pandas import DataFrame, Series
 
 from hybrid_ai import entries, momentum, redaction
-from hybrid_ai.exits import take_profit_share, typical_stake
 from hybrid_ai.hyperopt import ProtectiveExitSpaces
 from hybrid_ai.indicators import add_ta_indicators
 from hybrid_ai.layers import UpperLayers
@@ -48,9 +45,6 @@ from hybrid_ai.plot import PLOT_CONFIG
 from hybrid_ai.settings import PackSettings, load_settings
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_FEE = 0.001  # per side, when the config sets no "fee" (Binance spot's taker fee)
-
 
 class HybridAIStrategy(IStrategy):
     INTERFACE_VERSION = 3
@@ -155,13 +149,13 @@ class HybridAIStrategy(IStrategy):
         and set up the upper layers and the position rules."""
         redaction.install()  # no API token or password in any log line (FreqUI's Logs too)
         self._settings = load_settings(self.config)
-        if self.ml_enabled:
-            self._check_ml_config()
         oracle = None
         if self.settings.oracle.enabled:
             oracle = OracleFeed(self.settings.oracle, base_dir=Path.cwd())
             oracle.refresh()
         self._pack = Pack(self, oracle, Trade)  # hybrid_ai/pack.py: what the hooks call
+        if self.ml_enabled:
+            self.pack.check_ml_config()
         logger.info("position rules, first match wins: %s",
                     "; ".join(self.pack.position_rules.describe()))
 
@@ -175,31 +169,9 @@ class HybridAIStrategy(IStrategy):
             self.layers.reapply_all(frames, current_time, self.pack.set_entries,
                                      self.pack.set_exits)
 
-    def _check_ml_config(self) -> None:
-        """Stop the bot, saying what to set, when FreqAI would train on the wrong thing or
-        nothing: a label horizon other than the maximum holding time (FreqAI purges by
-        label_period_candles), or correlated pairs quoted in another stake currency."""
-        configured = self.config["freqai"]["feature_parameters"].get("label_period_candles")
-        if problem := (self.exit_rules().horizon_mismatch(configured)
-                       or ml_features.corr_pairs_problem(self.config)):
-            raise OperationalException(problem)
-
     def exit_rules(self, pair: str | None = None, price: float | None = None) -> ExitRules:
-        """The exits as the ML label sees them, from this strategy's own parameters (change
-        a stop, the trail, the take-profit or the time exit and the label follows). With
-        ``pair`` and ``price`` the take-profit's share follows the exchange-minimum rule the
-        trade follows (``hybrid_ai.exits``) for a typical stake of this wallet."""
-        share = self.partial_tp_fraction
-        if pair and price:
-            wallets = getattr(self, "wallets", None)
-            share = take_profit_share(share, self.sell_partial_tp.value, typical_stake(
-                self.config, wallets.get_total_stake_amount() if wallets else None,
-                self.settings.limits.max_stake_per_trade), self.pack.exit_minimum(pair, price))
-        try:
-            return ExitRules.of_strategy(self, share, float(self.config.get("fee")
-                                                            or DEFAULT_FEE))
-        except ValueError as exc:  # no time exit in minimal_roi
-            raise OperationalException(str(exc)) from exc
+        """The exits as the ML label sees them (``Pack.exit_rules``; tools call it here)."""
+        return self.pack.exit_rules(pair, price)
 
     @property
     def settings(self) -> PackSettings:
@@ -228,50 +200,9 @@ class HybridAIStrategy(IStrategy):
     # --- indicators ---------------------------------------------------------------------
     @informative("1h")
     def populate_indicators_1h(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
-        # Merged as rsi_1h / sma50_1h / close_1h, shifted so a 5m candle only sees the
-        # last *closed* 1h candle.
-        dataframe["rsi"] = ta.RSI(dataframe, timeperiod=14)
-        dataframe["sma50"] = ta.SMA(dataframe, timeperiod=50)
-        # Trends over days (sma_30d_1h, rank_30d_1h, ...) only where something reads them.
-        if lookbacks := self._trend_lookbacks():
-            dataframe = momentum.add_trends(dataframe, lookbacks)
-            if self.buy_top_k.value > 0 or self._hyperopting:
-                ranks = self.cross_section.ranks(metadata["pair"], dataframe,
-                                                 self._universe(), lookbacks)
-                dataframe = dataframe.join(ranks.set_index(dataframe.index))
-        return dataframe
-
-    def _trend_lookbacks(self) -> tuple[int, ...]:
-        """Every lookback while hyperopt searches them; the one in use when the family or
-        the top-k gate needs it; none otherwise (the merge onto 5m candles costs)."""
-        if self._hyperopting:
-            return momentum.TREND_DAYS
-        if self.buy_family.value == "momentum" or self.buy_top_k.value > 0:
-            return (self.buy_trend_days.value,)
-        return ()
-
-    @property
-    def _hyperopting(self) -> bool:
-        return self.config.get("runmode") == RunMode.HYPEROPT
-
-    @property
-    def cross_section(self) -> momentum.CrossSection:
-        if getattr(self, "_cross_section", None) is None:
-            self._cross_section = momentum.CrossSection(
-                lambda pair: self.dp.get_pair_dataframe(pair, "1h"))
-        return self._cross_section
-
-    def _universe(self) -> list[str]:
-        """The pairs to rank among: the bot's whitelist (the config's where freqtrade's data
-        provider has no pairlist: plot-dataframe, tools) and the run's pair list
-        (``config["pairs"]``: ``--pairs`` or the config's). They agree, except in freqtrade's
-        lookahead-analysis, which re-runs each checked trade with only its pair whitelisted:
-        ranked among the run's pairs, the cut run sees the full run's cross-section."""
-        try:
-            pairs = self.dp.current_whitelist()
-        except (AttributeError, OperationalException):
-            pairs = self.config.get("exchange", {}).get("pair_whitelist", [])
-        return sorted({*pairs, *(self.config.get("pairs") or [])})
+        # Merged as rsi_1h / sma50_1h / close_1h (sma_30d_1h, rank_30d_1h where read),
+        # shifted so a 5m candle only sees the last *closed* 1h candle.
+        return self.pack.hourly_indicators(dataframe, metadata["pair"])
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         # ML layer first: FreqAI copies every column it is handed into its feature frames,
@@ -310,18 +241,8 @@ class HybridAIStrategy(IStrategy):
         return ml_features.targets(dataframe, rules, self.technical_exit(dataframe))
 
     def technical_exit(self, candles: DataFrame) -> Series:
-        """The entry family's own exit from raw candles (FreqAI's target hook and the tools
-        see OHLCV only, not this strategy's indicator columns): the reversal, or the trend
-        break with its 1h columns resampled from the candles. Not the top-k gate's rank
-        drop: it needs the other pairs' candles, so the label ignores it."""
-        indicators = add_ta_indicators(candles[["date", "open", "high", "low", "close",
-                                                "volume"]].copy())
-        if self.buy_family.value == "momentum":
-            indicators = indicators.join(momentum.trend_columns(
-                indicators, self.timeframe, (self.buy_trend_days.value,)))
-        return entries.technical_exit(indicators, self.buy_family.value,
-                                      rsi_level=self.sell_rsi.value,
-                                      trend_days=self.buy_trend_days.value)
+        """The family's own exit from raw candles (``Pack.technical_exit``)."""
+        return self.pack.technical_exit(candles)
 
     # --- signals ------------------------------------------------------------------------
     def populate_entry_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:

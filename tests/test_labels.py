@@ -160,4 +160,4 @@ def test_a_label_horizon_that_differs_from_the_holding_time_stops_the_bot():
     strategy = ml_offline.strategy()
     strategy.config["freqai"]["feature_parameters"]["label_period_candles"] = 24
     with pytest.raises(OperationalException, match="set label_period_candles to 2016"):
-        strategy._check_ml_config()
+        strategy.pack.check_ml_config()
