@@ -196,7 +196,7 @@ class Section:
 @dataclass
 class Records:
     """A table in the JSON data: one dict per row; NaN as null unless ``nan_as_null`` is
-    False (then as freqtrade's JSON writes it, ``NaN``)."""
+    False (then as Python's JSON writes it, ``NaN``)."""
 
     df: pd.DataFrame
     nan_as_null: bool = True

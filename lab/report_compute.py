@@ -184,8 +184,8 @@ def load_runs(plan: ReportPlan, variants: list[Variant]) -> dict[str, rm.Run]:
 
 def compute(plan: ReportPlan, record: RunRecord) -> Figures:
     """Every figure of the report from the run saved under ``plan.out`` (``RunDirError``
-    when a variant's results are missing). ``wall_s``: the run's recorded wall time plus this
-    computation's."""
+    when a variant's results are missing or ran otherwise). ``wall_s``: the run's recorded
+    wall time plus this computation's."""
     started = time.monotonic()
     config = plan.config()
     variants = finished_variants(plan, record)
@@ -215,6 +215,6 @@ def compute(plan: ReportPlan, record: RunRecord) -> Figures:
     wall = None if record.wall_s is None else record.wall_s + time.monotonic() - started
     return Figures(plan, config["freqai"], table, late_table, attribution, trims, exits,
                    accepted, yearly, answers, deflated, len(main), baseline, probe, quality,
-                   late_check(plan, config, runs, late_table, strat), holes, said, curves, exposure,
-                   record.analyses, wall,
+                   late_check(plan, config, runs, late_table, strat), holes, said, curves,
+                   exposure, record.analyses, wall,
                    {v.name: record.variant_walls.get(v.name) for v in variants})

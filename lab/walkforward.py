@@ -303,7 +303,7 @@ def plan(args: argparse.Namespace) -> tuple[Market, list[Window], datetime, date
 def window_configs(out: Path, exchange_url: str, market: Market, datadir: Path,
                    start: datetime, end: datetime) -> list[Path]:
     """config.json, the overlay pointing freqtrade at the local exchange with ML and oracle
-    off, and the pair pauses (written under ``out``)."""
+    off, and the pair pauses (written under ``out``; the last of the list)."""
     overlay = out / "walkforward.config.json"
     overlay.write_text(json.dumps({**offline_overlay(exchange_url), **EXECUTION_ONLY},
                                   indent=2))

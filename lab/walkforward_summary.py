@@ -166,6 +166,7 @@ def chart_stitched(equity: pd.Series, basket: pd.Series, records: list[dict[str,
 
 
 def how_made(args: argparse.Namespace, wall: float) -> str:
+    """How the walk-forward was made: the hyperopt and window settings, the wall time."""
     return (f"freqtrade hyperopt per window on the in-sample part ({args.epochs} epochs, "
             f"-j {args.jobs}, loss {args.loss}, at least {args.min_trades} trades, spaces "
             f"{' '.join(args.spaces)}, random state {args.seed}), then freqtrade backtesting of "

@@ -160,7 +160,7 @@ def test_a_run_without_plan_json_is_recomputed_from_the_arguments_it_ran_with(re
                                                                               tmp_path):
     """A run made before plan.json and run.json existed: the same arguments plan it again,
     its saved results give the same figures; what only the run knew (wall times, freqtrade's
-    analyses) is said to be unknown, not made up."""
+    analyses) is said to be unknown, not made up. Other arguments are refused."""
     legacy = tmp_path / "legacy"
     legacy.mkdir()
     (legacy / "work").symlink_to(report / "work")
