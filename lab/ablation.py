@@ -5,31 +5,9 @@ work directory, so FreqAI trains the ML layer walk-forward once (a model per
 ``backtest_period_days`` window, trained on the ``train_period_days`` before it) and the
 later variants reuse its saved predictions: no variant sees its test window in training.
 
-The earlier defaults first, 5m oversold recovery held a day at most
-(``user_data/presets/oversold-recovery.json``, its own FreqAI models):
-
-* ``ta``            technical entries; ML and oracle *observed* (computed, not deciding),
-                    so the report can say which of these entries each layer would block;
-* ``ta+ml``         the ML gate and sizing decide;
-* ``ta+ml+oracle``  plus the oracle, replayed from a heuristic backfill (point-in-time);
-* ``ta+ml+llm``     plus the oracle replayed from a journal an LLM wrote, when one is given;
-* ``ta+ml wide``    the ML gate choosing among a wider candidate set: every candle of a 1h
-                    uptrend (entry family ``trend``) instead of the technical signal's;
-* ``frozen`` / ``walk-forward (late)``  the last weeks twice: once with the models frozen
-  at their start (``hybrid_ai.ml.frozen_models``), once retrained weekly as usual;
-* ``trend baseline``  what a user would run instead: ``strategies/TrendBaseline.py`` (200-day
-  SMA trend rule, inverse-volatility stakes, textbook parameters), through freqtrade too.
-
-And the shipped defaults, time-series momentum over days (``hybrid_ai.momentum``), with
-parameters fixed before any run (a 30-day average, the top 3 of the whitelist by 30-day return,
-a week's holding at most), each layer added in turn as above:
-
-* ``mom``                   momentum alone (ML and oracle off);
-* ``mom top-3``             only the three strongest pairs (the cross-sectional gate);
-* ``mom top-3 +ml``         FreqAI meta-labels these entries, trained on the outcome of a
-                            momentum trade held up to a week (its label follows the family's
-                            exits and horizon); the oracle observed: the shipped defaults;
-* ``mom top-3 +ml+oracle``  plus the oracle deciding (heuristic backfill).
+The variants themselves (names, overlays, spans, what each tests) are defined once, in
+``lab.variants``; here they are planned (``plan``: overlays built for one report's range and
+files) and run (``run_variant``: results in ``<workdir>/runs/<slug>``).
 """
 
 from __future__ import annotations
@@ -53,14 +31,29 @@ from lab.project import (
     OVERSOLD_PRESET,
     REPO,
     STRATEGY,
+    Preset,
     load_config,
     strategy_with_params,
 )
+from lab.variants import (
+    ABLATION,
+    BASELINE_SMA_DAYS,
+    BASELINE_STRATEGY,
+    Inputs,
+    VariantDef,
+    baseline_name,
+)
+from lab.variants import WIDE as WIDE  # re-exported: the wide variant's parameters
 from local_exchange.overlay import offline_overlay
 
 
 @dataclass
 class Variant:
+    """One planned backtest: ``name`` (its row), the full config ``overlay``, ``timerange``
+    (``YYYYMMDD-YYYYMMDD``), the strategy ``params`` by hyperopt space (None: as shipped) and
+    ``strategy``; ``kind``: its definition in ``lab.variants`` (None: the trend baseline).
+    Once run: ``result_dir`` (freqtrade's results) and ``wall_s`` (seconds)."""
+
     name: str
     overlay: dict[str, Any]
     timerange: str
@@ -72,17 +65,16 @@ class Variant:
     result_dir: Path | None = None
     wall_s: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
+    kind: VariantDef | None = None
+
+    @property
+    def late(self) -> bool:
+        """Backtests the late span only (the frozen-model check), not the whole range."""
+        return self.kind is not None and self.kind.late
 
 
 class AblationError(RuntimeError):
     """A backtest failed; the message holds the end of freqtrade's output."""
-
-
-def oracle_overlay(journal: Path, observe: list[str] | None = None) -> dict[str, Any]:
-    """The oracle replayed from ``journal``, deciding unless it is in ``observe`` (the
-    shipped config observes it: every variant says which layers decide)."""
-    return {"hybrid_ai": {"oracle": {"enabled": True, "source": str(journal.resolve())},
-                          "observe_only": list(observe or [])}}
 
 
 def split_late(timerange: str, late_weeks: int, window_days: int) -> str:
@@ -97,84 +89,37 @@ def split_late(timerange: str, late_weeks: int, window_days: int) -> str:
     return late.strftime("%Y%m%d")
 
 
-# The earlier defaults, 5m oversold recovery held a day at most, kept as a preset a user can
-# run (see the README); the report's `ta...` variants run exactly it.
-OVERSOLD = OVERSOLD_PRESET.params
-WIDE = {"buy": {**OVERSOLD["buy"], "buy_family": "trend"}}
-# The shipped defaults are momentum (30-day average and ranking, the top 3, a week at most):
-# its variants run the strategy as shipped, `mom` only without the top-k gate.
-MOMENTUM_NO_TOP = {"buy": {"buy_top_k": 0}}
-
-
-def oversold(overlay: dict[str, Any], oversold_config: dict[str, Any]) -> dict[str, Any]:
-    """``overlay`` on top of the oversold preset (its label horizon, model identifier and
-    deciding oracle) and its time exit; the variant's own keys win."""
-    base = {"minimal_roi": OVERSOLD_PRESET.roi, **copy.deepcopy(oversold_config)}
+def on_preset(overlay: dict[str, Any], preset: Preset) -> dict[str, Any]:
+    """``overlay`` on top of ``preset``'s config (e.g. the oversold preset's label horizon,
+    model identifier and deciding oracle) and its time exit; the variant's own keys win."""
+    base = {"minimal_roi": preset.roi, **load_config([preset.config_file])}
     return deep_merge_dicts(copy.deepcopy(overlay), base)
+
+
+def build(kind: VariantDef, inputs: Inputs, timerange: str) -> Variant:
+    """The ``Variant`` of ``kind`` over ``timerange``: its overlay built from ``inputs``, on
+    top of its preset's config when it has one."""
+    overlay = kind.overlay(inputs)
+    if kind.preset is not None:
+        overlay = on_preset(overlay, kind.preset)
+    return Variant(kind.name, overlay, timerange, kind.description, params=kind.params,
+                   strategy=kind.strategy, kind=kind)
 
 
 def plan(timerange: str, heuristic_journal: Path, llm_journal: Path | None,
          models_dir: Path, late_weeks: int = 8,
          configs: tuple[Path, ...] = ()) -> list[Variant]:
+    """Every variant of ``lab.variants.ABLATION`` over ``timerange`` (the late ones over its
+    last ``late_weeks``, in whole FreqAI windows), ``ta+ml+llm`` only with an
+    ``llm_journal``; ``configs``: the user's overlays on top of config.json."""
     config = load_config([CONFIG, *configs])
     preset = load_config([OVERSOLD_PRESET.config_file])
-    identifier = preset["freqai"]["identifier"]
     late = split_late(timerange, late_weeks, config["freqai"]["backtest_period_days"])
-    end = timerange.partition("-")[2]
-    no_oracle = {"hybrid_ai": {"oracle": {"enabled": False}}}
-
-    def ta(name: str, overlay: dict[str, Any], description: str, span: str = timerange,
-           params: dict[str, dict[str, Any]] = OVERSOLD) -> Variant:
-        return Variant(name, oversold(overlay, preset), span, description, params=params)
-
-    variants = [
-        ta("ta+ml", no_oracle, "TA entries gated and sized by the ML layer"),
-        ta("ta", oracle_overlay(heuristic_journal, ["ml", "oracle"]),
-           "TA entries only (ML and oracle observed, not deciding)"),
-        ta("ta+ml+oracle", oracle_overlay(heuristic_journal),
-           "ML plus the oracle (heuristic provider, backfilled point-in-time)"),
-        ta("ta+ml wide", no_oracle, "the ML gate choosing among every candle of a 1h uptrend "
-           "(entry family 'trend') instead of the technical signal's", params=WIDE),
-    ]
-    if llm_journal is not None:
-        variants.append(ta("ta+ml+llm", oracle_overlay(llm_journal),
-                           f"ML plus the oracle replayed from {llm_journal.name}"))
-    variants += momentum_variants(timerange, heuristic_journal)
-    variants += [
-        ta("walk-forward (late)", no_oracle, "TA+ML on the late period, retrained every window",
-           span=f"{late}-{end}"),
-        ta("frozen (late)", {
-            # Nothing new to save: the frozen model is loaded again for every window.
-            "freqai": {"identifier": f"{identifier}-frozen", "save_backtest_models": False},
-            "hybrid_ai": {"oracle": {"enabled": False}, "ml": {"frozen_models": {
-                "dir": str((models_dir / identifier).resolve()),
-                "trained_before": datetime.strptime(late, "%Y%m%d").replace(
-                    tzinfo=UTC).isoformat()}}},
-        }, "TA+ML on the late period with the models frozen at its start", span=f"{late}-{end}"),
-    ]
-    return variants
-
-
-def momentum_variants(timerange: str, journal: Path) -> list[Variant]:
-    """The momentum family (the shipped defaults) with each layer added in turn (see the
-    module doc)."""
-    off = {"freqai": {"enabled": False}, "hybrid_ai": {"oracle": {"enabled": False}}}
-    return [
-        Variant("mom", off, timerange, "time-series momentum: long while the hourly close is "
-                "above its 30-day average, out below it, a week at most",
-                params=MOMENTUM_NO_TOP),
-        Variant("mom top-3", off, timerange, "momentum, only the 3 strongest pairs by 30-day "
-                "return (out when one falls below the top 6)"),
-        Variant("mom top-3 +ml", oracle_overlay(journal, ["oracle"]), timerange,
-                "the shipped defaults: momentum top-3 meta-labelled by its ML models (label: a "
-                "momentum trade held up to a week), the oracle observed"),
-        Variant("mom top-3 +ml+oracle", oracle_overlay(journal), timerange,
-                "momentum top-3, ML and the oracle deciding (heuristic backfill)"),
-    ]
-
-
-BASELINE = "trend baseline"
-BASELINE_STRATEGY = "TrendBaseline"
+    inputs = Inputs(heuristic_journal, llm_journal, models_dir,
+                    preset["freqai"]["identifier"], late)
+    spans = {"full": timerange, "late": f"{late}-{timerange.partition('-')[2]}"}
+    return [build(kind, inputs, spans[kind.span]) for kind in ABLATION
+            if llm_journal is not None or not kind.needs_llm]
 
 
 def trend_baseline(timerange: str, pairs: list[str], sma_days: int | None = None) -> Variant:
@@ -185,11 +130,15 @@ def trend_baseline(timerange: str, pairs: list[str], sma_days: int | None = None
                                "freqai": {"enabled": False}}
     if sma_days:
         overlay["trend_baseline"] = {"sma_days": sma_days}
-    days = sma_days or 200
-    name = BASELINE if days == 200 else f"{BASELINE} (SMA {days} d)"
-    return Variant(name, overlay, timerange,
+    days = sma_days or BASELINE_SMA_DAYS
+    return Variant(baseline_name(sma_days), overlay, timerange,
                    f"long while the close is above its {days}-day SMA, inverse-volatility "
                    "stakes (textbook parameters, not tuned)", strategy=BASELINE_STRATEGY)
+
+
+def variant_dir(workdir: Path, name: str) -> Path:
+    """Where ``run_variant`` keeps the variant ``name``'s files and freqtrade's results."""
+    return workdir / "runs" / re.sub(r"[^a-z0-9]+", "_", name).strip("_")
 
 
 def strategy_copy(vdir: Path, params: dict[str, dict[str, Any]]) -> Path:
@@ -210,8 +159,7 @@ def run_variant(variant: Variant, workdir: Path, datadir: Path, exchange_url: st
     """``freqtrade backtesting`` of ``variant``: the pack's config, then ``configs`` (the
     user's overlays, e.g. ``user_data/config.history.json``), the local exchange and the
     variant's own overlay, each later one winning."""
-    slug = re.sub(r"[^a-z0-9]+", "_", variant.name).strip("_")
-    vdir = workdir / "runs" / slug
+    vdir = variant_dir(workdir, variant.name)
     vdir.mkdir(parents=True, exist_ok=True)
     overlay = vdir / "variant.json"
     overlay.write_text(json.dumps(variant.overlay, indent=2))

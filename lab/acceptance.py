@@ -12,7 +12,18 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-FULL_PACK = ("ta+ml+llm", "ta+ml+oracle")
+from lab.variants import (
+    MOM_TOP3,
+    MOM_TOP3_ML,
+    MOM_TOP3_ML_ORACLE,
+    TA,
+    TA_ML,
+    TA_ML_LLM,
+    TA_ML_ORACLE,
+    VariantDef,
+)
+
+FULL_PACK = (TA_ML_LLM, TA_ML_ORACLE)
 
 
 @dataclass(frozen=True)
@@ -21,13 +32,13 @@ class Family:
     ML layer, the full pack (the first of ``full`` that ran)."""
 
     name: str
-    ta: str
-    ml: str
-    full: tuple[str, ...]
+    ta: VariantDef
+    ml: VariantDef
+    full: tuple[VariantDef, ...]
 
 
-FAMILIES = (Family("oversold recovery", "ta", "ta+ml", FULL_PACK),
-            Family("momentum top-3", "mom top-3", "mom top-3 +ml", ("mom top-3 +ml+oracle",)))
+FAMILIES = (Family("oversold recovery", TA, TA_ML, FULL_PACK),
+            Family("momentum top-3", MOM_TOP3, MOM_TOP3_ML, (MOM_TOP3_ML_ORACLE,)))
 MIN_TRADES = 100
 MIN_EXPOSURE = 0.20
 MIN_AUC = 0.55
@@ -50,7 +61,7 @@ def criteria(table: pd.DataFrame, ml: dict[str, float], baseline: str | None,
     ``deflated``: ``lab.robustness.deflated_sharpe`` by variant."""
     rows = table.set_index("variant")
     out = []
-    full = next((v for v in family.full if v in rows.index), None)
+    full = next((v.name for v in family.full if v.name in rows.index), None)
     basket = rows.loc["buy & hold basket"] if "buy & hold basket" in rows.index else None
 
     def figures(name: str) -> str:
@@ -80,8 +91,8 @@ def criteria(table: pd.DataFrame, ml: dict[str, float], baseline: str | None,
     out.append(_row(f"ML gate: pooled Brier skill > 0 and AUC >= {MIN_AUC}",
                     f"Brier skill {skill:+.4f}, AUC {auc:.3f}",
                     None if np.isnan(skill) else bool(skill > 0 and auc >= MIN_AUC)))
-    for lower, upper, what in ((family.ta, family.ml, "ML layer: ta+ml Sharpe >= ta's"),
-                               (family.ml, full, "oracle: full pack Sharpe >= ta+ml's")):
+    for lower, upper, what in ((family.ta.name, family.ml.name, "ML layer: ta+ml Sharpe >= ta's"),
+                               (family.ml.name, full, "oracle: full pack Sharpe >= ta+ml's")):
         if upper is None or lower not in rows.index or upper not in rows.index:
             out.append(_row(what, "not run", None))
             continue

@@ -197,7 +197,7 @@ def ranked_spread(df: pd.DataFrame, seed: int = 0, resamples: int = 1000) -> tup
     return (float(arr.mean()), float(low), float(high), len(arr))
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lab.label_study", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datadir", type=Path, default=shared_data() or DEFAULT_DATADIR)
@@ -211,7 +211,64 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pooled", action="store_true",
                         help="also train one model over all pairs per week")
     parser.add_argument("--learner", choices=LEARNERS, default="lightgbm")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def score_sets(df: pd.DataFrame, sets: tuple[str, ...]) -> list[dict]:
+    """Per training set and scope (all candles, 1h uptrend, technical signal): AUC, Brier
+    skill and the ranked upper-minus-lower half spread with its interval."""
+    rows = []
+    for name in sets:
+        for scope in ("all", "trend", "signal"):
+            s = df[df["set"] == name]
+            s = s if scope == "all" else s[s[scope]]
+            spread, low, high, weeks = ranked_spread(s)
+            rows.append({"trained on": name, "scored on": scope, "rows": len(s),
+                         "auc": skill.auc(s["ret"] > 0, s["p"]),
+                         "bss": skill.scores(s["ret"] > 0, s["p"], s["base"]).brier_skill,
+                         "upper-lower half %": spread * 100, "ci90 low": low * 100,
+                         "ci90 high": high * 100, "pair-weeks": weeks})
+    return rows
+
+
+def rank_ics(df: pd.DataFrame, sets: tuple[str, ...]) -> list[dict]:
+    """Each training set as a ranker across pairs (cross-sectional rank IC), beside the
+    per-pair models minus each pair's base rate and the base rate alone."""
+    every = df[df["set"] == "all"]
+    rankers = {name: df[df["set"] == name] for name in sets}
+    # What the per-pair models' ranking holds beyond each pair's own recent win rate (the
+    # training window's base rate: a plain cross-sectional momentum ranker), and that
+    # ranker alone, the simple thing to beat.
+    rankers["all minus base rate"] = every.assign(p=every["p"] - every["base"])
+    rankers["base rate alone"] = every.assign(p=every["base"])
+    ics = []
+    for name, scores in rankers.items():
+        mean, low, high, windows, candles = rank_ic(scores)
+        ics.append({"model": name, "rank IC": mean, "ci90 low": low, "ci90 high": high,
+                    "windows": windows, "candles": candles})
+    return ics
+
+
+def print_results(args: argparse.Namespace, strat, rows: list[dict], ics: list[dict],
+                  skipped: dict[str, int], pauses: dict[str, list[dict[str, str]]]) -> None:
+    pd.set_option("display.width", 200)
+    print(f"\nTest weeks {args.start} .. {args.end}, {args.train_days} days training each, "
+          f"learner {args.learner}, label: {strat.exit_rules()}")
+    print(pd.DataFrame(rows).round(4).to_string(index=False))
+    print("\nAs a ranker across pairs (cross-sectional Spearman IC of predicted win "
+          "probability vs realised label return, per candle, averaged per window; a ranker "
+          "earns its place with an interval above 0):")
+    print(pd.DataFrame(ics).round(4).to_string(index=False))
+    if any(skipped.values()):
+        print("\nWeeks skipped (a hole of a day or more in the 5m candles touches the week or "
+              "its training window, or too few labelled rows): "
+              + ", ".join(f"{p} {n}" for p, n in skipped.items() if n))
+        for pause in (p for ps in pauses.values() for p in ps):
+            print(f"  {pause['pair']}: {pause['reason']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
     strat = ml_offline.strategy()
     params = {**ml_offline.model_module().DEFAULT_PARAMS}
     start, end = (pd.Timestamp(x, tz="UTC") for x in (args.start, args.end))
@@ -234,43 +291,7 @@ def main(argv: list[str] | None = None) -> int:
                                    horizon, params, args.learner, pauses))
         sets = (*SETS, "pooled")
     df = pd.concat(results, ignore_index=True)
-    rows = []
-    for name in sets:
-        for scope in ("all", "trend", "signal"):
-            s = df[df["set"] == name]
-            s = s if scope == "all" else s[s[scope]]
-            spread, low, high, weeks = ranked_spread(s)
-            rows.append({"trained on": name, "scored on": scope, "rows": len(s),
-                         "auc": skill.auc(s["ret"] > 0, s["p"]),
-                         "bss": skill.scores(s["ret"] > 0, s["p"], s["base"]).brier_skill,
-                         "upper-lower half %": spread * 100, "ci90 low": low * 100,
-                         "ci90 high": high * 100, "pair-weeks": weeks})
-    ics = []
-    every = df[df["set"] == "all"]
-    rankers = {name: df[df["set"] == name] for name in sets}
-    # What the per-pair models' ranking holds beyond each pair's own recent win rate (the
-    # training window's base rate: a plain cross-sectional momentum ranker), and that
-    # ranker alone, the simple thing to beat.
-    rankers["all minus base rate"] = every.assign(p=every["p"] - every["base"])
-    rankers["base rate alone"] = every.assign(p=every["base"])
-    for name, scores in rankers.items():
-        mean, low, high, windows, candles = rank_ic(scores)
-        ics.append({"model": name, "rank IC": mean, "ci90 low": low, "ci90 high": high,
-                    "windows": windows, "candles": candles})
-    pd.set_option("display.width", 200)
-    print(f"\nTest weeks {args.start} .. {args.end}, {args.train_days} days training each, "
-          f"learner {args.learner}, label: {strat.exit_rules()}")
-    print(pd.DataFrame(rows).round(4).to_string(index=False))
-    print("\nAs a ranker across pairs (cross-sectional Spearman IC of predicted win "
-          "probability vs realised label return, per candle, averaged per window; a ranker "
-          "earns its place with an interval above 0):")
-    print(pd.DataFrame(ics).round(4).to_string(index=False))
-    if any(skipped.values()):
-        print("\nWeeks skipped (a hole of a day or more in the 5m candles touches the week or "
-              "its training window, or too few labelled rows): "
-              + ", ".join(f"{p} {n}" for p, n in skipped.items() if n))
-        for pause in (p for ps in pauses.values() for p in ps):
-            print(f"  {pause['pair']}: {pause['reason']}")
+    print_results(args, strat, score_sets(df, sets), rank_ics(df, sets), skipped, pauses)
     return 0
 
 

@@ -170,7 +170,7 @@ def die_with_parent() -> None:
 PR_SET_PDEATHSIG = 1
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lab.live", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datadir", type=Path, default=DEFAULT_DATADIR)
@@ -183,9 +183,49 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-c", "--config", type=Path, action="append", default=[],
                         help="extra freqtrade config overlay(s), applied last")
     parser.add_argument("--userdir", type=Path, default=REPO / "user_data")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def fast_replay(args: argparse.Namespace, config: dict, overlay: dict, live_dir: Path,
+                oracle_dir: Path, start: datetime, anchor: int, exchange_cmd: list[str],
+                python: list[str]) -> Path:
+    """Sets up a replay faster than real time (a fresh timeline: no trades, oracle decisions
+    or models of another replay); extends ``exchange_cmd``, ``python`` and ``overlay`` in
+    place and returns the dry-run database."""
+    # Fresh timeline: no trades or oracle decisions from another replay.
+    db = live_dir / "dryrun-fast.sqlite"
+    db.unlink(missing_ok=True)
+    shutil.rmtree(oracle_dir, ignore_errors=True)
+    # Models of an earlier fast replay were trained on candles after this start.
+    identifier = f"{config['freqai']['identifier']}-fast"
+    overlay.setdefault("freqai", {})["identifier"] = identifier
+    shutil.rmtree(args.userdir / "models" / identifier, ignore_errors=True)
+    exchange_cmd += ["--speed", str(args.speed)]
+    python += ["local_exchange.fastclock", "--data-start",
+               str(int(start.timestamp() * 1000)), "--anchor", str(anchor),
+               "--speed", str(args.speed)]
+    # Loops at most about once a real second (freqtrade's throttle is in clock seconds).
+    overlay["internals"]["process_throttle_secs"] = max(5, int(args.speed))
+    return db
+
+
+def announce(args: argparse.Namespace, creds: dict[str, str], created: bool, live_dir: Path,
+             start: datetime, fast: bool) -> None:
+    print(f"live: FreqUI / REST API at http://{DEFAULT_HOST}:{args.api_port} "
+          f"(user {creds[ENV_USER]}; " + (f"password {creds[ENV_PASSWORD]}, saved in "
+          f"{live_dir / 'credentials.json'}" if created else "password from "
+          + ("the environment" if os.environ.get(ENV_PASSWORD) else
+             str(live_dir / "credentials.json"))) + "). No UI installed? On a machine with "
+          "internet: `freqtrade install-ui`. Ctrl-C stops everything."
+          + (f" Replaying from {start:%Y-%m-%d %H:%M} UTC at {args.speed:g}x." if fast else ""),
+          flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    cli = parser()
+    args = cli.parse_args(argv)
     if args.speed is not None and args.speed <= 0:
-        parser.error("--speed must be > 0")
+        cli.error("--speed must be > 0")
     fast = bool(args.speed and args.speed != 1)
     live_dir = args.userdir / "live"
     oracle_dir = args.userdir / ("oracle-fast" if fast else "oracle-live")
@@ -212,20 +252,8 @@ def main(argv: list[str] | None = None) -> int:
                     "--port", str(args.exchange_port)]
     python = [sys.executable, "-m"]
     if fast:
-        # Fresh timeline: no trades or oracle decisions from another replay.
-        db = live_dir / "dryrun-fast.sqlite"
-        db.unlink(missing_ok=True)
-        shutil.rmtree(oracle_dir, ignore_errors=True)
-        # Models of an earlier fast replay were trained on candles after this start.
-        identifier = f"{config['freqai']['identifier']}-fast"
-        overlay.setdefault("freqai", {})["identifier"] = identifier
-        shutil.rmtree(args.userdir / "models" / identifier, ignore_errors=True)
-        exchange_cmd += ["--speed", str(args.speed)]
-        python += ["local_exchange.fastclock", "--data-start",
-                   str(int(start.timestamp() * 1000)), "--anchor", str(anchor),
-                   "--speed", str(args.speed)]
-        # Loops at most about once a real second (freqtrade's throttle is in clock seconds).
-        overlay["internals"]["process_throttle_secs"] = max(5, int(args.speed))
+        db = fast_replay(args, config, overlay, live_dir, oracle_dir, start, anchor,
+                         exchange_cmd, python)
     overlay_path.write_text(json.dumps(overlay, indent=2))
     configs = ["-c", str(CONFIG), "-c", str(overlay_path)]
     for extra in args.config:
@@ -236,14 +264,7 @@ def main(argv: list[str] | None = None) -> int:
               + (["--poll", "1"] if fast else []), restartable=True)
     sup.spawn("freqtrade", [*python, "freqtrade", "trade", *configs,
                             "--db-url", f"sqlite:///{db.resolve()}"], env=creds)
-    print(f"live: FreqUI / REST API at http://{DEFAULT_HOST}:{args.api_port} "
-          f"(user {creds[ENV_USER]}; " + (f"password {creds[ENV_PASSWORD]}, saved in "
-          f"{live_dir / 'credentials.json'}" if created else "password from "
-          + ("the environment" if os.environ.get(ENV_PASSWORD) else
-             str(live_dir / "credentials.json"))) + "). No UI installed? On a machine with "
-          "internet: `freqtrade install-ui`. Ctrl-C stops everything."
-          + (f" Replaying from {start:%Y-%m-%d %H:%M} UTC at {args.speed:g}x." if fast else ""),
-          flush=True)
+    announce(args, creds, created, live_dir, start, fast)
     return sup.watch()
 
 

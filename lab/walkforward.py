@@ -20,7 +20,6 @@ setting runs again.
 from __future__ import annotations
 
 import argparse
-import html
 import json
 import os
 import shutil
@@ -34,12 +33,12 @@ from pathlib import Path
 from typing import Any
 
 import freqtrade
-import numpy as np
 import pandas as pd
 
 from hybrid_ai import fingerprint
-from lab import ablation, data_holes, robustness
+from lab import ablation, preamble
 from lab import report_metrics as rm
+from lab.preamble import Market
 from lab.project import (
     CONFIG,
     DEFAULT_DATADIR,
@@ -47,13 +46,12 @@ from lab.project import (
     STRATEGY,
     STRATEGY_FILE,
     DemoError,
-    load_config,
     shared_data,
     strategy_with_params,
 )
-from local_exchange.market_data import MarketData, MarketDataError
+from lab.walkforward_summary import summarise
+from local_exchange.market_data import MarketDataError
 from local_exchange.overlay import offline_overlay
-from local_exchange.server import BinanceApi, LocalExchangeServer
 
 DEFAULT_SPACES = ("buy", "sell", "roi", "trailing", "stoploss", "protection")
 # The execution layer alone: no FreqAI, no oracle (their own walk-forward is make report's).
@@ -255,300 +253,148 @@ def _annualised(total: float, days: int) -> float:
     return (1 + total) ** (365 / max(days, 1)) - 1 if total > -1 else -1.0
 
 
-def stitch(records: list[dict[str, Any]], balance: float) -> pd.Series:
-    """One OOS equity curve: each window's daily mark-to-market returns, compounded."""
-    growth = []
-    for r in records:
-        eq = pd.Series(r["oos_daily_equity"])
-        eq.index = pd.to_datetime(eq.index, utc=True)
-        growth.append(eq / eq.shift(1).fillna(balance))  # each window starts at the balance
-    # A window's last mark and the next window's first fall on the same date: compound both.
-    joined = pd.concat(growth).groupby(level=0).prod().sort_index()
-    start = pd.Series([1.0], index=[joined.index[0] - pd.Timedelta(days=1)])
-    return balance * pd.concat([start, joined]).cumprod()  # from the balance, the day before
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lab.walkforward", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datadir", type=Path, default=shared_data() or DEFAULT_DATADIR)
+    p.add_argument("--timerange", help="YYYYMMDD-YYYYMMDD (default: the whole data, "
+                   "after a few days of indicator warm-up)")
+    p.add_argument("--pairs", nargs="+", help="default: the config's whitelist")
+    p.add_argument("--is-days", type=int, default=60, help="in-sample length")
+    p.add_argument("--oos-days", type=int, default=30, help="out-of-sample length")
+    p.add_argument("--step-days", type=int, help="default: --oos-days")
+    p.add_argument("--anchored", action="store_true",
+                   help="in-sample always from the start (default: rolling)")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("-j", "--jobs", type=int, default=2)
+    p.add_argument("--loss", default="SharpeHyperOptLossDaily",
+                   help="a freqtrade hyperopt loss (SharpeHyperOptLossDaily, "
+                        "SortinoHyperOptLossDaily, CalmarHyperOptLoss, ...)")
+    p.add_argument("--min-trades", type=int, default=15,
+                   help="in-sample epochs with fewer trades are not chosen")
+    p.add_argument("--spaces", nargs="+", default=list(DEFAULT_SPACES))
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--baseline-sma-days", type=int,
+                   help="the trend baseline's moving average in days (default: the "
+                        "textbook 200; shorten only for data too short to warm it up)")
+    p.add_argument("--out", type=Path)
+    return p
 
 
-def stability(records: list[dict[str, Any]]) -> pd.DataFrame:
-    """Per parameter: its value in each window, and how much it moved."""
-    params = pd.DataFrame([r["params"] for r in records],
-                          index=[f"w{r['window']['index']}" for r in records])
-    rows = []
-    for name in params.columns:
-        values = params[name].dropna().tolist()
-        numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-        if numeric and len(values) > 1 and statistics.fmean(values) != 0:
-            spread = statistics.pstdev(values) / abs(statistics.fmean(values))
-            summary = f"mean {statistics.fmean(values):.4g}, cv {spread:.2f}"
-        else:
-            mode = max(set(map(str, values)), key=list(map(str, values)).count)
-            share = list(map(str, values)).count(mode) / len(values)
-            summary = f"{mode} in {share:.0%} of windows"
-        rows.append({"parameter": name, **{c: params.at[c, name] for c in params.index},
-                     "stability": summary})
-    return pd.DataFrame(rows)
-
-
-def interval(equity: pd.Series, seed: int = 0) -> dict[str, tuple[float, float, float]]:
-    """Total return and Sharpe of the stitched OOS curve, with block-bootstrap 90 % bounds."""
-    r = equity.pct_change().dropna().to_numpy()
-    bounds = robustness.bootstrap(r, seed)
-    point_sd = r.std()
-    point = (float(np.prod(1 + r) - 1),
-             float(r.mean() / point_sd * np.sqrt(365)) if point_sd > 0 else 0.0)
-    return {"total_return": (point[0], *map(float, bounds["return"])),
-            "sharpe": (point[1], *map(float, bounds["sharpe"]))}
-
-
-def oos_trades(records: list[dict[str, Any]], out: Path) -> pd.DataFrame:
-    """Every out-of-sample trade of the windows, from their freqtrade results."""
-    frames = []
-    for r in records:
-        result = out / f"window-{r['window']['index']:02d}" / "oos"
-        if result.exists():
-            frames.append(rm.load_run("oos", result).trades)
-    frames = [f for f in frames if not f.empty]
-    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-
-
-def honesty(records: list[dict[str, Any]], args: argparse.Namespace, equity: pd.Series,
-            baseline: rm.Run, basket: pd.Series, trades: pd.DataFrame,
-            balance: float) -> tuple[dict[str, float], pd.DataFrame, str]:
-    """The Deflated Sharpe Ratio of the stitched curve for every configuration the windows'
-    hyperopts evaluated, the per-year table (stitched, trend baseline, basket), and the
-    comparison with the trend baseline as a sentence."""
-    # The trials' spread on the same data: each window's epochs, the variances averaged
-    # (pooling the windows would add the regimes' differences to the luck of the search).
-    spreads = [robustness.annual_to_period_var(r["trial_sharpes"]) for r in records
-               if len(r.get("trial_sharpes") or []) > 1]
-    trials = sum(len(r.get("trial_sharpes") or []) or args.epochs for r in records)
-    deflated = robustness.deflated_sharpe(equity.pct_change().dropna(), trials,
-                                          float(np.mean(spreads)) if spreads else 0.0)
-    base_curve = rm.daily_equity(baseline)
-    base_curve = base_curve / base_curve.iloc[0] * balance
-    yearly = robustness.per_year(
-        {"walk-forward (stitched OOS)": equity, baseline.name: base_curve,
-         "buy & hold basket": basket},
-        {"walk-forward (stitched OOS)": trades, baseline.name: baseline.trades})
-    diff = rm.compare(base_curve.reindex(equity.index).ffill().bfill(), equity)
-    point, low, high = diff["sharpe"]
-    base = rm.variant_row(baseline)
-    sentence = (f"Against the {baseline.name} ({base['trades']:.0f} trades, Sharpe "
-                f"{base['sharpe']:.2f}, return {base['total_return'] * 100:+.2f} %, max "
-                f"drawdown {base['max_drawdown'] * 100:.1f} %, exposure "
-                f"{base['exposure'] * 100:.1f} %): Sharpe difference {point:+.2f} "
-                f"[{low:+.2f}, {high:+.2f}], {rm.call(diff['sharpe'], 'higher')}. Deflated "
-                f"Sharpe Ratio {deflated['dsr']:.3f} for {trials} configurations tried (the "
-                f"best of as many unskilled ones would show Sharpe {deflated['sharpe0']:.2f}).")
-    return deflated, yearly, sentence
-
-
-def summarise(records: list[dict[str, Any]], datadir: Path, pairs: list[str], out: Path,
-              args: argparse.Namespace, wall: float,
-              baseline: rm.Run | None = None) -> dict[str, Any]:
-    from lab.report import fmt_table, img, pyplot, save, write_html
-
-    balance = 1000.0
-    equity = stitch(records, balance)
-    start, end = equity.index[0], equity.index[-1]
-    basket = rm.buy_and_hold(datadir, pairs, start, end) * balance
-    trades_oos = oos_trades(records, out)
-    deflated, yearly, against = ({}, pd.DataFrame(), "") if baseline is None else honesty(
-        records, args, equity, baseline, basket, trades_oos, balance)
-    stitched = rm.series_metrics(equity)
-    bh = rm.series_metrics(basket)
-    trades = sum(r["oos"]["trades"] for r in records)
-    days = [(datetime.fromisoformat(str(r["window"]["oos_end"]))
-             - datetime.fromisoformat(str(r["window"]["is_end"]))).days for r in records]
-    exposure = float(np.average([r["oos"]["exposure"] for r in records], weights=days))
-    ci = interval(equity)
-    sharpe_ci = ci["sharpe"]
-    if sharpe_ci[1] > 0:
-        verdict = ("Positive out-of-sample Sharpe, interval above zero: the walk-forward "
-                   "choice of entry family and parameters had an edge on this data.")
-    elif sharpe_ci[2] < 0:
-        verdict = ("No entry family found positive out-of-sample expectancy on this data: "
-                   "the stitched out-of-sample Sharpe is negative with its interval below zero.")
-    elif sharpe_ci[0] <= 0:
-        verdict = ("No entry family found positive out-of-sample expectancy on this data: the "
-                   f"stitched out-of-sample Sharpe is {sharpe_ci[0]:.2f}; its interval spans "
-                   "zero, so the loss itself is inconclusive.")
+def plan(args: argparse.Namespace) -> tuple[Market, list[Window], datetime, datetime]:
+    """The market (config, pairs, candles), the windows and the range they tile (default:
+    the whole data after ``STARTUP_DAYS``; sets ``args.timerange``). ``DemoError``,
+    ``MarketDataError``, ``WalkForwardError`` or ``ValueError``: what to change."""
+    market = preamble.load_market(args.datadir, args.pairs, [CONFIG])
+    first = datetime.fromtimestamp(market.data.first_time() / 1000, tz=UTC)
+    last = datetime.fromtimestamp(market.data.last_close_time() / 1000, tz=UTC)
+    if args.timerange:
+        s, _, e = args.timerange.partition("-")
+        start, end = (datetime.strptime(x, "%Y%m%d").replace(tzinfo=UTC) for x in (s, e))
     else:
-        verdict = ("Inconclusive: a positive stitched out-of-sample Sharpe whose interval spans "
-                   "zero; this data cannot tell an edge from luck.")
-    wfes = [r["wfe"] for r in records if r["wfe"] is not None]
-    table = pd.DataFrame([{
-        "window": r["window"]["index"], "in-sample": r["window"]["is_range"],
-        "out-of-sample": r["window"]["oos_range"], "family": r["params"].get("buy_family"),
-        "IS return": r["is"]["total_return"], "IS trades": r["is"]["trades"],
-        "IS Sharpe": r["is"]["sharpe"], "OOS return": r["oos"]["total_return"],
-        "OOS trades": r["oos"]["trades"], "OOS Sharpe": r["oos"]["sharpe"],
-        "OOS max DD": r["oos"]["max_drawdown"], "OOS exposure": r["oos"]["exposure"],
-        "WFE": r["wfe"], "wall s": r["wall_s"]} for r in records])
-    stable = stability(records)
+        start = (first + timedelta(days=STARTUP_DAYS)).replace(hour=0, minute=0)
+        end = last.replace(hour=0, minute=0, second=0, microsecond=0)
+        args.timerange = f"{start:%Y%m%d}-{end:%Y%m%d}"
+    windows = plan_windows(start, end, args.is_days, args.oos_days, args.step_days,
+                           args.anchored)
+    return market, windows, start, end
 
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(11, 4))
-    ax.plot(equity.index, (equity / balance - 1) * 100, label="stitched out-of-sample")
-    ax.plot(basket.index, (basket / balance - 1) * 100, "--", label="buy & hold basket")
-    for r in records:
-        ax.axvline(pd.Timestamp(r["window"]["is_end"]), color="grey", lw=0.5)
-    ax.set_ylabel("return %")
-    ax.legend(fontsize=8)
-    ax.set_title("Walk-forward: out-of-sample windows stitched (marked to market)")
-    save(fig, out / "equity.png")
 
-    headline = (f"Stitched out-of-sample, {len(records)} windows, {equity.index[0]:%Y-%m-%d} to "
-                f"{equity.index[-1]:%Y-%m-%d}: return {stitched['total_return'] * 100:+.2f} % "
-                f"[{ci['total_return'][1] * 100:+.2f}, {ci['total_return'][2] * 100:+.2f}], "
-                f"Sharpe {sharpe_ci[0]:.2f} [{sharpe_ci[1]:.2f}, {sharpe_ci[2]:.2f}] (90 % block "
-                f"bootstrap), max drawdown {stitched['max_drawdown'] * 100:.2f} %, {trades} "
-                f"trades, exposure {exposure * 100:.1f} %; buy & hold basket "
-                f"{bh['total_return'] * 100:+.2f} % (Sharpe {bh['sharpe']:.2f}, max drawdown "
-                f"{bh['max_drawdown'] * 100:.2f} %). Median walk-forward efficiency "
-                f"{statistics.median(wfes):.2f}" if wfes else "")
-    how = (f"freqtrade hyperopt per window on the in-sample part ({args.epochs} epochs, "
-           f"-j {args.jobs}, loss {args.loss}, at least {args.min_trades} trades, spaces "
-           f"{' '.join(args.spaces)}, random state {args.seed}), then freqtrade backtesting of "
-           f"the best epoch on the following out-of-sample part; ML and oracle off, "
-           f"protections on; {'anchored' if args.anchored else 'rolling'} windows of "
-           f"{args.is_days} + {args.oos_days} days, step {args.step_days}. Wall time "
-           f"{wall:.0f} s on this machine.")
-    write_html(out, f"Walk-forward optimisation, {len(pairs)} pairs, {args.timerange}", [
-        ("Verdict", f"<p>{html.escape(verdict)}</p><p>{html.escape(headline)}</p>"
-                    f"<p>{html.escape(against)}</p>"),
-        ("Per year, with 90 % block-bootstrap intervals", fmt_table(yearly).to_html(
-            index=False) if not yearly.empty else "<p>No baseline run.</p>"),
-        ("Stitched out-of-sample equity", img(out / "equity.png")),
-        ("Windows: in-sample vs out-of-sample", fmt_table(table).to_html(index=False)),
-        ("Parameter stability", stable.to_html(index=False)),
-        ("How this was made", f"<p>{html.escape(how)}</p>"),
-    ])
-    summary = {"verdict": verdict, "headline": headline, "how": how, "pairs": pairs,
-               "timerange": args.timerange, "windows": table.replace({np.nan: None})
-               .to_dict(orient="records"), "stability": stable.astype(str)
-               .to_dict(orient="records"), "stitched": stitched | {
-                   "trades": trades, "exposure": exposure,
-                   "total_return_ci90": ci["total_return"][1:],
-                   "sharpe_daily": sharpe_ci[0], "sharpe_ci90": sharpe_ci[1:]},
-               "buy_and_hold": bh, "params_last_window": records[-1]["params"],
-               "against_baseline": against, "deflated_sharpe": deflated,
-               "per_year": yearly.replace({np.nan: None}).to_dict(orient="records"),
-               "wall_s": wall}
-    (out / "walkforward.json").write_text(json.dumps(summary, indent=2, default=str))
-    return summary
+def window_configs(out: Path, exchange_url: str, market: Market, datadir: Path,
+                   start: datetime, end: datetime) -> list[Path]:
+    """config.json, the overlay pointing freqtrade at the local exchange with ML and oracle
+    off, and the pair pauses (written under ``out``; the last of the list)."""
+    overlay = out / "walkforward.config.json"
+    overlay.write_text(json.dumps({**offline_overlay(exchange_url), **EXECUTION_ONLY},
+                                  indent=2))
+    # A pair is paused around every hole of a day or more in its candles, as in make
+    # report (lab.data_holes): no trade carried across candles that do not exist.
+    holes = preamble.holes(datadir, market.pairs, market.config["timeframe"],
+                           pd.Timestamp(start), pd.Timestamp(end))
+    return [CONFIG, overlay, preamble.pauses_overlay(out / "pauses.json", holes.pauses)]
+
+
+def reused(w: Window, wdir: Path, inputs: fingerprint.Inputs, n: int) -> dict[str, Any] | None:
+    """The window's saved record when it finished earlier with the same ``inputs``; None
+    (saying why) when it must run (again)."""
+    saved = wdir / "window.json"
+    if not saved.exists():
+        return None
+    record = _saved_window(saved)
+    stale = fingerprint.changed(record.get("inputs"), inputs)
+    if not stale:
+        print(f"walkforward: window {w.index}/{n} done earlier, reused", flush=True)
+        return record
+    why = (f"changed: {', '.join(stale)}" if isinstance(record.get("inputs"), dict)
+           else "its record is unreadable or from an older version")
+    print(f"walkforward: window {w.index}/{n} ran with other inputs ({why}); running it again",
+          flush=True)
+    return None
+
+
+def run_windows(windows: list[Window], out: Path, configs: list[Path], pairs: list[str],
+                args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every window's record: reused when it finished earlier with the same inputs, else
+    run (``WalkForwardError`` when one cannot)."""
+    inputs = inputs_fingerprint(args, pairs, args.datadir)
+    records, spent = [], []
+    for w in windows:
+        wdir = out / f"window-{w.index:02d}"
+        if (record := reused(w, wdir, inputs, len(windows))) is not None:
+            records.append(record)
+            continue
+        record = run_window(w, wdir, configs, args.datadir, pairs, args, inputs)
+        records.append(record)
+        spent.append(record["wall_s"])
+        eta = statistics.fmean(spent) * (len(windows) - w.index)
+        print(f"walkforward: window {w.index}/{len(windows)} IS {w.is_range} OOS "
+              f"{w.oos_range}: {record['params'].get('buy_family')}, OOS "
+              f"{record['oos']['total_return'] * 100:+.2f} % ({record['oos']['trades']} "
+              f"trades) in {record['wall_s']:.0f} s; ETA {eta / 60:.1f} min", flush=True)
+    return records
+
+
+def run_baseline(windows: list[Window], out: Path, exchange_url: str, pairs: list[str],
+                 args: argparse.Namespace, pauses: Path) -> rm.Run | None:
+    """The plain trend rule over the same out-of-sample span, through freqtrade too; None
+    (saying why) when it cannot run, e.g. too few candles for its moving average."""
+    base = ablation.trend_baseline(f"{windows[0].is_end:%Y%m%d}-{windows[-1].oos_end:%Y%m%d}",
+                                   pairs, args.baseline_sma_days)
+    try:
+        ablation.run_variant(base, out / "baseline", args.datadir, exchange_url, pairs,
+                             (pauses,))
+        return rm.load_run(base.name, base.result_dir, base.strategy)
+    except ablation.AblationError as exc:
+        print(f"walkforward: the trend baseline did not run ({str(exc)[-400:]}); "
+              "--baseline-sma-days shortens its warm-up for short data", file=sys.stderr)
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lab.walkforward", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datadir", type=Path, default=shared_data() or DEFAULT_DATADIR)
-    parser.add_argument("--timerange", help="YYYYMMDD-YYYYMMDD (default: the whole data, "
-                        "after a few days of indicator warm-up)")
-    parser.add_argument("--pairs", nargs="+", help="default: the config's whitelist")
-    parser.add_argument("--is-days", type=int, default=60, help="in-sample length")
-    parser.add_argument("--oos-days", type=int, default=30, help="out-of-sample length")
-    parser.add_argument("--step-days", type=int, help="default: --oos-days")
-    parser.add_argument("--anchored", action="store_true",
-                        help="in-sample always from the start (default: rolling)")
-    parser.add_argument("--epochs", type=int, default=100)
-    parser.add_argument("-j", "--jobs", type=int, default=2)
-    parser.add_argument("--loss", default="SharpeHyperOptLossDaily",
-                        help="a freqtrade hyperopt loss (SharpeHyperOptLossDaily, "
-                             "SortinoHyperOptLossDaily, CalmarHyperOptLoss, ...)")
-    parser.add_argument("--min-trades", type=int, default=15,
-                        help="in-sample epochs with fewer trades are not chosen")
-    parser.add_argument("--spaces", nargs="+", default=list(DEFAULT_SPACES))
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--baseline-sma-days", type=int,
-                        help="the trend baseline's moving average in days (default: the "
-                             "textbook 200; shorten only for data too short to warm it up)")
-    parser.add_argument("--out", type=Path)
-    args = parser.parse_args(argv)
+    args = parser().parse_args(argv)
     args.step_days = args.step_days or args.oos_days
-
     try:
-        config = load_config([CONFIG])
-        pairs = args.pairs or list(config["exchange"]["pair_whitelist"])
-        data = MarketData.load(args.datadir, pairs)
-        first = datetime.fromtimestamp(data.first_time() / 1000, tz=UTC)
-        last = datetime.fromtimestamp(data.last_close_time() / 1000, tz=UTC)
-        if args.timerange:
-            s, _, e = args.timerange.partition("-")
-            start, end = (datetime.strptime(x, "%Y%m%d").replace(tzinfo=UTC) for x in (s, e))
-        else:
-            start = (first + timedelta(days=STARTUP_DAYS)).replace(hour=0, minute=0)
-            end = last.replace(hour=0, minute=0, second=0, microsecond=0)
-            args.timerange = f"{start:%Y%m%d}-{end:%Y%m%d}"
-        windows = plan_windows(start, end, args.is_days, args.oos_days, args.step_days,
-                               args.anchored)
+        market, windows, start, end = plan(args)
     except (DemoError, MarketDataError, WalkForwardError, ValueError) as exc:
         print(f"walkforward: error: {exc}", file=sys.stderr)
         return 2
     out = args.out or (REPO / "user_data" / "walkforward"
                        / f"{args.timerange}-{args.is_days}-{args.oos_days}")
     out.mkdir(parents=True, exist_ok=True)
-    print(f"walkforward: {len(windows)} windows, {len(pairs)} pairs, {args.timerange}, "
+    print(f"walkforward: {len(windows)} windows, {len(market.pairs)} pairs, {args.timerange}, "
           f"IS {args.is_days} d / OOS {args.oos_days} d, {args.epochs} epochs each; {out}",
           flush=True)
-    server = LocalExchangeServer(BinanceApi(data), port=0)
-    server.start_in_thread()
-    started = time.monotonic()
-    records, spent = [], []
-    try:
-        overlay = out / "walkforward.config.json"
-        overlay.write_text(json.dumps({**offline_overlay(server.url), **EXECUTION_ONLY},
-                                      indent=2))
-        # A pair is paused around every hole of a day or more in its candles, as in make
-        # report (lab.data_holes): no trade carried across candles that do not exist.
-        holes = data_holes.holes(args.datadir, pairs, config["timeframe"],
-                                 pd.Timestamp(start), pd.Timestamp(end))
-        paused = out / "pauses.json"
-        paused.write_text(json.dumps({"hybrid_ai": {"pair_pauses": data_holes.pair_pauses(
-            holes, config["timeframe"])}}, indent=2))
-        configs = [CONFIG, overlay, paused]
-        inputs = inputs_fingerprint(args, pairs, args.datadir)
-        for w in windows:
-            wdir = out / f"window-{w.index:02d}"
-            saved = wdir / "window.json"
-            if saved.exists():  # resume: this window finished in an earlier run
-                record = _saved_window(saved)
-                stale = fingerprint.changed(record.get("inputs"), inputs)
-                if not stale:
-                    records.append(record)
-                    print(f"walkforward: window {w.index}/{len(windows)} done earlier, reused",
-                          flush=True)
-                    continue
-                why = (f"changed: {', '.join(stale)}" if isinstance(record.get("inputs"), dict)
-                       else "its record is unreadable or from an older version")
-                print(f"walkforward: window {w.index}/{len(windows)} ran with other inputs "
-                      f"({why}); running it again", flush=True)
-            record = run_window(w, wdir, configs, args.datadir, pairs, args, inputs)
-            records.append(record)
-            spent.append(record["wall_s"])
-            left = len(windows) - w.index
-            eta = statistics.fmean(spent) * left
-            print(f"walkforward: window {w.index}/{len(windows)} IS {w.is_range} OOS "
-                  f"{w.oos_range}: {record['params'].get('buy_family')}, OOS "
-                  f"{record['oos']['total_return'] * 100:+.2f} % ({record['oos']['trades']} "
-                  f"trades) in {record['wall_s']:.0f} s; ETA {eta / 60:.1f} min", flush=True)
-        # The plain trend rule over the same out-of-sample span, through freqtrade too.
-        base = ablation.trend_baseline(f"{windows[0].is_end:%Y%m%d}-{windows[-1].oos_end:%Y%m%d}",
-                                       pairs, args.baseline_sma_days)
+    with preamble.local_exchange(market.data) as url:
+        started = time.monotonic()
         try:
-            ablation.run_variant(base, out / "baseline", args.datadir, server.url, pairs,
-                                 (paused,))
-            baseline = rm.load_run(base.name, base.result_dir, base.strategy)
-        except ablation.AblationError as exc:  # e.g. too few candles for its moving average
-            baseline = None
-            print(f"walkforward: the trend baseline did not run ({str(exc)[-400:]}); "
-                  "--baseline-sma-days shortens its warm-up for short data", file=sys.stderr)
-    except WalkForwardError as exc:
-        print(f"walkforward: error: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        server.stop()
-    summary = summarise(records, args.datadir, pairs, out, args, time.monotonic() - started,
-                        baseline)
+            configs = window_configs(out, url, market, args.datadir, start, end)
+            records = run_windows(windows, out, configs, market.pairs, args)
+            baseline = run_baseline(windows, out, url, market.pairs, args, configs[-1])
+        except WalkForwardError as exc:
+            print(f"walkforward: error: {exc}", file=sys.stderr)
+            return 2
+    summary = summarise(records, args.datadir, market.pairs, out, args,
+                        time.monotonic() - started, baseline)
     print(summary["verdict"])
     print(summary["headline"])
     print(summary["against_baseline"])

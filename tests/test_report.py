@@ -3,24 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from pace import limit
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
+ARGS = ["--pairs", "BTC/USDT", "ETH/USDT", "--timerange", "20240301-20240420",
+        "--late-weeks", "2", "--baseline-sma-days", "30", "--out"]
 
 
 @pytest.fixture(scope="module")
 def report(real_datadir, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("report")
     subprocess.run([sys.executable, "-m", "lab.report", "--datadir", str(real_datadir),
-                    "--pairs", "BTC/USDT", "ETH/USDT", "--timerange", "20240301-20240420",
-                    "--late-weeks", "2", "--baseline-sma-days", "30", "--out", str(out)],
-                   cwd=REPO, check=True, capture_output=True, text=True)
+                    *ARGS, str(out)], cwd=REPO, check=True, capture_output=True, text=True)
     return out
 
 
@@ -117,3 +119,63 @@ def test_report_files_render(report):
                           (report / "report.html").as_uri()], capture_output=True, text=True,
                          timeout=60).stdout
     assert 'id="title"' in dom and dom.count("<img") == 4
+
+
+def _without_wall_time(text: str) -> str:
+    """A summary or page with the report's total wall time blanked out (a recomputation
+    adds its own; the variants' stay as the run recorded them)."""
+    return re.sub(r"Wall time (\d+ s|unknown)", "Wall time -", text)
+
+
+def _from_run(run_dir: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lab.report", "--from-run", str(run_dir),
+                           "--out", str(out), *extra], cwd=REPO, capture_output=True,
+                          text=True, timeout=limit(900))
+
+
+def test_a_saved_run_recomputes_the_same_figures_without_freqtrade(report, tmp_path):
+    """compute + render again from the run's folder alone (its plan.json, run.json and
+    freqtrade's result files): the same metrics.json, summary.md and report.html, nothing
+    backtested again; only the wall time grows by this computation's."""
+    results = sorted((p, p.stat().st_mtime_ns) for p in (report / "work" / "runs").rglob("*"))
+    again = _from_run(report, tmp_path / "again")
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "report: ta+ml " not in again.stdout  # no variant ran
+    assert sorted((p, p.stat().st_mtime_ns)
+                  for p in (report / "work" / "runs").rglob("*")) == results
+    first = json.loads((report / "metrics.json").read_text())
+    second = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    run_wall = json.loads((report / "run.json").read_text())["wall_s"]  # the backtests'
+    assert first.pop("wall_s") > run_wall > 0 and second.pop("wall_s") > run_wall
+    assert second == first
+    for name in ("summary.md", "report.html"):
+        assert _without_wall_time((tmp_path / "again" / name).read_text()) == \
+            _without_wall_time((report / name).read_text()), name
+    for png in ("equity.png", "drawdown.png", "calibration.png", "exposure.png"):
+        assert (tmp_path / "again" / png).read_bytes() == (report / png).read_bytes()
+
+
+def test_a_run_without_plan_json_is_recomputed_from_the_arguments_it_ran_with(report,
+                                                                              real_datadir,
+                                                                              tmp_path):
+    """A run made before plan.json and run.json existed: the same arguments plan it again,
+    its saved results give the same figures; what only the run knew (wall times, freqtrade's
+    analyses) is said to be unknown, not made up. Other arguments are refused."""
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    (legacy / "work").symlink_to(report / "work")
+    args = [*ARGS[:-1], "--datadir", str(real_datadir)]  # as the run, less its --out
+    other = [a.replace("20240301-", "20240302-") for a in args]  # not what it ran with
+    refused = _from_run(legacy, tmp_path / "other", *other)
+    assert refused.returncode == 2 and "the arguments the run was made with" in refused.stderr
+    proc = _from_run(legacy, tmp_path / "out", *args)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics.pop("wall_s") is None
+    expected = json.loads((report / "metrics.json").read_text())
+    expected.pop("wall_s")
+    assert metrics == expected
+    summary = (tmp_path / "out" / "summary.md").read_text()
+    assert summary.endswith("Wall time unknown.\n")
+    assert _without_wall_time(summary) == _without_wall_time((report / "summary.md").read_text())
+    assert "Not recorded with this run" in (tmp_path / "out" / "report.html").read_text()

@@ -1,0 +1,207 @@
+"""The report's variants, each defined once: its name (its row in every table of the report),
+its config overlay, the span it backtests and what it tests. ``lab.ablation`` plans and runs
+them; ``lab.acceptance``, the report and the walk-forward refer to them by these constants,
+never by their names.
+
+The earlier defaults first, 5m oversold recovery held a day at most
+(``user_data/presets/oversold-recovery.json``, its own FreqAI models):
+
+* ``TA``            ``ta``: technical entries; ML and oracle *observed* (computed, not
+                    deciding), so the report can say which of these entries each layer would
+                    block;
+* ``TA_ML``         ``ta+ml``: the ML gate and sizing decide;
+* ``TA_ML_ORACLE``  ``ta+ml+oracle``: plus the oracle, replayed from a heuristic backfill
+                    (point-in-time);
+* ``TA_ML_LLM``     ``ta+ml+llm``: plus the oracle replayed from a journal an LLM wrote, when
+                    one is given;
+* ``TA_ML_WIDE``    ``ta+ml wide``: the ML gate choosing among a wider candidate set: every
+                    candle of a 1h uptrend (entry family ``trend``) instead of the technical
+                    signal's;
+* ``WALK_FORWARD_LATE`` / ``FROZEN_LATE``  ``walk-forward (late)`` / ``frozen (late)``: the
+  last weeks twice, both derived from ``TA_ML`` by ``late``: once retrained every window as
+  usual, once with the models frozen at the late span's start
+  (``hybrid_ai.ml.frozen_models``);
+* the trend baseline (``BASELINE``): what a user would run instead,
+  ``strategies/TrendBaseline.py`` (200-day SMA trend rule, inverse-volatility stakes, textbook
+  parameters), through freqtrade too (``lab.ablation.trend_baseline``).
+
+And the shipped defaults, time-series momentum over days (``hybrid_ai.momentum``), with
+parameters fixed before any run (a 30-day average, the top 3 of the whitelist by 30-day return,
+a week's holding at most), each layer added in turn as above:
+
+* ``MOM``                 ``mom``: momentum alone (ML and oracle off);
+* ``MOM_TOP3``            ``mom top-3``: only the three strongest pairs (the cross-sectional
+                          gate);
+* ``MOM_TOP3_ML``         ``mom top-3 +ml``: FreqAI meta-labels these entries, trained on the
+                          outcome of a momentum trade held up to a week (its label follows the
+                          family's exits and horizon); the oracle observed: the shipped
+                          defaults;
+* ``MOM_TOP3_ML_ORACLE``  ``mom top-3 +ml+oracle``: plus the oracle deciding (heuristic
+                          backfill).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from freqtrade.misc import deep_merge_dicts
+
+from lab.project import OVERSOLD_PRESET, STRATEGY, Preset
+
+Span = Literal["full", "late"]  # the report's whole timerange, or its last weeks only
+LATE_SUFFIX = " (late)"  # the name of a variant over the late span: "<name> (late)"
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """What the variants' overlays are built from, known once a report is planned.
+
+    ``heuristic_journal``: the heuristic backfill's ``journal.jsonl``; ``llm_journal``: an
+    LLM's journal (``--llm-journal``) or None; ``models_dir``: FreqAI's models
+    (``<userdir>/models``); ``identifier``: the oversold preset's FreqAI identifier;
+    ``late_start``: the late span's first day, ``YYYYMMDD``."""
+
+    heuristic_journal: Path
+    llm_journal: Path | None
+    models_dir: Path
+    identifier: str
+    late_start: str
+
+
+Overlay = Callable[[Inputs], dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class VariantDef:
+    """One variant of the report: ``name`` (its row), ``description``, ``overlay`` (its own
+    config keys, built from the plan's ``Inputs``), ``span``, the strategy ``params`` by
+    hyperopt space (freqtrade's params file beside a copy of the strategy; None: as shipped),
+    the ``preset`` its overlay goes on top of (None: the shipped config) and whether it needs
+    an LLM journal (it runs only when one is given)."""
+
+    name: str
+    description: str
+    overlay: Overlay
+    span: Span = "full"
+    params: dict[str, dict[str, Any]] | None = None
+    preset: Preset | None = None
+    needs_llm: bool = False
+    strategy: str = STRATEGY
+
+    @property
+    def late(self) -> bool:
+        """Backtests the late span only (the frozen-model check)."""
+        return self.span == "late"
+
+
+def oracle_overlay(journal: Path, observe: list[str] | None = None) -> dict[str, Any]:
+    """The oracle replayed from ``journal``, deciding unless it is in ``observe`` (the
+    shipped config observes it: every variant says which layers decide)."""
+    return {"hybrid_ai": {"oracle": {"enabled": True, "source": str(journal.resolve())},
+                          "observe_only": list(observe or [])}}
+
+
+def late(base: VariantDef, name: str, description: str,
+         extra: Overlay | None = None) -> VariantDef:
+    """``base`` over the late span only, named ``<name> (late)``, with ``extra`` (if any)
+    merged on top of ``base``'s overlay (its keys win)."""
+
+    def overlay(inputs: Inputs) -> dict[str, Any]:
+        own = base.overlay(inputs)
+        return deep_merge_dicts(extra(inputs), own) if extra else own
+
+    return replace(base, name=f"{name}{LATE_SUFFIX}", description=description,
+                   overlay=overlay, span="late")
+
+
+def frozen_identifier(identifier: str) -> str:
+    """The FreqAI identifier of the frozen-model run (its own models folder)."""
+    return f"{identifier}-frozen"
+
+
+# The earlier defaults, 5m oversold recovery held a day at most, kept as a preset a user can
+# run (see the README); the report's `ta...` variants run exactly it.
+OVERSOLD = OVERSOLD_PRESET.params
+WIDE = {"buy": {**OVERSOLD["buy"], "buy_family": "trend"}}
+# The shipped defaults are momentum (30-day average and ranking, the top 3, a week at most):
+# its variants run the strategy as shipped, `mom` only without the top-k gate.
+MOMENTUM_NO_TOP = {"buy": {"buy_top_k": 0}}
+
+
+def _no_oracle(_: Inputs) -> dict[str, Any]:
+    return {"hybrid_ai": {"oracle": {"enabled": False}}}
+
+
+def _no_ml_no_oracle(_: Inputs) -> dict[str, Any]:
+    return {"freqai": {"enabled": False}, "hybrid_ai": {"oracle": {"enabled": False}}}
+
+
+def _frozen_models(inputs: Inputs) -> dict[str, Any]:
+    """The models of ``inputs.identifier`` frozen at the late span's start; nothing new to
+    save (the frozen model is loaded again for every window)."""
+    trained_before = datetime.strptime(inputs.late_start, "%Y%m%d").replace(tzinfo=UTC)
+    return {"freqai": {"identifier": frozen_identifier(inputs.identifier),
+                       "save_backtest_models": False},
+            "hybrid_ai": {"ml": {"frozen_models": {
+                "dir": str((inputs.models_dir / inputs.identifier).resolve()),
+                "trained_before": trained_before.isoformat()}}}}
+
+
+def _llm_oracle(inputs: Inputs) -> dict[str, Any]:
+    if inputs.llm_journal is None:
+        raise ValueError("the ta+ml+llm variant needs an LLM journal (--llm-journal)")
+    return oracle_overlay(inputs.llm_journal)
+
+
+def _oversold(name: str, description: str, overlay: Overlay,
+              params: dict[str, dict[str, Any]] = OVERSOLD, **kw: Any) -> VariantDef:
+    return VariantDef(name, description, overlay, params=params, preset=OVERSOLD_PRESET, **kw)
+
+
+TA_ML = _oversold("ta+ml", "TA entries gated and sized by the ML layer", _no_oracle)
+TA = _oversold("ta", "TA entries only (ML and oracle observed, not deciding)",
+               lambda i: oracle_overlay(i.heuristic_journal, ["ml", "oracle"]))
+TA_ML_ORACLE = _oversold("ta+ml+oracle",
+                         "ML plus the oracle (heuristic provider, backfilled point-in-time)",
+                         lambda i: oracle_overlay(i.heuristic_journal))
+TA_ML_WIDE = _oversold("ta+ml wide", "the ML gate choosing among every candle of a 1h uptrend "
+                       "(entry family 'trend') instead of the technical signal's", _no_oracle,
+                       params=WIDE)
+TA_ML_LLM = _oversold("ta+ml+llm", "ML plus the oracle replayed from the LLM's journal "
+                      "(--llm-journal)", _llm_oracle, needs_llm=True)
+MOM = VariantDef("mom", "time-series momentum: long while the hourly close is above its 30-day "
+                 "average, out below it, a week at most", _no_ml_no_oracle,
+                 params=MOMENTUM_NO_TOP)
+MOM_TOP3 = VariantDef("mom top-3", "momentum, only the 3 strongest pairs by 30-day return (out "
+                      "when one falls below the top 6)", _no_ml_no_oracle)
+MOM_TOP3_ML = VariantDef("mom top-3 +ml", "the shipped defaults: momentum top-3 meta-labelled "
+                         "by its ML models (label: a momentum trade held up to a week), the "
+                         "oracle observed", lambda i: oracle_overlay(i.heuristic_journal,
+                                                                    ["oracle"]))
+MOM_TOP3_ML_ORACLE = VariantDef("mom top-3 +ml+oracle", "momentum top-3, ML and the oracle "
+                                "deciding (heuristic backfill)",
+                                lambda i: oracle_overlay(i.heuristic_journal))
+WALK_FORWARD_LATE = late(TA_ML, "walk-forward", "TA+ML on the late period, retrained every "
+                         "window")
+FROZEN_LATE = late(TA_ML, "frozen", "TA+ML on the late period with the models frozen at its "
+                   "start", extra=_frozen_models)
+
+# Every variant of the ablation, in the order they run and their rows appear (the trend
+# baseline, ``lab.ablation.trend_baseline``, runs last).
+ABLATION = (TA_ML, TA, TA_ML_ORACLE, TA_ML_WIDE, TA_ML_LLM, MOM, MOM_TOP3, MOM_TOP3_ML,
+            MOM_TOP3_ML_ORACLE, WALK_FORWARD_LATE, FROZEN_LATE)
+
+BASELINE = "trend baseline"
+BASELINE_STRATEGY = "TrendBaseline"
+BASELINE_SMA_DAYS = 200  # the textbook moving average
+
+
+def baseline_name(sma_days: int | None = None) -> str:
+    """The trend baseline's row: ``trend baseline``, or ``trend baseline (SMA <n> d)`` when
+    its moving average was shortened from the textbook 200 days."""
+    days = sma_days or BASELINE_SMA_DAYS
+    return BASELINE if days == BASELINE_SMA_DAYS else f"{BASELINE} (SMA {days} d)"
