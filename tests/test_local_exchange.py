@@ -17,6 +17,7 @@ from local_exchange.clock import DAY_MS, ReplayClock, wall_ms
 from local_exchange.market_data import MarketData, MarketDataError, Precision
 from local_exchange.overlay import DEFAULT_URL, offline_overlay
 from local_exchange.server import LocalExchangeServer, PortInUseError
+from local_exchange.synthetic import generate
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -190,3 +191,17 @@ def test_server_binds_loopback_by_default(synthetic_datadir):
         assert server.server_address[0] == "127.0.0.1"
     finally:
         server.server_close()
+
+
+def test_synthetic_market_is_reproducible_and_correlated():
+    a, b = generate(days=20, seed=3), generate(days=20, seed=3)
+    for pair in a:
+        pd.testing.assert_frame_equal(a[pair], b[pair])
+    assert not generate(days=20, seed=4)["BTC/USDT"].equals(a["BTC/USDT"])
+    btc = np.log(a["BTC/USDT"]["close"]).diff()
+    eth = np.log(a["ETH/USDT"]["close"]).diff()
+    assert 0.4 < btc.corr(eth) < 0.95
+    df = a["SOL/USDT"]
+    assert (df["high"] >= df[["open", "close"]].max(axis=1)).all()
+    assert (df["low"] <= df[["open", "close"]].min(axis=1)).all()
+    assert (df["date"].diff().dropna() == pd.Timedelta(minutes=5)).all()

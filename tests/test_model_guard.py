@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import json
 import re
 import shutil
 from collections.abc import Callable
@@ -226,3 +227,49 @@ def test_every_workaround_names_the_freqtrade_version_it_was_written_against():
     for name, version in compat.WRITTEN_AGAINST.items():
         assert f"freqtrade {version}" in inspect.getdoc(getattr(compat, name))
     assert compat.unverified("0.0") == sorted(workarounds)
+
+
+def test_continual_learning_is_refused(tmp_path):
+    from lab.ml_offline import load_config, model_class
+
+    config = load_config(tmp_path, "cl-test")
+    config["freqai"]["continual_learning"] = True
+    from freqtrade.exceptions import OperationalException
+
+    with pytest.raises(OperationalException, match="continual_learning"):
+        model_class()(config=config)
+
+
+def test_an_identifier_folder_built_with_other_inputs_is_refused_or_rebuilt(tmp_path):
+    """FreqAI would reuse whatever lies under models/<identifier>; the model compares what
+    shaped it with today's inputs first."""
+    from freqtrade.exceptions import OperationalException
+
+    from lab.ml_offline import load_config, model_class, strategy
+
+    config = load_config(tmp_path, "inputs-test")
+    folder = tmp_path / "models" / "inputs-test"
+    model_class()(config=copy.deepcopy(config))._check_saved_inputs(strategy(config))
+    record = json.loads((folder / "hybrid_ai_inputs.json").read_text())
+    assert {"model and label code", "strategy source", "exit rules (the label)",
+            "freqai.train_period_days", "freqtrade version"} <= set(record)
+    (folder / "sub-train-BTC_1709251200").mkdir()  # a model saved under those inputs
+    model_class()(config=copy.deepcopy(config))._check_saved_inputs(strategy(config))  # same
+
+    changed = copy.deepcopy(config)
+    changed["freqai"]["train_period_days"] = 30
+    changed["freqai"]["feature_parameters"]["DI_threshold"] = 0.5
+    with pytest.raises(OperationalException, match=r"changed: freqai.feature_parameters, "
+                                                   r"freqai.train_period_days\)"):
+        model_class()(config=copy.deepcopy(changed))._check_saved_inputs(strategy(changed))
+    assert (folder / "sub-train-BTC_1709251200").exists()  # refused: nothing deleted
+
+    changed["hybrid_ai"]["ml"]["stale_models"] = "rebuild"
+    model_class()(config=copy.deepcopy(changed))._check_saved_inputs(strategy(changed))
+    assert not (folder / "sub-train-BTC_1709251200").exists()  # deleted, to be retrained
+    assert json.loads((folder / "hybrid_ai_inputs.json").read_text()) != record
+
+    (folder / "hybrid_ai_inputs.json").unlink()  # results from before records existed
+    (folder / "sub-train-ETH_1709251200").mkdir()
+    with pytest.raises(OperationalException, match="without a record of their inputs"):
+        model_class()(config=copy.deepcopy(config))._check_saved_inputs(strategy(config))

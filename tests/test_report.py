@@ -179,3 +179,12 @@ def test_a_run_without_plan_json_is_recomputed_from_the_arguments_it_ran_with(re
     assert summary.endswith("Wall time unknown.\n")
     assert _without_wall_time(summary) == _without_wall_time((report / "summary.md").read_text())
     assert "Not recorded with this run" in (tmp_path / "out" / "report.html").read_text()
+
+
+def test_a_report_variant_runs_a_strategy_copy_with_its_parameters(tmp_path):
+    from lab.ablation import WIDE, strategy_copy
+
+    path = strategy_copy(tmp_path, WIDE)
+    assert (path / "HybridAIStrategy.py").read_text().startswith("# pragma")
+    saved = json.loads((path / "HybridAIStrategy.json").read_text())
+    assert saved["strategy_name"] == "HybridAIStrategy" and saved["params"] == WIDE
