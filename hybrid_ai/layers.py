@@ -88,8 +88,8 @@ class UpperLayers:
             if self.live:
                 self._report_predictions(pair, df[col.ML_PREDICTED])
         if any(p.pair == pair for p in self.settings.pair_pauses):
-            df[pauses.PAUSED] = pauses.paused(df["date"], pair, self.settings.pair_pauses)
-            df[pauses.GATE] = ~df[pauses.PAUSED]
+            df[col.PAUSED] = pauses.paused(df["date"], pair, self.settings.pair_pauses)
+            df[col.GATE_PAUSE] = ~df[col.PAUSED]
         return gates.approve(df, self.settings.observe_only)
 
     def gated(self, df: DataFrame, pair: str, now: datetime | None) -> DataFrame:

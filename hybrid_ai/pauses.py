@@ -21,10 +21,6 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, field_validator, model_validator
 
-from hybrid_ai.columns import GATE_PAUSE, PAUSE_EXIT, PAUSED
-
-GATE, PAUSED, EXIT_TAG = GATE_PAUSE, PAUSED, PAUSE_EXIT
-
 
 class PairPause(BaseModel):
     """One pause: ``pair`` (as in the whitelist), ``from`` and ``to`` (ISO 8601, UTC when no

@@ -35,6 +35,7 @@ import talib.abstract as ta
 from freqtrade.strategy import IStrategy, merge_informative_pair
 from pandas import DataFrame
 
+from hybrid_ai import columns as col
 from hybrid_ai import pauses
 
 logger = logging.getLogger(__name__)
@@ -96,7 +97,7 @@ class TrendBaseline(IStrategy):
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         dataframe.loc[pauses.paused(dataframe["date"], metadata["pair"], self.pair_pauses),
-                      ["exit_long", "exit_tag"]] = (1, pauses.EXIT_TAG)
+                      ["exit_long", "exit_tag"]] = (1, col.PAUSE_EXIT)
         dataframe.loc[dataframe["close_1d"] < dataframe["trend_sma"],
                       ["exit_long", "exit_tag"]] = (1, "below_trend")
         return dataframe

@@ -36,6 +36,7 @@ from freqtrade.persistence import Trade
 from freqtrade.strategy import IStrategy, merge_informative_pair
 from pandas import DataFrame
 
+from hybrid_ai import columns as col
 from hybrid_ai import pauses, trend_core
 from hybrid_ai.exits import exit_minimum
 
@@ -117,7 +118,7 @@ class TrendCore(IStrategy):
 
     def populate_exit_trend(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         dataframe.loc[pauses.paused(dataframe["date"], metadata["pair"], self.pair_pauses),
-                      ["exit_long", "exit_tag"]] = (1, pauses.EXIT_TAG)
+                      ["exit_long", "exit_tag"]] = (1, col.PAUSE_EXIT)
         dataframe.loc[dataframe["tc_weight"].fillna(0) <= 0,
                       ["exit_long", "exit_tag"]] = (1, "trend_off")
         return dataframe

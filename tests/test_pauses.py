@@ -11,6 +11,7 @@ import pytest
 from freqtrade.data.btanalysis import load_backtest_data
 from pydantic import ValidationError
 
+from hybrid_ai import columns as col
 from hybrid_ai import pauses
 from hybrid_ai.positions import ExitSignal, exit_columns
 from hybrid_ai.settings import load_settings
@@ -39,7 +40,7 @@ def test_a_paused_candle_exits_last_in_precedence():
     ta, ml, oracle = (np.array(v, bool) for v in ([1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0]))
     exit_long, tag = exit_columns([ExitSignal("ta_reversal", ta), ExitSignal("ml_exit", ml),
                                    ExitSignal("oracle_exit", oracle),
-                                   ExitSignal(pauses.EXIT_TAG, np.array([1, 1, 1, 0], bool))])
+                                   ExitSignal(col.PAUSE_EXIT, np.array([1, 1, 1, 0], bool))])
     assert exit_long.tolist() == [1, 1, 1, 0]
     assert tag.tolist() == ["ta_reversal", "ml_exit", "pair_pause", None]
 
