@@ -22,17 +22,30 @@ Our choices, fixed before any run: a rule is flat until its ``n``-day channel is
 all ``VOL_DAYS`` returns (no weight before), a held position is traded back to its target
 only when off by more than ``BAND`` of it (relative), once a day.
 
+The flat pairs' budget (``book_weights(pool=True)``, the shipped core; declared on
+2026-12-07 before its first run, after the published split had been measured once): the
+whitelist's risk budget is ``N`` positions at the volatility target; where pairs are flat,
+their part goes to the pairs that trend. A pair's weight is ``share x scalar / max(1, S)``
+with ``S`` the sum of the shares that day of the whitelist's pairs with a volatility
+(``S = N`` when every rule of every pair is long: the published ``/ N``), capped at
+``PAIR_CAP / N`` of equity per pair, the book within the budget. The published split
+(``pool=False``) divides by ``N`` always and leaves the flat pairs' budget in cash.
+
 Pure functions on plain numpy/pandas: daily rows in, columns out. A value on day ``t`` uses
 closes up to ``t`` only.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from hybrid_ai.exits import sellable_cut
+from hybrid_ai.settings import SettingsError, describe_errors
 
 LOOKBACKS = (5, 10, 20, 30, 60, 90, 150, 250, 360)  # days (the paper's ensemble)
 TARGET_VOL = 0.25  # annualised volatility each position is scaled to (the paper)
@@ -42,6 +55,41 @@ PAIR_CAP = 2.0  # the volatility scalar's cap (the paper's 200 %): weight <= 2 /
 BAND = 0.20  # rebalance only when |value - target| > 20 % of the target (ours, fixed)
 
 Floats = npt.NDArray[np.float64]
+CONFIG_SECTION = "trend_core"
+STARTUP_DAYS = 200  # the longest warm-up freqtrade fetches on Binance 1h (< 5 x 1000 candles)
+
+
+class PartialTakeProfit(BaseModel):
+    """Sell ``fraction`` of a trade once at ``gain`` above its average entry; afterwards the
+    trade's target is the rest (``1 - fraction`` of the core's): rebalances may sell down to
+    it, never buy back what the take-profit sold."""
+
+    model_config = ConfigDict(extra="forbid")
+    gain: float = Field(gt=0)  # 0.5 = +50 %
+    fraction: float = Field(gt=0, lt=1)
+
+
+class CoreSettings(BaseModel):
+    """The config's ``trend_core`` section (absent: the shipped core). The hard stop and the
+    trailing stop are freqtrade's own keys (``stoploss``, ``trailing_stop``,
+    ``trailing_stop_positive``, ``trailing_stop_positive_offset``,
+    ``trailing_only_offset_is_reached``), which override the strategy's attributes."""
+
+    model_config = ConfigDict(extra="forbid")
+    startup_days: int = Field(STARTUP_DAYS, ge=1)  # daily closes loaded before the first decision
+    pool: bool = True  # the flat pairs' budget to the pairs that trend (book_weights)
+    partial_tp: PartialTakeProfit | None = None  # off unless set
+
+
+def load_core_settings(config: dict[str, Any]) -> CoreSettings:
+    """Parse ``config["trend_core"]``.
+
+    :raises SettingsError: naming the key to fix
+    """
+    try:
+        return CoreSettings.model_validate(config.get(CONFIG_SECTION) or {})
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(CONFIG_SECTION, exc)) from exc
 
 
 def daily_candles(hourly: pd.DataFrame) -> pd.DataFrame:
@@ -102,10 +150,42 @@ def pair_weight(share: npt.ArrayLike, sigma: npt.ArrayLike, n_pairs: int,
                 cap: float = PAIR_CAP, target_vol: float = TARGET_VOL) -> Floats:
     """Target weight of equity, shape (T,): ``share x min(cap, target_vol / sigma) / n_pairs``,
     in [0, cap / n_pairs]; 0 where sigma is unknown or not positive."""
+    scalar = vol_scalar(sigma, cap, target_vol)
+    return np.nan_to_num(np.asarray(share, dtype=float)) * scalar / max(n_pairs, 1)
+
+
+def vol_scalar(sigma: npt.ArrayLike, cap: float = PAIR_CAP,
+               target_vol: float = TARGET_VOL) -> Floats:
+    """``min(cap, target_vol / sigma)``, shape of ``sigma``; 0 where sigma is unknown or not
+    positive (no weight before ``VOL_DAYS`` returns)."""
     sig = np.asarray(sigma, dtype=float)
     ok = np.isfinite(sig) & (sig > 0)
-    scalar = np.where(ok, np.minimum(cap, target_vol / np.where(ok, sig, 1.0)), 0.0)
-    return np.nan_to_num(np.asarray(share, dtype=float)) * scalar / max(n_pairs, 1)
+    return np.where(ok, np.minimum(cap, target_vol / np.where(ok, sig, 1.0)), 0.0)
+
+
+def book_weights(days: dict[str, pd.DataFrame], n_pairs: int, pool: bool = True,
+                 cap: float = PAIR_CAP, budget: float = 1.0) -> pd.DataFrame:
+    """Every pair's target weight of equity per day, shape (days, pairs), 0 where a pair has
+    no value yet.
+
+    :param days: pair -> its ``core_days`` (``date``, ``share``, ``sigma``)
+    :param n_pairs: ``N``, the whitelist's length (the budget is ``N`` positions)
+    :param pool: give the flat pairs' budget to the pairs that trend (the module's
+        docstring); False: the published ``/ N`` split
+    """
+    if not days:
+        return pd.DataFrame()
+    share = pd.DataFrame({p: d.set_index("date")["share"] for p, d in days.items()})
+    sigma = pd.DataFrame({p: d.set_index("date")["sigma"] for p, d in days.items()})
+    share = share.fillna(0.0)
+    raw = share * vol_scalar(sigma.to_numpy(), cap)
+    n = max(n_pairs, 1)
+    if pool:
+        held = (share.where(raw > 0, 0.0).sum(axis=1)).clip(lower=1.0)
+        weights = raw.div(held, axis=0).clip(upper=cap / n)
+    else:
+        weights = raw / n
+    return weights.mul(budget_scale(weights, budget), axis=0)
 
 
 def core_days(daily: pd.DataFrame, n_pairs: int) -> pd.DataFrame:

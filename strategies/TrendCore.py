@@ -14,8 +14,16 @@ tradable balance. Spot, long only, no stoploss, no take-profit.
   (weight x equity); exit (``trend_off``) when it is back to zero; a held position is
   bought or sold back to its target (orders tagged ``rebalance``) only when off by more than
   ``BAND`` (20 %) of it; every order within the exchange minimum and ``max_stake``;
+* the flat pairs' budget goes to the pairs that trend, capped per pair
+  (``trend_core.pool``, on; ``hybrid_ai.trend_core.book_weights``);
 * equity is freqtrade's ``wallets.get_total_stake_amount()`` (the tradable balance at cost)
   plus the open trades' unrealised profit at the last close: a target of marked equity;
+* protections, each off as shipped and each tagged: freqtrade's hard stop (``stoploss``,
+  exit ``stop_loss``) and trailing stop off the high (``trailing_stop*``, exit
+  ``trailing_stop_loss``) from the config's own keys, checked on every candle (and every
+  5 s live); a partial take-profit (``trend_core.partial_tp``, orders ``partial_tp``), after
+  which the trade's target is the rest (``1 - fraction`` of the core's): rebalances may sell
+  down to it and never buy back;
 * pauses as TrendBaseline (``hybrid_ai.pair_pauses``); one slot per pair
   (``max_open_trades`` >= the whitelist's length), ``stake_amount`` "unlimited".
 
@@ -32,6 +40,7 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+from freqtrade.enums import RunMode
 from freqtrade.persistence import Trade
 from freqtrade.strategy import IStrategy, merge_informative_pair
 from pandas import DataFrame
@@ -39,10 +48,10 @@ from pandas import DataFrame
 from hybrid_ai import columns as col
 from hybrid_ai import pauses, trend_core
 from hybrid_ai.exits import exit_minimum
+from hybrid_ai.positions import OpenPosition, PartialTakeProfit, PositionRules, took_profit
 
 logger = logging.getLogger(__name__)
 
-STARTUP_DAYS = 200  # the longest warm-up freqtrade fetches on Binance 1h (< 5 x 1000 candles)
 COLUMNS = ["date", "close", "share", "sigma", "weight"]
 
 
@@ -59,7 +68,7 @@ class TrendCore(IStrategy):
     trailing_stop = False
     position_adjustment_enable = True
     max_entry_position_adjustment = -1  # the band bounds the rebalances, not a count
-    startup_candle_count = (STARTUP_DAYS + 1) * 24
+    startup_candle_count = (trend_core.STARTUP_DAYS + 1) * 24
 
     plot_config = {
         "main_plot": {"close_1d": {"color": "grey"}},
@@ -69,10 +78,18 @@ class TrendCore(IStrategy):
 
     def __init__(self, config: dict) -> None:
         super().__init__(config)
-        days = int(config.get("trend_core", {}).get("startup_days", STARTUP_DAYS))
-        self.startup_candle_count = (days + 1) * 24
+        self.core = trend_core.load_core_settings(config)
+        self.startup_candle_count = (self.core.startup_days + 1) * 24
         self.pair_pauses = pauses.from_config(config)
-        self._budget: tuple[tuple, pd.Series] | None = None
+        self._book: tuple[tuple, pd.DataFrame] | None = None
+        tp = self.core.partial_tp
+        self.position_rules = PositionRules(
+            [PartialTakeProfit(tp.gain, tp.fraction)] if tp else [],
+            live=config.get("runmode") in (RunMode.DRY_RUN, RunMode.LIVE))
+
+    def bot_start(self, **kwargs) -> None:
+        logger.info("TrendCore: %s; position rules: %s", self.core,
+                    "; ".join(self.position_rules.describe()) or "none")
 
     def _pairs(self, pair: str) -> list[str]:
         try:
@@ -80,28 +97,30 @@ class TrendCore(IStrategy):
         except Exception:  # plotting tools without a pairlist
             return list(self.config.get("exchange", {}).get("pair_whitelist", [pair]))
 
-    def _scale(self, pairs: list[str], last: pd.Timestamp) -> pd.Series:
-        """Per day, the factor keeping the whitelist's total weight within the budget (all
-        pairs' candles from the data provider; computed once per candle)."""
-        key = (tuple(pairs), last)
-        if self._budget is None or self._budget[0] != key:
-            weights = {}
+    def _weights(self, pair: str, days: pd.DataFrame) -> pd.Series:
+        """``pair``'s target weight per day within the whitelist's book (every pair's
+        candles from the data provider, ``pair``'s own from the frame being analysed;
+        computed once per candle for all pairs)."""
+        pairs = sorted(set(self._pairs(pair)) | {pair})
+        key = (tuple(pairs), days["date"].iloc[-1] if len(days) else None)
+        if self._book is None or self._book[0] != key:
+            by_pair = {pair: days}
             for p in pairs:
-                hourly = self.dp.get_pair_dataframe(p, self.timeframe)
-                if not hourly.empty:
-                    days = trend_core.core_days(trend_core.daily_candles(hourly), len(pairs))
-                    weights[p] = days.set_index("date")["weight"]
-            self._budget = (key, trend_core.budget_scale(pd.DataFrame(weights)))
-        return self._budget[1]
+                hourly = self.dp.get_pair_dataframe(p, self.timeframe) if p != pair else None
+                if hourly is not None and not hourly.empty:
+                    by_pair[p] = trend_core.core_days(trend_core.daily_candles(hourly),
+                                                      len(pairs))
+            self._book = (key, trend_core.book_weights(by_pair, len(pairs), self.core.pool))
+        book = self._book[1]
+        return book[pair] if pair in book else pd.Series(dtype=float)
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         """Per hourly row, the last complete day's ``tc_share`` (0..1), ``tc_sigma`` (per
         year) and ``tc_weight`` (target, of equity); ``tc_decide`` on the first row showing a
         day's values (its last hourly candle)."""
-        pairs = self._pairs(metadata["pair"])
-        days = trend_core.core_days(trend_core.daily_candles(dataframe), len(pairs))
-        scale = self._scale(pairs, dataframe["date"].iloc[-1])
-        days["weight"] *= scale.reindex(days["date"]).fillna(1.0).to_numpy()
+        pair = metadata["pair"]
+        days = trend_core.core_days(trend_core.daily_candles(dataframe), 1)
+        days["weight"] = self._weights(pair, days).reindex(days["date"]).fillna(0.0).to_numpy()
         merged = merge_informative_pair(dataframe, days[COLUMNS], self.timeframe, "1d",
                                         ffill=True)
         merged = merged.rename(columns={"share_1d": "tc_share", "sigma_1d": "tc_sigma",
@@ -163,19 +182,26 @@ class TrendCore(IStrategy):
                               current_entry_rate: float, current_exit_rate: float,
                               current_entry_profit: float, current_exit_profit: float,
                               **kwargs) -> tuple[float | None, str | None] | None:
-        """Once a day, back to the target when off by more than the band."""
+        """The partial take-profit (when configured), else once a day back to the target
+        when off by more than the band."""
         if trade.has_open_orders or not trade.amount:
             return None
+        minimum = exit_minimum(getattr(self.dp, "_exchange", None), trade.pair,
+                               current_exit_rate, self.stoploss, min_stake)
+        position = OpenPosition.of_trade(trade, current_exit_rate, current_exit_profit)
+        if sale := self.position_rules.adjust(position, current_time, minimum):
+            return sale
         target = self._target(trade.pair, decision_only=True)
         if not target:
             return None
+        took = self.core.partial_tp is not None and took_profit(trade)
+        if took:  # the rest is the position now: sold down to it, never bought back
+            target *= 1.0 - self.core.partial_tp.fraction
         value = trade.amount * current_exit_rate
-        minimum = exit_minimum(getattr(self.dp, "_exchange", None), trade.pair,
-                               current_exit_rate, self.stoploss, min_stake)
         order = trend_core.rebalance(value, target, min_stake if target > value else minimum,
                                      max_stake,
                                      step_value=self._step_value(trade.pair, current_exit_rate))
-        if order is None:
+        if order is None or (took and order > 0):
             return None
         if order > 0:
             return order, "rebalance"

@@ -103,6 +103,43 @@ def test_the_budget_scales_the_whitelist_down_only_when_over():
     assert (weights.fillna(0).mul(scale, axis=0).sum(axis=1) <= 1 + 1e-12).all()
 
 
+def days_of(share: list[float], sigma: list[float]) -> pd.DataFrame:
+    dates = pd.date_range("2023-01-01", periods=len(share), freq="1D", tz="UTC")
+    return pd.DataFrame({"date": dates, "share": share, "sigma": sigma})
+
+
+def test_the_book_gives_the_flat_pairs_budget_to_the_pairs_that_trend():
+    # day 0: all four fully long; day 1: only A; day 2: A and half of B; day 3: A, no sigma
+    n = 4
+    days = {"A": days_of([1, 1, 1, 1], [0.5, 0.5, 0.5, np.nan]),
+            "B": days_of([1, 0, 0.5, 0], [0.5] * 4),
+            "C": days_of([1, 0, 0, 0], [0.5] * 4), "D": days_of([1, 0, 0, 0], [0.5] * 4)}
+    published = tc.book_weights(days, n, pool=False)
+    pooled = tc.book_weights(days, n, pool=True)
+    full = 0.25 / 0.5 / n  # share 1 x scalar 0.5 / N
+    assert published.iloc[0].tolist() == pytest.approx([full] * 4)
+    assert pooled.iloc[0].tolist() == pytest.approx([full] * 4)  # S = N: the paper's split
+    assert published.iloc[1].tolist() == pytest.approx([full, 0, 0, 0])  # the rest in cash
+    assert pooled.iloc[1, 0] == pytest.approx(min(0.5, tc.PAIR_CAP / n))  # S = 1, capped
+    assert pooled.iloc[2, 0] == pytest.approx(0.5 / 1.5) and pooled.iloc[2, 1] == \
+        pytest.approx(0.5 * 0.5 / 1.5)  # S = 1.5, in proportion to the shares
+    assert pooled.iloc[3].tolist() == [0, 0, 0, 0]  # a pair without sigma holds nothing
+    assert (pooled.sum(axis=1) <= 1 + 1e-12).all() and (pooled <= tc.PAIR_CAP / n).all().all()
+
+
+def test_the_core_settings_name_the_key_to_fix():
+    from hybrid_ai.settings import SettingsError
+
+    shipped = tc.load_core_settings({})
+    assert shipped.pool and shipped.partial_tp is None and shipped.startup_days == 200
+    tp = tc.load_core_settings({"trend_core": {"partial_tp": {"gain": 0.5, "fraction": 0.33}}})
+    assert tp.partial_tp.gain == 0.5
+    with pytest.raises(SettingsError, match=r"trend_core\.partial_tp\.fraction"):
+        tc.load_core_settings({"trend_core": {"partial_tp": {"gain": 0.5, "fraction": 1.5}}})
+    with pytest.raises(SettingsError, match=r"trend_core\.pol"):
+        tc.load_core_settings({"trend_core": {"pol": False}})
+
+
 def test_rebalance_holds_inside_the_band_and_respects_the_minimum_and_max_stake():
     assert tc.rebalance(110, 100, 5, 1000) is None  # 10 % off: inside 20 %
     assert tc.rebalance(100, 100 * 1.2, 5, 1000) is None  # exactly the band: hold
@@ -229,3 +266,35 @@ def test_trend_core_backtests_enters_rebalances_and_respects_stake_limits(
     # on Binance); a whole exit sells what is left, whatever it is worth by then
     sized = [o for o in orders if o["ft_is_entry"] or o["ft_order_tag"] == "rebalance"]
     assert min(o["cost"] for o in sized) >= 5.0, min(sized, key=lambda o: o["cost"])
+
+
+@pytest.mark.slow
+def test_the_protections_act_on_the_core_each_tagged(real_datadir, module_exchange, freqtrade,
+                                                      tmp_path):
+    """Tight settings (not the shipped ones) so that every protection acts in four months:
+    the hard stop, the trailing stop off the high and the partial take-profit, each counted
+    by its own tag, and no rebalance buys back what the take-profit sold."""
+    server = module_exchange(real_datadir)
+    tight = {**E2E_CONFIG, "stoploss": -0.06, "trailing_stop": True,
+             "trailing_stop_positive": 0.04, "trailing_stop_positive_offset": 0.12,
+             "trailing_only_offset_is_reached": True,
+             "trend_core": {**E2E_CONFIG["trend_core"],
+                            "partial_tp": {"gain": 0.06, "fraction": 0.3}}}
+    proc = freqtrade(
+        ["backtesting", "--datadir", str(real_datadir), "--timerange", "20240415-20240905",
+         "--pairs", *E2E_PAIRS, "--strategy", "TrendCore", "--strategy-path",
+         str(REPO / "strategies"), "--export", "trades", "--cache", "none"],
+        server.url, tmp_path, extra_config=tight, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    trades = load_result(tmp_path, "TrendCore")["trades"]
+    reasons = {t["exit_reason"] for t in trades}
+    assert {"stop_loss", "trailing_stop_loss"} <= reasons, reasons
+    assert reasons <= {"trend_off", "stop_loss", "trailing_stop_loss", "force_exit"}
+    took = [t for t in trades if any(o["ft_order_tag"] == "partial_tp" for o in t["orders"])]
+    assert took, "no partial take-profit filled"
+    for t in took:
+        orders = t["orders"]
+        at = next(i for i, o in enumerate(orders) if o["ft_order_tag"] == "partial_tp")
+        assert sum(o["ft_order_tag"] == "partial_tp" for o in orders) == 1  # once per trade
+        assert not any(o["ft_is_entry"] for o in orders[at + 1:]), t  # no buy-back
