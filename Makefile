@@ -14,7 +14,7 @@ HISTORY_RANGE := 20220301-20240901
 
 .PHONY: venv demo live report walkforward test test-fast lint bench ml-quality label-study clean \
 	llm-model llm-server llm-journal llm-eval \
-	report-history walkforward-history ml-quality-history label-study-history
+	report-history walkforward-history ml-quality-history label-study-history core-study
 
 # Three install stamps, each installing only what its commands use:
 #   $(STAMP)      the pack (freqtrade, FreqAI's LightGBM, ONNX, openai): demo, report, live...
@@ -101,6 +101,11 @@ label-study: $(STAMP)
 report-history: $(STAMP)
 	$(PY) -m lab.report --datadir $(HISTORY_DATA) --timerange $(HISTORY_RANGE) \
 		-c user_data/config.history.json --out user_data/reports/history-$(HISTORY_RANGE) $(REPORT_ARGS)
+
+# The trend core's declared alternatives, the 200-day rule and buy and hold (issue #32).
+core-study: $(STAMP)
+	$(PY) -m lab.core_study --datadir $(HISTORY_DATA) --timerange $(HISTORY_RANGE) \
+		--out user_data/reports/core-study-$(HISTORY_RANGE) $(CORE_STUDY_ARGS)
 
 walkforward-history: $(STAMP)
 	$(PY) -m lab.walkforward --datadir $(HISTORY_DATA) --pairs $(HISTORY_PAIRS) \

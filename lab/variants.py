@@ -205,3 +205,54 @@ def baseline_name(sma_days: int | None = None) -> str:
     its moving average was shortened from the textbook 200 days."""
     days = sma_days or BASELINE_SMA_DAYS
     return BASELINE if days == BASELINE_SMA_DAYS else f"{BASELINE} (SMA {days} d)"
+
+
+# -- the trend core (strategies/TrendCore.py, hybrid_ai.trend_core; issue #32) -----------------
+# The alternatives, declared on 2026-12-07 before any of them ran (only the published /N split
+# had run, once, the session before); each is a trial of the Deflated Sharpe. All on 1h
+# candles, one slot per pair (``lab.core_study`` sets max_open_trades), ML and oracle off.
+# The protections' levels are on the core's time scale (daily trends of pairs whose daily
+# volatility is 3-5 %), fixed here, not tuned:
+CORE_STOP = -0.20  # the hard stop, 20 % below the average entry
+CORE_TRAIL = {"trailing_stop": True, "trailing_stop_positive": 0.25,
+              "trailing_stop_positive_offset": 0.30, "trailing_only_offset_is_reached": True}
+CORE_TP = {"gain": 0.50, "fraction": 1 / 3}  # a third sold once at +50 %
+# The rule that picks the shipped protections, declared with them: a protection is on by
+# default only if, over the history, it raises the core's marked Sharpe in every calendar
+# year and does not deepen its maximum drawdown; otherwise it stays off (available).
+CORE_STRATEGY = "TrendCore"
+
+
+def _core(extra: dict[str, Any] | None = None, pool: bool = True,
+          partial_tp: dict[str, float] | None = None) -> Overlay:
+    def overlay(_: Inputs) -> dict[str, Any]:
+        section: dict[str, Any] = {"pool": pool}
+        if partial_tp:
+            section["partial_tp"] = partial_tp
+        return {"timeframe": "1h", "stake_amount": "unlimited",
+                "freqai": {"enabled": False}, "hybrid_ai": {"oracle": {"enabled": False}},
+                "trend_core": section, **(extra or {})}
+
+    return overlay
+
+
+def _core_variant(name: str, description: str, overlay: Overlay) -> VariantDef:
+    return VariantDef(name, description, overlay, strategy=CORE_STRATEGY)
+
+
+CORE_PUBLISHED = _core_variant("core published", "the published split: each pair share x 25 % "
+                               "/ sigma / N, the flat pairs' budget in cash", _core(pool=False))
+CORE = _core_variant("core", "the shipped core: the flat pairs' budget to the pairs that trend "
+                     "(capped at 2/N each)", _core())
+CORE_HARD_STOP = _core_variant("core +stop", "plus a hard stop 20 % below the entry",
+                               _core({"stoploss": CORE_STOP}))
+CORE_TRAILING = _core_variant("core +trail", "plus a trailing stop 25 % off the high, armed at "
+                              "+30 %", _core(CORE_TRAIL))
+CORE_PARTIAL_TP = _core_variant("core +tp", "plus a partial take-profit: a third once at +50 % "
+                                "(the rest held, never bought back)", _core(partial_tp=CORE_TP))
+CORE_ALL = _core_variant("core +stop+trail+tp", "plus all three protections",
+                         _core({"stoploss": CORE_STOP, **CORE_TRAIL}, partial_tp=CORE_TP))
+# In the order they run; every one counts as a trial.
+CORE_ALTERNATIVES = (CORE_PUBLISHED, CORE, CORE_HARD_STOP, CORE_TRAILING, CORE_PARTIAL_TP,
+                     CORE_ALL)
+CORE_PROTECTIONS = (CORE_HARD_STOP, CORE_TRAILING, CORE_PARTIAL_TP)

@@ -1,0 +1,167 @@
+"""``make core-study``: the trend core's declared alternatives against what a user would do
+instead (issue #32), each a plain ``freqtrade backtesting`` run on the local exchange.
+
+Rows: the alternatives of ``lab.variants.CORE_ALTERNATIVES`` (declared before they ran, each
+a trial of the Deflated Sharpe), ``strategies/TrendBaseline.py`` (the 200-day rule), the
+equal-weight basket and BTC bought and held. Per row, from freqtrade's result files: the
+marked daily equity's return, Sharpe (freqtrade's ``calculate_sharpe_from_balance``) and
+maximum drawdown with 90 % block-bootstrap intervals, per calendar year too; time-weighted
+exposure (stake at cost in the market / the starting balance); turnover (orders' value per
+year / the mean equity) and fees paid; trades, rebalance orders and what each protection did
+(exits by reason, partial take-profits); the Deflated Sharpe over every alternative tried.
+Then the declared rule's pick of the shipped protections.
+
+Writes ``<out>/core_study.md`` and ``<out>/core_study.json``; the backtests stay under
+``<out>/work``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from lab import ablation, preamble, robustness
+from lab import report_metrics as rm
+from lab.project import REPO
+from lab.render import md_table
+from lab.variants import CORE, CORE_ALTERNATIVES, CORE_PROTECTIONS, Inputs
+
+HISTORY = REPO.parent / "shared" / "data" / "history" / "binance"
+HISTORY_RANGE = "20220301-20240901"
+NO_INPUTS = Inputs(Path(), None, Path(), "", "")  # the core's overlays read none of them
+
+
+def plan(timerange: str, pairs: list[str]) -> list[ablation.Variant]:
+    """The alternatives (one slot per pair), then the trend baseline, over ``timerange``."""
+    runs = [ablation.build(kind, NO_INPUTS, timerange) for kind in CORE_ALTERNATIVES]
+    for run in runs:
+        run.overlay["max_open_trades"] = len(pairs)
+    return [*runs, ablation.trend_baseline(timerange, pairs)]
+
+
+def order_figures(run: rm.Run, equity: pd.Series) -> dict[str, float]:
+    """Counts and costs from the trades' orders: ``rebalances`` (orders tagged so),
+    ``partial_tp`` (filled partial take-profits), ``fees`` (stake currency: every filled
+    order's cost x its side's fee) and ``turnover`` (filled orders' value per year / the mean
+    marked equity)."""
+    tags: Counter[str] = Counter()
+    value = fees = 0.0
+    for _, trade in run.trades.iterrows():
+        for order in trade.get("orders") or []:
+            if not order.get("order_filled_timestamp"):
+                continue
+            cost = float(order["amount"]) * float(order["safe_price"])
+            value += cost
+            fees += cost * float(trade["fee_open" if order["ft_is_entry"] else "fee_close"])
+            tags[order.get("ft_order_tag") or ""] += 1
+    years = max((run.end - run.start).days, 1) / 365
+    return {"rebalances": tags["rebalance"], "partial_tp": tags["partial_tp"], "fees": fees,
+            "turnover": value / years / float(equity.mean())}
+
+
+def run_row(run: rm.Run) -> tuple[dict[str, object], pd.Series]:
+    """One strategy's row and its marked daily equity."""
+    equity = rm.daily_equity(run)
+    daily = equity.pct_change().dropna().to_numpy()
+    ci = robustness.bootstrap(daily)
+    exits = run.trades["exit_reason"].value_counts().to_dict() if len(run.trades) else {}
+    return {"variant": run.name, **rm.series_metrics(equity),
+            "sharpe_ci90": f"[{ci['sharpe'][0]:+.2f}, {ci['sharpe'][1]:+.2f}]",
+            "exposure": float(rm.exposure_series(run).mean()), "trades": len(run.trades),
+            **order_figures(run, equity),
+            "exits": ", ".join(f"{k} {v}" for k, v in sorted(exits.items()))}, equity
+
+
+def benchmark(name: str, index: pd.Series, balance: float) -> tuple[dict[str, object],
+                                                                     pd.Series]:
+    equity = index * balance
+    ci = robustness.bootstrap(equity.pct_change().dropna().to_numpy())
+    return {"variant": name, **rm.series_metrics(equity),
+            "sharpe_ci90": f"[{ci['sharpe'][0]:+.2f}, {ci['sharpe'][1]:+.2f}]",
+            "exposure": 1.0, "trades": np.nan}, equity
+
+
+def deflated(rows: pd.DataFrame, curves: dict[str, pd.Series]) -> pd.Series:
+    """Each alternative's Deflated Sharpe over every alternative tried (their Sharpe
+    ratios' variance; Bailey and López de Prado 2014)."""
+    names = [kind.name for kind in CORE_ALTERNATIVES]
+    var = robustness.annual_to_period_var(rows.set_index("variant").loc[names, "sharpe"])
+    return pd.Series({n: robustness.deflated_sharpe(curves[n].pct_change().dropna(),
+                                                    len(names), var)["dsr"] for n in names})
+
+
+def pick(years: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
+    """The declared rule (``lab.variants``): the protections that raise the core's marked
+    Sharpe in every calendar year without deepening its maximum drawdown."""
+    by = years[years["span"] != "all"].pivot(index="span", columns="variant", values="sharpe")
+    dd = rows.set_index("variant")["max_drawdown"]
+    return [k.name for k in CORE_PROTECTIONS
+            if (by[k.name] > by[CORE.name]).all() and dd[k.name] <= dd[CORE.name]]
+
+
+def compute(runs: list[ablation.Variant], datadir: Path, pairs: list[str]) -> dict[str, object]:
+    loaded = [rm.load_run(v.name, v.result_dir, v.strategy) for v in runs]
+    rows, curves = zip(*(run_row(r) for r in loaded), strict=True)
+    start, end, balance = loaded[0].start, loaded[0].end, loaded[0].starting_balance
+    for name, group in (("basket (buy and hold)", pairs), ("BTC (buy and hold)", ["BTC/USDT"])):
+        row, curve = benchmark(name, rm.buy_and_hold(datadir, group, start, end), balance)
+        rows, curves = (*rows, row), (*curves, curve)
+    table = pd.DataFrame(rows)
+    table["exits"] = table["exits"].fillna("")
+    curves_by = dict(zip(table["variant"], curves, strict=True))
+    table["dsr"] = table["variant"].map(deflated(table, curves_by))
+    trades = {r.name: r.trades for r in loaded}
+    years = robustness.per_year(curves_by, {n: trades.get(n) for n in curves_by})
+    return {"table": table, "years": years, "pick": pick(years, table),
+            "span": f"{start:%Y-%m-%d} -> {end:%Y-%m-%d}", "pairs": pairs}
+
+
+def write(figures: dict[str, object], out: Path) -> Path:
+    table, years = figures["table"], figures["years"]
+    cols = ["variant", "total_return", "sharpe", "sharpe_ci90", "max_drawdown", "exposure",
+            "turnover", "fees", "trades", "rebalances", "partial_tp", "dsr", "exits"]
+    picked = ", ".join(figures["pick"]) or "none"
+    text = "\n\n".join([
+        f"# The trend core's alternatives ({figures['span']}, {len(figures['pairs'])} pairs)",
+        md_table(table[[c for c in cols if c in table]]),
+        "Per calendar year (marked daily equity; 90 % block-bootstrap intervals):",
+        md_table(years.drop(columns=["exposure"])),
+        f"Protections picked by the declared rule: **{picked}**."]) + "\n"
+    (out / "core_study.md").write_text(text)
+    (out / "core_study.json").write_text(json.dumps(
+        {k: (v.to_dict("records") if isinstance(v, pd.DataFrame) else v)
+         for k, v in figures.items()}, indent=2, default=str))
+    return out / "core_study.md"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m lab.core_study", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--datadir", type=Path, default=HISTORY)
+    p.add_argument("--timerange", default=HISTORY_RANGE)
+    p.add_argument("--pairs", nargs="+", help="default: the configs' whitelist")
+    p.add_argument("-c", "--config", type=Path, action="append",
+                   default=[REPO / "user_data" / "config.history.json"])
+    p.add_argument("--out", type=Path, default=REPO / "user_data" / "reports" / "core-study")
+    args = p.parse_args(argv)
+    market = preamble.load_market(args.datadir, args.pairs,
+                                  [REPO / "config.json", *args.config])
+    work = args.out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    first, last = preamble.timerange_bounds(args.timerange)
+    found = preamble.holes(args.datadir, market.pairs, "1h", first, last)
+    configs = (*args.config, preamble.pauses_overlay(work / "pauses.json", found.pauses))
+    with preamble.local_exchange(market.data) as url:
+        runs = [ablation.run_variant(v, work, args.datadir, url, market.pairs, configs)
+                for v in plan(args.timerange, market.pairs)]
+    print(f"core study: {write(compute(runs, args.datadir, market.pairs), args.out)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
