@@ -21,7 +21,8 @@ tradable balance. Spot, long only, no stoploss, no take-profit.
 * protections, each off as shipped and each tagged: freqtrade's hard stop (``stoploss``,
   exit ``stop_loss``) and trailing stop off the high (``trailing_stop*``, exit
   ``trailing_stop_loss``) from the config's own keys, checked on every candle (and every
-  5 s live); a partial take-profit (``trend_core.partial_tp``, orders ``partial_tp``), after
+  5 s live); a partial take-profit (``trend_core.partial_tp``, orders ``partial_tp``,
+  judged once a day with the decision), after
   which the trade's target is the rest (``1 - fraction`` of the core's): rebalances may sell
   down to it and never buy back;
 * pauses as TrendBaseline (``hybrid_ai.pair_pauses``); one slot per pair
@@ -66,7 +67,6 @@ class TrendCore(IStrategy):
     minimal_roi = {"0": 100.0}  # no take-profit: the trend exit only
     stoploss = -0.99  # no stop (spot, unlevered: the worst case is the stake)
     trailing_stop = False
-    position_adjustment_enable = True
     max_entry_position_adjustment = -1  # the band bounds the rebalances, not a count
     startup_candle_count = (trend_core.STARTUP_DAYS + 1) * 24
 
@@ -82,6 +82,7 @@ class TrendCore(IStrategy):
         self.startup_candle_count = (self.core.startup_days + 1) * 24
         self.pair_pauses = pauses.from_config(config)
         self._book: tuple[tuple, pd.DataFrame] | None = None
+        self._adjust_now = True
         tp = self.core.partial_tp
         self.position_rules = PositionRules(
             [PartialTakeProfit(tp.gain, tp.fraction)] if tp else [],
@@ -90,6 +91,19 @@ class TrendCore(IStrategy):
     def bot_start(self, **kwargs) -> None:
         logger.info("TrendCore: %s; position rules: %s", self.core,
                     "; ".join(self.position_rules.describe()) or "none")
+
+    @property
+    def position_adjustment_enable(self) -> bool:
+        """Always, live. A backtest asks ``adjust_trade_position`` on every candle for every
+        open trade and deep-copies the trade with all its orders for each call (freqtrade's
+        ``strategy_safe_wrapper``): three quarters of a run's time for a hook that acts once
+        a day. So backtests ask only on the first candle of a UTC day, the one that shows the
+        day's decision (``bot_loop_start`` keeps the candle's time)."""
+        return getattr(self, "_adjust_now", True)
+
+    def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
+        if self.config.get("runmode") in (RunMode.BACKTEST, RunMode.HYPEROPT):
+            self._adjust_now = current_time.hour == 0
 
     def _pairs(self, pair: str) -> list[str]:
         try:
@@ -182,16 +196,18 @@ class TrendCore(IStrategy):
                               current_entry_rate: float, current_exit_rate: float,
                               current_entry_profit: float, current_exit_profit: float,
                               **kwargs) -> tuple[float | None, str | None] | None:
-        """The partial take-profit (when configured), else once a day back to the target
-        when off by more than the band."""
+        """Once a day, on the decision: the partial take-profit (when configured; judged on
+        the core's time scale), else back to the target when off by more than the band."""
         if trade.has_open_orders or not trade.amount:
             return None
+        target = self._target(trade.pair, decision_only=True)
+        if target is None:
+            return None  # not the day's decision
         minimum = exit_minimum(getattr(self.dp, "_exchange", None), trade.pair,
                                current_exit_rate, self.stoploss, min_stake)
         position = OpenPosition.of_trade(trade, current_exit_rate, current_exit_profit)
         if sale := self.position_rules.adjust(position, current_time, minimum):
             return sale
-        target = self._target(trade.pair, decision_only=True)
         if not target:
             return None
         took = self.core.partial_tp is not None and took_profit(trade)
