@@ -44,6 +44,7 @@ from hybrid_ai.oracle.entry import entry_limits, oracle_refusal
 from hybrid_ai.oracle.feed import OracleFeed
 from hybrid_ai.positions import OpenPosition, PositionRule, PositionRules
 from hybrid_ai.risk import StakeRefusals, StakeSizing
+from hybrid_ai.universe import universe
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,8 @@ class Pack:
         if lookbacks := self._trend_lookbacks():
             df = momentum.add_trends(df, lookbacks)
             if self.strategy.buy_top_k.value > 0 or self._hyperopting:
-                ranks = self.cross_section.ranks(pair, df, self._universe(), lookbacks)
+                pairs = universe(getattr(self.strategy, "dp", None), self.strategy.config)
+                ranks = self.cross_section.ranks(pair, df, pairs, lookbacks)
                 df = df.join(ranks.set_index(df.index))
         return df
 
@@ -97,19 +99,6 @@ class Pack:
     @property
     def _hyperopting(self) -> bool:
         return self.strategy.config.get("runmode") == RunMode.HYPEROPT
-
-    def _universe(self) -> list[str]:
-        """The pairs to rank among: the bot's whitelist (the config's where freqtrade's data
-        provider has no pairlist: plot-dataframe, tools) and the run's pair list
-        (``config["pairs"]``: ``--pairs`` or the config's). They agree, except in freqtrade's
-        lookahead-analysis, which re-runs each checked trade with only its pair whitelisted:
-        ranked among the run's pairs, the cut run sees the full run's cross-section."""
-        config = self.strategy.config
-        try:
-            pairs = self.strategy.dp.current_whitelist()
-        except (AttributeError, OperationalException):
-            pairs = config.get("exchange", {}).get("pair_whitelist", [])
-        return sorted({*pairs, *(config.get("pairs") or [])})
 
     # -- the exits as the ML label sees them ----------------------------------------------------
     def exit_rules(self, pair: str | None = None, price: float | None = None) -> ExitRules:

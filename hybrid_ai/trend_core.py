@@ -53,6 +53,10 @@ VOL_DAYS = 90  # days of daily log returns in sigma (the paper)
 DAYS_PER_YEAR = 365  # crypto trades every day
 PAIR_CAP = 2.0  # the volatility scalar's cap (the paper's 200 %): weight <= 2 / N
 BAND = 0.20  # rebalance only when |value - target| > 20 % of the target (ours, fixed)
+# sigma and the weights are rounded to 1e-12: rolling sums and the book's sum over pairs
+# differ in the last bits with the loaded history's first candle and the pairs' order, and
+# freqtrade's lookahead-analysis compares exact values (1e-12 of equity is nothing to trade)
+DECIMALS = 12
 
 Floats = npt.NDArray[np.float64]
 CONFIG_SECTION = "trend_core"
@@ -143,7 +147,8 @@ def realised_vol(close: npt.ArrayLike, days: int = VOL_DAYS) -> Floats:
     """sigma, shape (T,): the standard deviation of the last ``days`` daily log returns,
     annualised (x sqrt 365), as a fraction per year; NaN until ``days`` returns exist."""
     logs = np.log(pd.Series(np.asarray(close, dtype=float))).diff()
-    return (logs.rolling(days, min_periods=days).std() * np.sqrt(DAYS_PER_YEAR)).to_numpy()
+    sigma = logs.rolling(days, min_periods=days).std() * np.sqrt(DAYS_PER_YEAR)
+    return sigma.round(DECIMALS).to_numpy()
 
 
 def pair_weight(share: npt.ArrayLike, sigma: npt.ArrayLike, n_pairs: int,
@@ -175,8 +180,9 @@ def book_weights(days: dict[str, pd.DataFrame], n_pairs: int, pool: bool = True,
     """
     if not days:
         return pd.DataFrame()
-    share = pd.DataFrame({p: d.set_index("date")["share"] for p, d in days.items()})
-    sigma = pd.DataFrame({p: d.set_index("date")["sigma"] for p, d in days.items()})
+    pairs = sorted(days)
+    share = pd.DataFrame({p: days[p].set_index("date")["share"] for p in pairs})
+    sigma = pd.DataFrame({p: days[p].set_index("date")["sigma"] for p in pairs})
     share = share.fillna(0.0)
     raw = share * vol_scalar(sigma.to_numpy(), cap)
     n = max(n_pairs, 1)
@@ -185,7 +191,7 @@ def book_weights(days: dict[str, pd.DataFrame], n_pairs: int, pool: bool = True,
         weights = raw.div(held, axis=0).clip(upper=cap / n)
     else:
         weights = raw / n
-    return weights.mul(budget_scale(weights, budget), axis=0)
+    return weights.mul(budget_scale(weights, budget), axis=0).round(DECIMALS)
 
 
 def core_days(daily: pd.DataFrame, n_pairs: int) -> pd.DataFrame:

@@ -50,6 +50,7 @@ from hybrid_ai import columns as col
 from hybrid_ai import pauses, trend_core
 from hybrid_ai.exits import exit_minimum
 from hybrid_ai.positions import OpenPosition, PartialTakeProfit, PositionRules, took_profit
+from hybrid_ai.universe import universe
 
 logger = logging.getLogger(__name__)
 
@@ -105,17 +106,11 @@ class TrendCore(IStrategy):
         if self.config.get("runmode") in (RunMode.BACKTEST, RunMode.HYPEROPT):
             self._adjust_now = current_time.hour == 0
 
-    def _pairs(self, pair: str) -> list[str]:
-        try:
-            return list(self.dp.current_whitelist()) or [pair]
-        except Exception:  # plotting tools without a pairlist
-            return list(self.config.get("exchange", {}).get("pair_whitelist", [pair]))
-
     def _weights(self, pair: str, days: pd.DataFrame) -> pd.Series:
         """``pair``'s target weight per day within the whitelist's book (every pair's
         candles from the data provider, ``pair``'s own from the frame being analysed;
         computed once per candle for all pairs)."""
-        pairs = sorted(set(self._pairs(pair)) | {pair})
+        pairs = sorted({*universe(getattr(self, "dp", None), self.config), pair})
         key = (tuple(pairs), days["date"].iloc[-1] if len(days) else None)
         if self._book is None or self._book[0] != key:
             by_pair = {pair: days}
