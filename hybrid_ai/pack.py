@@ -136,15 +136,28 @@ class Pack:
                                       rsi_level=s.sell_rsi.value,
                                       trend_days=s.buy_trend_days.value)
 
+    def label_horizon(self) -> int:
+        """``freqai.feature_parameters.label_period_candles``; where the config sets none, the
+        time exit in candles of the timeframe in use, written into the config for FreqAI's
+        model to read (one fact: ``timeframe`` alone switches 5m to 1h)."""
+        features = self.strategy.config["freqai"]["feature_parameters"]
+        if features.get("label_period_candles") is None:
+            features["label_period_candles"] = self.exit_rules().max_hold
+            logger.info("freqai.feature_parameters.label_period_candles: %d (the time exit "
+                        "in %s candles)", features["label_period_candles"],
+                        self.strategy.timeframe)
+        return features["label_period_candles"]
+
     def check_ml_config(self) -> None:
         """Stop the bot, saying what to set, when FreqAI would train on the wrong thing or
         nothing: a label horizon other than the maximum holding time (FreqAI purges by
-        label_period_candles), or correlated pairs quoted in another stake currency.
+        label_period_candles; ``label_horizon``), or correlated pairs quoted in another stake
+        currency.
 
         :raises OperationalException: with what to set
         """
         config = self.strategy.config
-        configured = config["freqai"]["feature_parameters"].get("label_period_candles")
+        configured = self.label_horizon()
         if problem := (self.exit_rules().horizon_mismatch(configured)
                        or ml_features.corr_pairs_problem(config)):
             raise OperationalException(problem)

@@ -73,6 +73,8 @@ def strategy(config: dict[str, Any] | None = None,
             getattr(strat, name).value = value
     if minimal_roi is not None:
         strat.minimal_roi = minimal_roi
+    if config.get("freqai", {}).get("enabled"):
+        strat.pack.label_horizon()  # as the bot's start sets it (its time exit, if unset)
     return strat
 
 

@@ -248,28 +248,33 @@ def test_an_identifier_folder_built_with_other_inputs_is_refused_or_rebuilt(tmp_
     from lab.ml_offline import load_config, model_class, strategy
 
     config = load_config(tmp_path, "inputs-test")
+
+    def check(config):  # as the bot: the strategy starts (its label horizon set) first
+        strat = strategy(config)
+        model_class()(config=copy.deepcopy(config))._check_saved_inputs(strat)
+
     folder = tmp_path / "models" / "inputs-test"
-    model_class()(config=copy.deepcopy(config))._check_saved_inputs(strategy(config))
+    check(config)
     record = json.loads((folder / "hybrid_ai_inputs.json").read_text())
     assert {"model and label code", "strategy source", "exit rules (the label)",
             "freqai.train_period_days", "freqtrade version"} <= set(record)
     (folder / "sub-train-BTC_1709251200").mkdir()  # a model saved under those inputs
-    model_class()(config=copy.deepcopy(config))._check_saved_inputs(strategy(config))  # same
+    check(config)  # same
 
     changed = copy.deepcopy(config)
     changed["freqai"]["train_period_days"] = 30
     changed["freqai"]["feature_parameters"]["DI_threshold"] = 0.5
     with pytest.raises(OperationalException, match=r"changed: freqai.feature_parameters, "
                                                    r"freqai.train_period_days\)"):
-        model_class()(config=copy.deepcopy(changed))._check_saved_inputs(strategy(changed))
+        check(changed)
     assert (folder / "sub-train-BTC_1709251200").exists()  # refused: nothing deleted
 
     changed["hybrid_ai"]["ml"]["stale_models"] = "rebuild"
-    model_class()(config=copy.deepcopy(changed))._check_saved_inputs(strategy(changed))
+    check(changed)
     assert not (folder / "sub-train-BTC_1709251200").exists()  # deleted, to be retrained
     assert json.loads((folder / "hybrid_ai_inputs.json").read_text()) != record
 
     (folder / "hybrid_ai_inputs.json").unlink()  # results from before records existed
     (folder / "sub-train-ETH_1709251200").mkdir()
     with pytest.raises(OperationalException, match="without a record of their inputs"):
-        model_class()(config=copy.deepcopy(config))._check_saved_inputs(strategy(config))
+        check(config)

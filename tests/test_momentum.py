@@ -154,8 +154,10 @@ def test_the_defaults_and_the_oversold_preset_are_each_consistent():
     from lab.project import OVERSOLD_PRESET, load_config
 
     shipped = ml_offline.strategy()
-    assert shipped.exit_rules().horizon_mismatch(
-        load_config()["freqai"]["feature_parameters"]["label_period_candles"]) is None
+    # the shipped config sets no label horizon: the strategy's time exit is the one fact
+    assert "label_period_candles" not in load_config()["freqai"]["feature_parameters"]
+    assert shipped.config["freqai"]["feature_parameters"]["label_period_candles"] == \
+        shipped.exit_rules().max_hold
     assert (shipped.buy_family.value, shipped.buy_top_k.value) == ("momentum", 3)
     assert shipped.exit_rules().max_hold == 7 * 24 * 12  # a week of 5m candles
     assert load_config()["hybrid_ai"]["observe_only"] == ["oracle"]  # as measured
