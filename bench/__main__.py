@@ -5,11 +5,19 @@ from __future__ import annotations
 import argparse
 import time
 
-from bench import cost_curve, live_footprint, ml_inference, oracle_speed, strategy_speed
+from bench import (
+    core_speed,
+    cost_curve,
+    live_footprint,
+    ml_inference,
+    oracle_speed,
+    strategy_speed,
+)
 from bench.common import Results
 
 BENCHMARKS = {
     "strategy": strategy_speed.run,
+    "core": core_speed.run,
     "ml": ml_inference.run,
     "oracle": oracle_speed.run,
     "live": live_footprint.run,

@@ -64,15 +64,18 @@ def strategy_dirs(tmp: Path) -> dict[str, Path]:
 
 def backtest_seconds(name: str, strategy_path: Path, datadir: Path, timerange: str,
                      url: str, tmp: Path, ml: bool = False, pairs: list[str] = PAIRS,
-                     oracle_journal: Path | None = None) -> float:
-    """Wall time of one ``freqtrade backtesting`` in a fresh user dir (FreqAI trains anew)."""
+                     oracle_journal: Path | None = None,
+                     extra: dict | None = None) -> float:
+    """Wall time of one ``freqtrade backtesting`` in a fresh user dir (FreqAI trains anew);
+    ``extra``: config keys on top (e.g. ``timeframe``)."""
     overlay = write_overlay(tmp / "offline.json", url)
     oracle = ({"enabled": True, "source": str(oracle_journal)} if oracle_journal
               else {"enabled": False})
     layers = tmp / f"layers_{ml}_{bool(oracle_journal)}.json"
     # With a journal the oracle decides (the shipped config observes it): gates, exits, trims.
     layers.write_text(json.dumps({"freqai": {"enabled": ml}, "hybrid_ai": {
-        "oracle": oracle, "observe_only": [] if oracle_journal else ["oracle"]}}))
+        "oracle": oracle, "observe_only": [] if oracle_journal else ["oracle"]},
+        **(extra or {})}))
     userdir = Path(tempfile.mkdtemp(prefix=f"ud_{name}_", dir=tmp))
     cmd = [sys.executable, "-m", "freqtrade", "backtesting", "-c", str(REPO / "config.json"),
            "-c", str(overlay), "-c", str(layers), "--userdir", str(userdir), "--strategy", name,
