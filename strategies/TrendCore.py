@@ -25,6 +25,11 @@ tradable balance. Spot, long only, no stoploss, no take-profit.
   judged once a day with the decision), after
   which the trade's target is the rest (``1 - fraction`` of the core's): rebalances may sell
   down to it and never buy back;
+* the oracle, where it decides (``hybrid_ai.oracle.enabled`` and not in
+  ``hybrid_ai.observe_only``; the shipped config observes it, so it does not steer): its
+  risk level scales the volatility target by the pack's ``stake_multipliers`` (within the
+  per-pair cap and the book's budget; no valid decision: conservative), and its focus list
+  restricts which pairs are entered or added to; sales, exits and stops never wait for it;
 * pauses as TrendBaseline (``hybrid_ai.pair_pauses``); one slot per pair
   (``max_open_trades`` >= the whitelist's length), ``stake_amount`` "unlimited".
 
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,8 +55,11 @@ from pandas import DataFrame
 from hybrid_ai import columns as col
 from hybrid_ai import pauses, trend_core
 from hybrid_ai.exits import exit_minimum
+from hybrid_ai.oracle.feed import Guidance, OracleFeed
 from hybrid_ai.positions import OpenPosition, PartialTakeProfit, PositionRules, took_profit
+from hybrid_ai.settings import load_settings
 from hybrid_ai.universe import universe
+from llm_oracle.once import Once
 
 logger = logging.getLogger(__name__)
 
@@ -83,15 +92,23 @@ class TrendCore(IStrategy):
         self.startup_candle_count = (self.core.startup_days + 1) * 24
         self.pair_pauses = pauses.from_config(config)
         self._book: tuple[tuple, pd.DataFrame] | None = None
+        self._n_pairs = 1
         self._adjust_now = True
+        self.settings = load_settings(config)  # the pack's: oracle, risk multipliers, pauses
+        self.oracle: OracleFeed | None = None
+        self._faults = Once(logger)
         tp = self.core.partial_tp
         self.position_rules = PositionRules(
             [PartialTakeProfit(tp.gain, tp.fraction)] if tp else [],
             live=config.get("runmode") in (RunMode.DRY_RUN, RunMode.LIVE))
 
     def bot_start(self, **kwargs) -> None:
-        logger.info("TrendCore: %s; position rules: %s", self.core,
-                    "; ".join(self.position_rules.describe()) or "none")
+        if self.settings.oracle.enabled and self.settings.decides("oracle"):
+            self.oracle = OracleFeed(self.settings.oracle, base_dir=Path.cwd())
+            self.oracle.refresh()
+        logger.info("TrendCore: %s; position rules: %s; oracle: %s", self.core,
+                    "; ".join(self.position_rules.describe()) or "none",
+                    self.settings.oracle.source if self.oracle else "off")
 
     @property
     def position_adjustment_enable(self) -> bool:
@@ -105,6 +122,8 @@ class TrendCore(IStrategy):
     def bot_loop_start(self, current_time: datetime, **kwargs) -> None:
         if self.config.get("runmode") in (RunMode.BACKTEST, RunMode.HYPEROPT):
             self._adjust_now = current_time.hour == 0
+        elif self.oracle is not None:
+            self.oracle.refresh()  # live: a new decision counts from the next loop on
 
     def _weights(self, pair: str, days: pd.DataFrame) -> pd.Series:
         """``pair``'s target weight per day within the whitelist's book (every pair's
@@ -120,6 +139,7 @@ class TrendCore(IStrategy):
                     by_pair[p] = trend_core.core_days(trend_core.daily_candles(hourly),
                                                       len(pairs))
             self._book = (key, trend_core.book_weights(by_pair, len(pairs), self.core.pool))
+            self._n_pairs = len(pairs)
         book = self._book[1]
         return book[pair] if pair in book else pd.Series(dtype=float)
 
@@ -161,20 +181,51 @@ class TrendCore(IStrategy):
         ratio = float(self.config.get("tradable_balance_ratio", 0.99))
         return self.wallets.get_total_stake_amount() + ratio * unrealised
 
-    def _target(self, pair: str, decision_only: bool) -> float | None:
+    def _target(self, pair: str, decision_only: bool, now: datetime) -> float | None:
+        """The pair's target value now (stake currency): its weight x the oracle's factor
+        (capped at ``PAIR_CAP / N``) x marked equity; None when no decision is due."""
         df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
         if df.empty or (decision_only and not bool(df["tc_decide"].iat[-1])):
             return None  # called every candle: the cheap check first
         weight = float(df["tc_weight"].iat[-1])
-        return weight * self._equity() if np.isfinite(weight) else 0.0
+        if not np.isfinite(weight) or weight <= 0:
+            return 0.0
+        weight = min(weight * self._risk_factor(now), trend_core.PAIR_CAP / self._n_pairs)
+        return weight * self._equity()
+
+    def _guidance(self, now: datetime) -> Guidance | None:
+        return self.oracle.at(now) if self.oracle is not None else None
+
+    def _risk_factor(self, now: datetime) -> float:
+        """The oracle's risk level as a factor on the volatility target: the pack's
+        ``hybrid_ai.stake_multipliers`` (conservative 0.5, moderate 1, aggressive 1.5 as
+        shipped; without a valid decision, conservative); 1 without an oracle."""
+        guidance = self._guidance(now)
+        return 1.0 if guidance is None else self.settings.multiplier(guidance.risk_level)
+
+    def _may_add(self, pair: str, now: datetime) -> bool:
+        """Whether the oracle lets the book add to ``pair`` (its focus list, when
+        ``hybrid_ai.oracle.require_focus``); sales and exits never wait for it."""
+        guidance = self._guidance(now)
+        return guidance is None or guidance.allows(pair, self.settings.oracle.require_focus)
 
     def custom_stake_amount(self, pair: str, current_time: datetime, current_rate: float,
                             proposed_stake: float, min_stake: float | None, max_stake: float,
                             leverage: float, entry_tag: str | None, side: str,
                             **kwargs) -> float:
-        """The target stake, within ``max_stake``; 0 (no entry) below the exchange minimum."""
-        stake = min(self._target(pair, decision_only=False) or 0.0, max_stake)
-        fits = trend_core.fits_minimum(stake, min_stake, self._step_value(pair, current_rate))
+        """The target stake, within ``max_stake``; 0 (no entry) below the exchange minimum,
+        outside the oracle's focus, or on any failure (freqtrade would fall back to its own
+        stake: the entry side fails closed)."""
+        try:
+            if not self._may_add(pair, current_time):
+                return 0.0
+            stake = min(self._target(pair, False, current_time) or 0.0, max_stake)
+            fits = trend_core.fits_minimum(stake, min_stake,
+                                           self._step_value(pair, current_rate))
+        except Exception as exc:  # any failure: no entry, said once
+            self._faults.say(f"stake:{type(exc).__name__}", f"{pair}: stake sizing failed "
+                             f"({type(exc).__name__}: {exc}): no entry", logging.ERROR)
+            return 0.0
         return stake if fits else 0.0
 
     def _step_value(self, pair: str, rate: float) -> float:
@@ -195,7 +246,7 @@ class TrendCore(IStrategy):
         the core's time scale), else back to the target when off by more than the band."""
         if trade.has_open_orders or not trade.amount:
             return None
-        target = self._target(trade.pair, decision_only=True)
+        target = self._target(trade.pair, True, current_time)
         if target is None:
             return None  # not the day's decision
         minimum = exit_minimum(getattr(self.dp, "_exchange", None), trade.pair,
@@ -212,7 +263,8 @@ class TrendCore(IStrategy):
         order = trend_core.rebalance(value, target, min_stake if target > value else minimum,
                                      max_stake,
                                      step_value=self._step_value(trade.pair, current_exit_rate))
-        if order is None or (took and order > 0):
+        if order is None or (order > 0 and (took or not self._may_add(trade.pair,
+                                                                       current_time))):
             return None
         if order > 0:
             return order, "rebalance"

@@ -298,3 +298,42 @@ def test_the_protections_act_on_the_core_each_tagged(real_datadir, module_exchan
         at = next(i for i, o in enumerate(orders) if o["ft_order_tag"] == "partial_tp")
         assert sum(o["ft_order_tag"] == "partial_tp" for o in orders) == 1  # once per trade
         assert not any(o["ft_is_entry"] for o in orders[at + 1:]), t  # no buy-back
+
+
+@pytest.mark.slow
+def test_a_deciding_oracle_scales_the_core_and_restricts_what_it_adds(
+        real_datadir, module_exchange, freqtrade, tmp_path):
+    """One conservative decision in force all along, BTC and SOL in focus: DOGE is never
+    entered, and the first entry is half the core's (the conservative stake multiplier on
+    the volatility target), against the same backtest without the oracle."""
+    from datetime import UTC, datetime
+
+    from llm_oracle.schema import OracleDecision
+
+    server = module_exchange(real_datadir)
+    journal = tmp_path / "journal.jsonl"
+    journal.write_text(OracleDecision(
+        decided_at=datetime(2024, 1, 1, tzinfo=UTC), valid_until=datetime(2025, 1, 1, tzinfo=UTC),
+        session="test", focus_pairs=["BTC/USDT", "SOL/USDT"], risk_level="conservative",
+        max_exposure=1.0, overnight_target=1.0, provider="test",
+        reasoning="test: conservative all year").model_dump_json() + "\n")
+    runs = {}
+    for name, oracle in (("core", {"enabled": False}),
+                         ("steered", {"enabled": True, "source": str(journal)})):
+        userdir = tmp_path / name
+        userdir.mkdir()
+        extra = {**E2E_CONFIG, "hybrid_ai": {"oracle": oracle, "observe_only": []}}
+        proc = freqtrade(
+            ["backtesting", "--datadir", str(real_datadir), "--timerange", "20240415-20240905",
+             "--pairs", *E2E_PAIRS, "--strategy", "TrendCore", "--strategy-path",
+             str(REPO / "strategies"), "--export", "trades", "--cache", "none"],
+            server.url, userdir, extra_config=extra, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[name] = load_result(userdir, "TrendCore")["trades"]
+    core, steered = runs["core"], runs["steered"]
+    assert any(t["pair"] == "DOGE/USDT" for t in core)
+    assert steered and not any(t["pair"] == "DOGE/USDT" for t in steered)
+    first = min(core, key=lambda t: t["open_date"])
+    twin = next(t for t in steered if (t["pair"], t["open_date"]) ==
+                (first["pair"], first["open_date"]))
+    assert twin["orders"][0]["cost"] == pytest.approx(first["orders"][0]["cost"] * 0.5, rel=0.02)
