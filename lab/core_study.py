@@ -27,18 +27,20 @@ import pandas as pd
 
 from lab import ablation, preamble, robustness
 from lab import report_metrics as rm
+from lab.demo import backfill_oracle
 from lab.project import REPO
 from lab.render import md_table
 from lab.variants import CORE, CORE_ALTERNATIVES, CORE_PROTECTIONS, Inputs
 
 HISTORY = REPO.parent / "shared" / "data" / "history" / "binance"
 HISTORY_RANGE = "20220301-20240901"
-NO_INPUTS = Inputs(Path(), None, Path(), "", "")  # the core's overlays read none of them
 
 
-def plan(timerange: str, pairs: list[str]) -> list[ablation.Variant]:
-    """The alternatives (one slot per pair), then the trend baseline, over ``timerange``."""
-    runs = [ablation.build(kind, NO_INPUTS, timerange) for kind in CORE_ALTERNATIVES]
+def plan(timerange: str, pairs: list[str], journal: Path) -> list[ablation.Variant]:
+    """The alternatives (one slot per pair), then the trend baseline, over ``timerange``;
+    ``journal``: the heuristic oracle's backfill the oracle's alternative replays."""
+    inputs = Inputs(journal, None, Path(), "", "")
+    runs = [ablation.build(kind, inputs, timerange) for kind in CORE_ALTERNATIVES]
     for run in runs:
         run.overlay["max_open_trades"] = len(pairs)
     return [*runs, ablation.trend_baseline(timerange, pairs)]
@@ -156,9 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     first, last = preamble.timerange_bounds(args.timerange)
     found = preamble.holes(args.datadir, market.pairs, "1h", first, last)
     configs = (*args.config, preamble.pauses_overlay(work / "pauses.json", found.pauses))
+    backfill_oracle(args.datadir, args.timerange, work / "oracle")
     with preamble.local_exchange(market.data) as url:
         runs = [ablation.run_variant(v, work, args.datadir, url, market.pairs, configs)
-                for v in plan(args.timerange, market.pairs)]
+                for v in plan(args.timerange, market.pairs, work / "oracle" / "journal.jsonl")]
     print(f"core study: {write(compute(runs, args.datadir, market.pairs), args.out)}")
     return 0
 

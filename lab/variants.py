@@ -252,7 +252,13 @@ CORE_PARTIAL_TP = _core_variant("core +tp", "plus a partial take-profit: a third
                                 "(the rest held, never bought back)", _core(partial_tp=CORE_TP))
 CORE_ALL = _core_variant("core +stop+trail+tp", "plus all three protections",
                          _core({"stoploss": CORE_STOP, **CORE_TRAIL}, partial_tp=CORE_TP))
+# Declared on 2026-12-07 after the six above had run, before it ran itself: the core with
+# the heuristic oracle deciding (backfilled point-in-time), judged against the core.
+CORE_ORACLE = _core_variant(
+    "core +oracle", "the core steered by the oracle (heuristic backfill): its risk level "
+    "scales the volatility target, its focus restricts what is added",
+    lambda i: deep_merge_dicts(oracle_overlay(i.heuristic_journal), _core()(i)))
 # In the order they run; every one counts as a trial.
 CORE_ALTERNATIVES = (CORE_PUBLISHED, CORE, CORE_HARD_STOP, CORE_TRAILING, CORE_PARTIAL_TP,
-                     CORE_ALL)
+                     CORE_ALL, CORE_ORACLE)
 CORE_PROTECTIONS = (CORE_HARD_STOP, CORE_TRAILING, CORE_PARTIAL_TP)
