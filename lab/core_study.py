@@ -5,11 +5,13 @@ Rows: the alternatives of ``lab.variants.CORE_ALTERNATIVES`` (declared before th
 a trial of the Deflated Sharpe), ``strategies/TrendBaseline.py`` (the 200-day rule), the
 equal-weight basket and BTC bought and held. Per row, from freqtrade's result files: the
 marked daily equity's return, Sharpe (freqtrade's ``calculate_sharpe_from_balance``) and
-maximum drawdown with 90 % block-bootstrap intervals, per calendar year too; time-weighted
-exposure (stake at cost in the market / the starting balance); turnover (orders' value per
-year / the mean equity) and fees paid; trades, rebalance orders and what each protection did
-(exits by reason, partial take-profits); the Deflated Sharpe over every alternative tried.
-Then the declared rule's pick of the shipped protections.
+maximum drawdown (freqtrade's, and peak to trough) with 90 % block-bootstrap intervals, per
+calendar year too; time-weighted exposure (stake at cost in the market / the starting
+balance); turnover (orders' value per year / the mean equity) and fees paid; trades,
+rebalance orders and what each protection did (exits by reason, partial take-profits); the
+Deflated Sharpe over every alternative tried. Then paired differences against the core and
+of the core against the 200-day rule and the basket, and the declared rule's pick of the
+shipped protections.
 
 Writes ``<out>/core_study.md`` and ``<out>/core_study.json``; the backtests stay under
 ``<out>/work``.
@@ -24,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from freqtrade.data.metrics import calculate_max_drawdown_from_balance
 
 from lab import ablation, preamble, robustness
 from lab import report_metrics as rm
@@ -66,6 +69,17 @@ def order_figures(run: rm.Run, equity: pd.Series) -> dict[str, float]:
             "turnover": value / years / float(equity.mean())}
 
 
+def peak_to_trough(equity: pd.Series) -> float:
+    """The deepest fall from a peak, as a fraction of that peak (freqtrade's
+    ``calculate_max_drawdown_from_balance(relative=True)``; its default, the ``max_drawdown``
+    column, is the relative size of the largest *absolute* fall, smaller once equity grew)."""
+    try:
+        return float(calculate_max_drawdown_from_balance(
+            rm.balance_frame(equity.dropna()), relative=True).relative_account_drawdown)
+    except ValueError:  # flat: no drawdown
+        return 0.0
+
+
 def run_row(run: rm.Run) -> tuple[dict[str, object], pd.Series]:
     """One strategy's row and its marked daily equity."""
     equity = rm.daily_equity(run)
@@ -73,6 +87,7 @@ def run_row(run: rm.Run) -> tuple[dict[str, object], pd.Series]:
     ci = robustness.bootstrap(daily)
     exits = run.trades["exit_reason"].value_counts().to_dict() if len(run.trades) else {}
     return {"variant": run.name, **rm.series_metrics(equity),
+            "peak_to_trough": peak_to_trough(equity),
             "sharpe_ci90": f"[{ci['sharpe'][0]:+.2f}, {ci['sharpe'][1]:+.2f}]",
             "exposure": float(rm.exposure_series(run).mean()), "trades": len(run.trades),
             **order_figures(run, equity),
@@ -84,6 +99,7 @@ def benchmark(name: str, index: pd.Series, balance: float) -> tuple[dict[str, ob
     equity = index * balance
     ci = robustness.bootstrap(equity.pct_change().dropna().to_numpy())
     return {"variant": name, **rm.series_metrics(equity),
+            "peak_to_trough": peak_to_trough(equity),
             "sharpe_ci90": f"[{ci['sharpe'][0]:+.2f}, {ci['sharpe'][1]:+.2f}]",
             "exposure": 1.0, "trades": np.nan}, equity
 
@@ -106,6 +122,24 @@ def pick(years: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
             if (by[k.name] > by[CORE.name]).all() and dd[k.name] <= dd[CORE.name]]
 
 
+def versus(curves: dict[str, pd.Series], baseline: str) -> pd.DataFrame:
+    """Each alternative against the core, and the core against what a user would do
+    instead: the Sharpe and drawdown differences (upper - lower) with 90 % paired
+    block-bootstrap intervals, and the verdict they allow."""
+    pairs = [(CORE.name, k.name) for k in CORE_ALTERNATIVES if k is not CORE]
+    pairs += [(other, CORE.name) for other in (baseline, "basket (buy and hold)")]
+    rows = []
+    for lower, upper in pairs:
+        diff = rm.compare(curves[lower], curves[upper])
+        rows.append({"upper": upper, "lower": lower,
+                     "sharpe_diff": diff["sharpe"][0],
+                     "sharpe_ci90": f"[{diff['sharpe'][1]:+.2f}, {diff['sharpe'][2]:+.2f}]",
+                     "sharpe_call": rm.call(diff["sharpe"], "higher"),
+                     "drawdown_diff": diff["drawdown"][0],
+                     "drawdown_call": rm.call(diff["drawdown"], "lower")})
+    return pd.DataFrame(rows)
+
+
 def compute(runs: list[ablation.Variant], datadir: Path, pairs: list[str]) -> dict[str, object]:
     loaded = [rm.load_run(v.name, v.result_dir, v.strategy) for v in runs]
     rows, curves = zip(*(run_row(r) for r in loaded), strict=True)
@@ -120,17 +154,21 @@ def compute(runs: list[ablation.Variant], datadir: Path, pairs: list[str]) -> di
     trades = {r.name: r.trades for r in loaded}
     years = robustness.per_year(curves_by, {n: trades.get(n) for n in curves_by})
     return {"table": table, "years": years, "pick": pick(years, table),
+            "versus": versus(curves_by, loaded[-1].name),
             "span": f"{start:%Y-%m-%d} -> {end:%Y-%m-%d}", "pairs": pairs}
 
 
 def write(figures: dict[str, object], out: Path) -> Path:
     table, years = figures["table"], figures["years"]
-    cols = ["variant", "total_return", "sharpe", "sharpe_ci90", "max_drawdown", "exposure",
+    cols = ["variant", "total_return", "sharpe", "sharpe_ci90", "max_drawdown",
+            "peak_to_trough", "exposure",
             "turnover", "fees", "trades", "rebalances", "partial_tp", "dsr", "exits"]
     picked = ", ".join(figures["pick"]) or "none"
     text = "\n\n".join([
         f"# The trend core's alternatives ({figures['span']}, {len(figures['pairs'])} pairs)",
         md_table(table[[c for c in cols if c in table]]),
+        "Paired differences (upper - lower, marked daily equity, 90 % block bootstrap):",
+        md_table(figures["versus"]),
         "Per calendar year (marked daily equity; 90 % block-bootstrap intervals):",
         md_table(years.drop(columns=["exposure"])),
         f"Protections picked by the declared rule: **{picked}**."]) + "\n"

@@ -21,7 +21,8 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-PCT = ("total_return", "cagr", "max_drawdown", "win_rate", "exposure")
+PCT = ("total_return", "cagr", "max_drawdown", "win_rate", "exposure", "peak_to_trough",
+       "drawdown_diff")
 Format = Literal["html", "md"]
 
 
