@@ -237,20 +237,25 @@ def load_result(userdir: Path, strategy: str) -> dict:
         return json.loads(zf.read(name))["strategy"][strategy]
 
 
+def backtest_core(freqtrade, datadir: Path, exchange_url: str, userdir: Path,
+                  extra: dict) -> dict:
+    """TrendCore through ``freqtrade backtesting`` on the E2E pairs and span; its results."""
+    proc = freqtrade(
+        ["backtesting", "--datadir", str(datadir), "--timerange", "20240415-20240905",
+         "--pairs", *E2E_PAIRS, "--strategy", "TrendCore", "--strategy-path",
+         str(REPO / "strategies"), "--export", "trades", "--cache", "none"],
+        exchange_url, userdir, extra_config=extra, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return load_result(userdir, "TrendCore")
+
+
 @pytest.mark.slow
 def test_trend_core_backtests_enters_rebalances_and_respects_stake_limits(
         real_datadir, module_exchange, freqtrade, tmp_path):
     server = module_exchange(real_datadir)
-    proc = freqtrade(
-        ["backtesting", "--datadir", str(real_datadir), "--timerange", "20240415-20240905",
-         "--pairs", *E2E_PAIRS, "--strategy", "TrendCore", "--strategy-path",
-         str(REPO / "strategies"), "--export", "trades", "--cache", "none"],
-        server.url, tmp_path, extra_config=E2E_CONFIG, timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    result = load_result(tmp_path, "TrendCore")
+    result = backtest_core(freqtrade, real_datadir, server.url, tmp_path, E2E_CONFIG)
     trades = result["trades"]
-    assert trades, proc.stdout[-3000:]
+    assert trades, "no trade"
     assert {t["enter_tag"] for t in trades} == {"trend_core"}
     assert {t["exit_reason"] for t in trades} <= {"trend_off", "force_exit"}
     orders = [o for t in trades for o in t["orders"]]
@@ -280,14 +285,7 @@ def test_the_protections_act_on_the_core_each_tagged(real_datadir, module_exchan
              "trailing_only_offset_is_reached": True,
              "trend_core": {**E2E_CONFIG["trend_core"],
                             "partial_tp": {"gain": 0.06, "fraction": 0.3}}}
-    proc = freqtrade(
-        ["backtesting", "--datadir", str(real_datadir), "--timerange", "20240415-20240905",
-         "--pairs", *E2E_PAIRS, "--strategy", "TrendCore", "--strategy-path",
-         str(REPO / "strategies"), "--export", "trades", "--cache", "none"],
-        server.url, tmp_path, extra_config=tight, timeout=120,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    trades = load_result(tmp_path, "TrendCore")["trades"]
+    trades = backtest_core(freqtrade, real_datadir, server.url, tmp_path, tight)["trades"]
     reasons = {t["exit_reason"] for t in trades}
     assert {"stop_loss", "trailing_stop_loss"} <= reasons, reasons
     assert reasons <= {"trend_off", "stop_loss", "trailing_stop_loss", "force_exit"}
@@ -323,13 +321,8 @@ def test_a_deciding_oracle_scales_the_core_and_restricts_what_it_adds(
         userdir = tmp_path / name
         userdir.mkdir()
         extra = {**E2E_CONFIG, "hybrid_ai": {"oracle": oracle, "observe_only": []}}
-        proc = freqtrade(
-            ["backtesting", "--datadir", str(real_datadir), "--timerange", "20240415-20240905",
-             "--pairs", *E2E_PAIRS, "--strategy", "TrendCore", "--strategy-path",
-             str(REPO / "strategies"), "--export", "trades", "--cache", "none"],
-            server.url, userdir, extra_config=extra, timeout=120)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        runs[name] = load_result(userdir, "TrendCore")["trades"]
+        runs[name] = backtest_core(freqtrade, real_datadir, server.url, userdir,
+                                   extra)["trades"]
     core, steered = runs["core"], runs["steered"]
     assert any(t["pair"] == "DOGE/USDT" for t in core)
     assert steered and not any(t["pair"] == "DOGE/USDT" for t in steered)
