@@ -37,27 +37,35 @@ from local_exchange.server import BinanceApi, LocalExchangeServer, PortInUseErro
 from local_exchange.synthetic import SYNTHETIC_MARKER, has_candles, is_synthetic, write_market
 
 
-def missing_files(datadir: Path, pairs: list[str]) -> list[str]:
+def missing_files(datadir: Path, pairs: list[str],
+                  timeframes: tuple[str, ...] = TIMEFRAMES) -> list[str]:
+    """The candle files of ``pairs`` x ``timeframes`` that ``datadir`` lacks."""
     return [
         f"{pair.replace('/', '_')}-{tf}.feather"
         for pair in pairs
-        for tf in TIMEFRAMES
+        for tf in timeframes
         if not (datadir / f"{pair.replace('/', '_')}-{tf}.feather").exists()
     ]
 
 
-def prepare_data(datadir: Path, pairs: list[str], days: int, seed: int) -> bool:
-    """Make sure ``datadir`` holds candles for ``pairs``; returns True if they are synthetic."""
+def prepare_data(datadir: Path, pairs: list[str], days: int, seed: int,
+                 timeframes: tuple[str, ...] = TIMEFRAMES) -> bool:
+    """Make sure ``datadir`` holds ``timeframes`` candles for ``pairs``; returns True if they
+    are synthetic.
+
+    :raises DemoError: naming the missing files and how to download them
+    """
     if not has_candles(datadir):
         print(f"demo: {datadir} holds no candles, generating a synthetic market "
               f"({days} days, seed {seed})...", flush=True)
         write_market(datadir, days=days, seed=seed)
-    missing = missing_files(datadir, pairs)
+    missing = missing_files(datadir, pairs, timeframes)
     if missing:
         raise DemoError(
             f"{datadir} lacks {len(missing)} candle file(s) for the whitelist: "
             f"{', '.join(missing[:6])}{' ...' if len(missing) > 6 else ''}. Download them with "
-            f"`freqtrade download-data -c config.json --datadir {datadir} -t 5m 1h` (online), "
+            f"`freqtrade download-data -c config.json --datadir {datadir} "
+            f"-t {' '.join(timeframes)}` (online), "
             f"or empty the directory to use the synthetic market."
         )
     return is_synthetic(datadir)

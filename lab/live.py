@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import ctypes
 import json
+import math
 import os
 import secrets
 import shutil
@@ -39,7 +40,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from lab.demo import prepare_data
-from lab.project import CONFIG, DEFAULT_DATADIR, REPO, DemoError, load_config, whitelist
+from lab.project import (
+    CONFIG,
+    DEFAULT_DATADIR,
+    REPO,
+    DemoError,
+    load_config,
+    needed_timeframes,
+    whitelist,
+)
 from local_exchange.market_data import MarketData, MarketDataError
 from local_exchange.overlay import DEFAULT_HOST, offline_overlay
 
@@ -205,8 +214,21 @@ def fast_replay(args: argparse.Namespace, config: dict, overlay: dict, live_dir:
                str(int(start.timestamp() * 1000)), "--anchor", str(anchor),
                "--speed", str(args.speed)]
     # Loops at most about once a real second (freqtrade's throttle is in clock seconds).
-    overlay["internals"]["process_throttle_secs"] = max(5, int(args.speed))
+    throttle = max(5, int(args.speed))
+    overlay["internals"]["process_throttle_secs"] = throttle
+    overlay["unfilledtimeout"] = fill_window(config.get("unfilledtimeout") or {}, throttle)
     return db
+
+
+def fill_window(timeout: dict, throttle_s: float, loops: int = 3) -> dict:
+    """``unfilledtimeout`` for a fast replay: each order waits at least ``loops`` bot loops
+    for its fill (a dry-run limit order fills on a later loop's price). At 2400x a loop is
+    40 clock minutes, so a 10-minute timeout would cancel every order before any loop could
+    see it fill."""
+    per_unit = 60.0 if timeout.get("unit", "minutes") == "minutes" else 1.0
+    least = math.ceil(loops * throttle_s / per_unit)  # whole units: FreqUI's schema wants ints
+    return {**timeout, **{side: max(int(timeout.get(side, 0)), least)
+                          for side in ("entry", "exit")}}
 
 
 def announce(args: argparse.Namespace, creds: dict[str, str], created: bool, live_dir: Path,
@@ -231,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     oracle_dir = args.userdir / ("oracle-fast" if fast else "oracle-live")
     try:
         config = load_config([CONFIG, *args.config])  # refuse what the bot would refuse
-        prepare_data(args.datadir, args.pairs or whitelist(config), days=180, seed=42)
+        prepare_data(args.datadir, args.pairs or whitelist(config), days=180, seed=42,
+                     timeframes=needed_timeframes(config))
         data = MarketData.load(args.datadir)
     except (DemoError, MarketDataError) as exc:
         print(f"live: error: {exc}", file=sys.stderr)

@@ -25,7 +25,8 @@ STRATEGY_FILE = REPO / "strategies" / f"{STRATEGY}.py"
 OVERLAY = REPO / "user_data" / "config.offline.json"
 DEMO_OVERLAY = REPO / "user_data" / "config.demo.json"  # make demo: stale models rebuilt
 DEFAULT_DATADIR = REPO / "user_data" / "data" / "binance"
-TIMEFRAMES = ("5m", "1h")  # the strategy's timeframe and its informative timeframe
+TIMEFRAMES = ("5m", "1h")  # the shipped strategy's timeframe and its informative timeframe
+INFORMATIVE_TIMEFRAME = "1h"  # every family reads hourly candles (trends, ranks, daily closes)
 SHARED_DATA_ENV = "HYBRID_AI_SHARED_DATA"
 PRESETS = REPO / "user_data" / "presets"
 
@@ -115,3 +116,10 @@ def default_timerange(data: MarketData, backtest_days: int,
             f"{train_days} days of FreqAI training before a backtest. Add older candles."
         )
     return f"{start:%Y%m%d}-{end:%Y%m%d}"
+
+
+def needed_timeframes(config: dict | None = None) -> tuple[str, ...]:
+    """The candle files a run of ``config`` reads: its ``timeframe`` and the hourly
+    informative one (``("1h",)`` for a 1h config: hourly candles are enough)."""
+    main = (config or {}).get("timeframe") or TIMEFRAMES[0]
+    return tuple(dict.fromkeys((main, INFORMATIVE_TIMEFRAME)))

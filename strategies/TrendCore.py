@@ -125,12 +125,13 @@ class TrendCore(IStrategy):
         elif self.oracle is not None:
             self.oracle.refresh()  # live: a new decision counts from the next loop on
 
-    def _weights(self, pair: str, days: pd.DataFrame) -> pd.Series:
+    def _weights(self, pair: str, days: pd.DataFrame, candle: datetime) -> pd.Series:
         """``pair``'s target weight per day within the whitelist's book (every pair's
         candles from the data provider, ``pair``'s own from the frame being analysed;
-        computed once per candle for all pairs)."""
+        computed once per hourly ``candle`` for all pairs: keyed by the day alone, live would
+        keep the book of the day's first hour, its close not yet the day's)."""
         pairs = sorted({*universe(getattr(self, "dp", None), self.config), pair})
-        key = (tuple(pairs), days["date"].iloc[-1] if len(days) else None)
+        key = (tuple(pairs), candle)
         if self._book is None or self._book[0] != key:
             by_pair = {pair: days}
             for p in pairs:
@@ -149,7 +150,9 @@ class TrendCore(IStrategy):
         day's values (its last hourly candle)."""
         pair = metadata["pair"]
         days = trend_core.core_days(trend_core.daily_candles(dataframe), 1)
-        days["weight"] = self._weights(pair, days).reindex(days["date"]).fillna(0.0).to_numpy()
+        last = dataframe["date"].iloc[-1] if len(dataframe) else None
+        days["weight"] = self._weights(pair, days, last).reindex(days["date"]).fillna(0.0) \
+            .to_numpy()
         merged = merge_informative_pair(dataframe, days[COLUMNS], self.timeframe, "1d",
                                         ffill=True)
         merged = merged.rename(columns={"share_1d": "tc_share", "sigma_1d": "tc_sigma",

@@ -309,6 +309,61 @@ def test_fast_replay_trades_and_survives_an_exchange_restart_and_a_candle_gap(re
         live.stop()
 
 
+def test_trend_core_dry_run_on_hourly_candles_alone_enters_and_rebalances(real_datadir,
+                                                                         tmp_path):
+    """The trend core as a user runs it (``user_data/presets/trend-core.config.json``) on a
+    data directory holding 1h files only: at the day's close it enters at the target stake,
+    and the next day's decision buys back to the targets (orders ``rebalance``);
+    FreqUI gets the target weight, the ensemble's share and the core's plot."""
+    datadir = tmp_path / "data"
+    datadir.mkdir()
+    pairs = ["XRP/USDT", "LTC/USDT", "TRX/USDT"]  # all three trend on 2024-08-19's close
+    for pair in pairs:
+        name = f"{pair.replace('/', '_')}-1h.feather"
+        shutil.copy(real_datadir / name, datadir / name)
+    # 1200x: an hourly candle every 3 s on a quiet machine, slower on a busy one (a bot
+    # loop longer than a candle would miss the day's decision candle).
+    speed = str(max(300, round(1200 / pace())))
+    live = Live(datadir, tmp_path / "user", "--pairs", *pairs, "--speed", speed,
+                "--replay-start", "2024-08-19 12:00", "-c",
+                str(REPO / "user_data" / "presets" / "trend-core.config.json"))
+    client = live.client
+
+    def orders(tag: str, side: str) -> list[dict]:
+        return [(t["pair"], o) for t in client.status() for o in t["orders"]
+                if o["ft_order_tag"] == tag and o["ft_order_side"] == side
+                and o["status"] == "closed"]
+
+    try:
+        entries = live.wait(lambda: len(o := orders("trend_core", "buy")) == 3 and o, 240,
+                            "three entries at 2024-08-19's close")
+        balance = client.balance()["total"]
+        opened = {t["pair"]: t for t in client.status()}
+        assert all(t["open_date"] >= "2024-08-20 00:00" for t in opened.values())
+        # each at its target: the day's weight x the tradable balance, the book within it
+        for pair, order in entries:
+            candles = client.pair_candles(pair, "1h", limit=30)
+            rows = [dict(zip(candles["columns"], r, strict=False)) for r in candles["data"]]
+            decided = next(r for r in rows if r["date"].startswith("2024-08-19T23"))
+            assert decided["tc_decide"] and decided["tc_weight"] > 0 and decided["tc_share"] > 0
+            assert order["cost"] == pytest.approx(decided["tc_weight"] * balance * 0.99,
+                                                  rel=0.05)
+        assert sum(o["cost"] for _, o in entries) <= balance
+        plot = client.plot_config()
+        assert set(plot["subplots"]["trend core"]) == {"tc_weight", "tc_share"}
+
+        # 2024-08-20's close: XRP and TRX off their targets by more than the band, bought up
+        # to them (the trades stay open: one per pair, resized in place).
+        buys = live.wait(lambda: orders("rebalance", "buy"), 240, "a rebalance buy")
+        assert {pair for pair, _ in buys} <= {"XRP/USDT", "TRX/USDT"}
+        held = {t["pair"]: t for t in client.status()}
+        for pair, _ in buys:  # added to the open trade, not a second trade
+            assert [o["ft_order_tag"] for o in held[pair]["orders"]][:2] == ["trend_core",
+                                                                             "rebalance"]
+    finally:
+        live.stop()
+
+
 def test_two_bots_follow_one_served_oracle_and_survive_its_outage(real_datadir, start_exchange,
                                                                    tmp_path):
     """Two dry-run bots with different pairs read one `python -m llm_oracle serve` over HTTP:

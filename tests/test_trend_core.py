@@ -217,6 +217,26 @@ def test_no_lookahead_values_on_an_hour_are_the_same_without_the_later_candles()
     assert (decide["date"].dt.hour == 23).all()
     assert np.allclose(decide["close"], decide["close_1d"])
 
+def test_live_candle_by_candle_the_decision_uses_the_days_close():
+    """One strategy instance fed hour by hour, as ``freqtrade trade`` feeds it: the book is
+    recomputed on every candle, so a day's decision (its 23:00 candle) is the day's close's,
+    not that of the day's first hour (the book was once cached per day)."""
+    sys.path.insert(0, str(REPO / "strategies"))
+    from TrendCore import TrendCore
+
+    full_frames = {"AAA/USDT": synthetic_hours(1), "BBB/USDT": synthetic_hours(2)}
+    full = strategy_columns(full_frames, "AAA/USDT").set_index("date")
+    strategy = TrendCore({})
+    start = pd.Timestamp("2022-09-10 00:00", tz="UTC")
+    for hour in pd.date_range(start, start + pd.Timedelta(hours=71), freq="1h"):
+        strategy.dp = FakeDataProvider({p: f[f["date"] <= hour].reset_index(drop=True)
+                                        for p, f in full_frames.items()})
+        live = strategy.populate_indicators(strategy.dp.frames["AAA/USDT"].copy(),
+                                            {"pair": "AAA/USDT"})
+        assert live["tc_weight"].iat[-1] == full.loc[hour, "tc_weight"], hour
+    assert full.loc[start:hour, "tc_weight"].nunique() > 1  # the span holds decisions
+
+
 
 # -- freqtrade itself, on the shared 8-month candles --
 
