@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         config = load_config([CONFIG, *args.config])  # refuse what the bot would refuse
         prepare_data(args.datadir, args.pairs or whitelist(config), days=180, seed=42,
-                     timeframes=needed_timeframes(config))
+                     timeframes=needed_timeframes(config.get("timeframe")))
         data = MarketData.load(args.datadir)
     except (DemoError, MarketDataError) as exc:
         print(f"live: error: {exc}", file=sys.stderr)

@@ -16,11 +16,9 @@ from typing import Any
 import pandas as pd
 
 from lab import data_holes
-from lab.project import load_config, whitelist
+from lab.project import load_config, needed_timeframes, whitelist
 from local_exchange.market_data import MarketData
 from local_exchange.server import BinanceApi, LocalExchangeServer
-
-INFORMATIVE_TIMEFRAME = "1h"  # the strategy's informative candles, checked for holes too
 
 
 @dataclass
@@ -70,7 +68,7 @@ def holes(datadir: Path, pairs: list[str], timeframe: str, start: pd.Timestamp,
     """The holes of ``pairs``' ``timeframe`` and 1h candles between ``start`` and ``end``
     (UTC) and the pauses of the ``timeframe`` ones of a day or more."""
     frames = [data_holes.holes(datadir, pairs, tf, start, end)
-              for tf in dict.fromkeys((timeframe, INFORMATIVE_TIMEFRAME))]
+              for tf in needed_timeframes(timeframe)]
     found = pd.concat(frames, ignore_index=True)
     return Holes(found, data_holes.pair_pauses(found, timeframe))
 

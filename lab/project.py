@@ -118,8 +118,7 @@ def default_timerange(data: MarketData, backtest_days: int,
     return f"{start:%Y%m%d}-{end:%Y%m%d}"
 
 
-def needed_timeframes(config: dict | None = None) -> tuple[str, ...]:
-    """The candle files a run of ``config`` reads: its ``timeframe`` and the hourly
-    informative one (``("1h",)`` for a 1h config: hourly candles are enough)."""
-    main = (config or {}).get("timeframe") or TIMEFRAMES[0]
-    return tuple(dict.fromkeys((main, INFORMATIVE_TIMEFRAME)))
+def needed_timeframes(timeframe: str | None = None) -> tuple[str, ...]:
+    """The candle files a run on ``timeframe`` (default: the shipped one) reads: its own and
+    the hourly informative ones (``("1h",)`` on 1h: hourly candles are enough)."""
+    return tuple(dict.fromkeys((timeframe or TIMEFRAMES[0], INFORMATIVE_TIMEFRAME)))
