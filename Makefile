@@ -1,5 +1,5 @@
 # One command each, on a fresh machine with Python >= 3.11:
-#   make demo   set up .venv (the pack alone), then an offline backtest of HybridAIStrategy
+#   make demo   set up .venv (the pack alone), then an offline backtest of the shipped trend core
 #   make test   set up .venv with the test tools and llama.cpp's server, then the test suite
 PYTHON ?= python3
 VENV   ?= .venv

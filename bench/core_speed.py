@@ -23,6 +23,7 @@ from bench.strategy_speed import (
     load_strategy,
     strategy_dirs,
 )
+from lab.project import CONFIG
 from local_exchange.market_data import MarketData
 from local_exchange.overlay import write_overlay
 from local_exchange.server import BinanceApi, LocalExchangeServer
@@ -45,13 +46,14 @@ def run(results: Results, quick: bool = False) -> None:
             for _ in range(1 if quick else 2):
                 for name in walls:
                     walls[name].append(backtest_seconds(name, dirs[name], datadir, timerange,
-                                                        server.url, tmp, extra=HOURLY))
+                                                        server.url, tmp, extra=HOURLY,
+                                                        configs=(CONFIG,)))
             overlay = write_overlay(tmp / "offline.json", server.url)
             df = load_pair_history(pair="BTC/USDT", timeframe="1h", datadir=datadir)
             df = df.tail(LIVE_CANDLES + STARTUP_HOURS)  # what a live bot holds and analyses
             per_call = {}
             for name in walls:
-                strategy = load_strategy(name, dirs[name], datadir, overlay)
+                strategy = load_strategy(name, dirs[name], datadir, overlay, (CONFIG,))
                 strategy.timeframe = "1h"
                 analyse_seconds(strategy, df, "BTC/USDT", 2)  # warm caches
                 per_call[name] = analyse_seconds(strategy, df, "BTC/USDT", 5 if quick else 20)

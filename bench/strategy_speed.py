@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import freqtrade
@@ -27,6 +28,7 @@ from freqtrade.resolvers import ExchangeResolver, StrategyResolver
 
 from bench.common import REPO, Results, candles_or_synthetic
 from lab.demo import backfill_oracle
+from lab.project import PACK_CONFIGS, config_args
 from local_exchange.market_data import MarketData
 from local_exchange.overlay import write_overlay
 from local_exchange.server import BinanceApi, LocalExchangeServer
@@ -65,8 +67,10 @@ def strategy_dirs(tmp: Path) -> dict[str, Path]:
 def backtest_seconds(name: str, strategy_path: Path, datadir: Path, timerange: str,
                      url: str, tmp: Path, ml: bool = False, pairs: list[str] = PAIRS,
                      oracle_journal: Path | None = None,
-                     extra: dict | None = None) -> float:
+                     extra: dict | None = None,
+                     configs: Sequence[Path] = PACK_CONFIGS) -> float:
     """Wall time of one ``freqtrade backtesting`` in a fresh user dir (FreqAI trains anew);
+    ``configs``: the base (default: HybridAIStrategy's 5m families, ``PACK_CONFIGS``),
     ``extra``: config keys on top (e.g. ``timeframe``)."""
     overlay = write_overlay(tmp / "offline.json", url)
     oracle = ({"enabled": True, "source": str(oracle_journal)} if oracle_journal
@@ -77,8 +81,8 @@ def backtest_seconds(name: str, strategy_path: Path, datadir: Path, timerange: s
         "oracle": oracle, "observe_only": [] if oracle_journal else ["oracle"]},
         **(extra or {})}))
     userdir = Path(tempfile.mkdtemp(prefix=f"ud_{name}_", dir=tmp))
-    cmd = [sys.executable, "-m", "freqtrade", "backtesting", "-c", str(REPO / "config.json"),
-           "-c", str(overlay), "-c", str(layers), "--userdir", str(userdir), "--strategy", name,
+    cmd = [sys.executable, "-m", "freqtrade", "backtesting",
+           *config_args([*configs, overlay, layers]), "--userdir", str(userdir), "--strategy", name,
            "--strategy-path", str(strategy_path), "--datadir", str(datadir),
            "--timerange", timerange, "--pairs", *pairs, "--cache", "none", "--export", "none",
            "--enable-protections"]  # as live runs (SampleStrategy defines none: no cost there)
@@ -90,9 +94,11 @@ def backtest_seconds(name: str, strategy_path: Path, datadir: Path, timerange: s
     return elapsed
 
 
-def load_strategy(name: str, strategy_path: Path, datadir: Path, overlay: Path):
-    """The strategy as freqtrade builds it, with a data provider on the local exchange."""
-    config = Configuration.from_files([str(REPO / "config.json"), str(overlay)])
+def load_strategy(name: str, strategy_path: Path, datadir: Path, overlay: Path,
+                  configs: Sequence[Path] = PACK_CONFIGS):
+    """The strategy as freqtrade builds it (on ``configs``, then ``overlay``), with a data
+    provider on the local exchange."""
+    config = Configuration.from_files([*map(str, configs), str(overlay)])
     config["freqai"]["enabled"] = False  # the execution layer alone (the ML bench is separate)
     config["hybrid_ai"]["oracle"]["enabled"] = False
     config.update(strategy=name, strategy_path=str(strategy_path), datadir=datadir,

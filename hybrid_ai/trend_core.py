@@ -169,7 +169,8 @@ def vol_scalar(sigma: npt.ArrayLike, cap: float = PAIR_CAP,
 
 
 def book_weights(days: dict[str, pd.DataFrame], n_pairs: int, pool: bool = True,
-                 cap: float = PAIR_CAP, budget: float = 1.0) -> pd.DataFrame:
+                 cap: float = PAIR_CAP, budget: float = 1.0,
+                 pair_limit: float = 1.0) -> pd.DataFrame:
     """Every pair's target weight of equity per day, shape (days, pairs), 0 where a pair has
     no value yet.
 
@@ -177,6 +178,10 @@ def book_weights(days: dict[str, pd.DataFrame], n_pairs: int, pool: bool = True,
     :param n_pairs: ``N``, the whitelist's length (the budget is ``N`` positions)
     :param pool: give the flat pairs' budget to the pairs that trend (the module's
         docstring); False: the published ``/ N`` split
+    :param budget: the book's total at most, of equity (the config's
+        ``hybrid_ai.limits.max_total_exposure``)
+    :param pair_limit: one pair's weight at most, of equity (the config's
+        ``hybrid_ai.limits.max_stake_per_trade``), besides ``cap / N``
     """
     if not days:
         return pd.DataFrame()
@@ -191,6 +196,7 @@ def book_weights(days: dict[str, pd.DataFrame], n_pairs: int, pool: bool = True,
         weights = raw.div(held, axis=0).clip(upper=cap / n)
     else:
         weights = raw / n
+    weights = weights.clip(upper=pair_limit)
     return weights.mul(budget_scale(weights, budget), axis=0).round(DECIMALS)
 
 

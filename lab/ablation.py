@@ -27,11 +27,12 @@ from typing import Any
 from freqtrade.misc import deep_merge_dicts
 
 from lab.project import (
-    CONFIG,
     OVERSOLD_PRESET,
+    PACK_CONFIGS,
     REPO,
     STRATEGY,
     Preset,
+    config_args,
     load_config,
     strategy_with_params,
 )
@@ -111,8 +112,8 @@ def plan(timerange: str, heuristic_journal: Path, llm_journal: Path | None,
          configs: tuple[Path, ...] = ()) -> list[Variant]:
     """Every variant of ``lab.variants.ABLATION`` over ``timerange`` (the late ones over its
     last ``late_weeks``, in whole FreqAI windows), ``ta+ml+llm`` only with an
-    ``llm_journal``; ``configs``: the user's overlays on top of config.json."""
-    config = load_config([CONFIG, *configs])
+    ``llm_journal``; ``configs``: the user's overlays on top of ``PACK_CONFIGS``."""
+    config = load_config([*PACK_CONFIGS, *configs])
     preset = load_config([OVERSOLD_PRESET.config_file])
     late = split_late(timerange, late_weeks, config["freqai"]["backtest_period_days"])
     inputs = Inputs(heuristic_journal, llm_journal, models_dir,
@@ -155,25 +156,25 @@ def offline_config(workdir: Path, exchange_url: str) -> Path:
 
 
 def run_variant(variant: Variant, workdir: Path, datadir: Path, exchange_url: str,
-                pairs: list[str] | None, configs: tuple[Path, ...] = ()) -> Variant:
-    """``freqtrade backtesting`` of ``variant``: the pack's config, then ``configs`` (the
-    user's overlays, e.g. ``user_data/config.history.json``), the local exchange and the
-    variant's own overlay, each later one winning."""
+                pairs: list[str] | None, configs: tuple[Path, ...] = (),
+                base: tuple[Path, ...] = PACK_CONFIGS) -> Variant:
+    """``freqtrade backtesting`` of ``variant``: ``base`` (HybridAIStrategy's config as
+    default; ``(CONFIG,)`` the shipped defaults), then ``configs`` (the user's overlays, e.g.
+    ``user_data/config.history.json``), the local exchange and the variant's own overlay,
+    each later one winning; the variant's strategy named on the command line."""
     vdir = variant_dir(workdir, variant.name)
     vdir.mkdir(parents=True, exist_ok=True)
     overlay = vdir / "variant.json"
     overlay.write_text(json.dumps(variant.overlay, indent=2))
     offline = offline_config(workdir, exchange_url)
-    cmd = [sys.executable, "-m", "freqtrade", "backtesting", "-c", str(CONFIG),
-           *[arg for c in configs for arg in ("-c", str(c))],
+    cmd = [sys.executable, "-m", "freqtrade", "backtesting", *config_args([*base, *configs]),
            "-c", str(offline), "-c", str(overlay), "--userdir", str(workdir),
            "--datadir", str(datadir), "--timerange", variant.timerange, "--cache", "none",
            "--export", "signals", "--backtest-directory", str(vdir),
            "--enable-protections"]  # as the live bot always runs them
     if variant.params:
         cmd += ["--strategy-path", str(strategy_copy(vdir, variant.params))]
-    if variant.strategy != STRATEGY:
-        cmd += ["--strategy", variant.strategy]
+    cmd += ["--strategy", variant.strategy]
     if pairs:
         cmd += ["--pairs", *pairs]
     started = time.monotonic()
@@ -207,7 +208,8 @@ def run_analyses(workdir: Path, datadir: Path, exchange_url: str, timerange: str
     for name, extra in (("lookahead-analysis", ["--minimum-trade-amount", "2",
                                                 "--targeted-trade-amount", "10"]),
                         ("recursive-analysis", ["--startup-candle", "400", "1000"])):
-        cmd = [sys.executable, "-m", "freqtrade", name, "-c", str(CONFIG), "-c", str(offline),
+        cmd = [sys.executable, "-m", "freqtrade", name, *config_args(PACK_CONFIGS),
+               "-c", str(offline),
                "-c", str(ta_only), "--userdir", str(userdir), "--datadir", str(datadir),
                "--timerange", timerange, "--pairs", *pairs, *extra]
         proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True,

@@ -31,7 +31,7 @@ from freqtrade.data.metrics import calculate_max_drawdown_from_balance
 from lab import ablation, preamble, robustness
 from lab import report_metrics as rm
 from lab.demo import backfill_oracle
-from lab.project import REPO
+from lab.project import CONFIG, REPO
 from lab.render import md_table
 from lab.variants import CORE, CORE_ALTERNATIVES, CORE_PROTECTIONS, Inputs
 
@@ -189,8 +189,7 @@ def main(argv: list[str] | None = None) -> int:
                    default=[REPO / "user_data" / "config.history.json"])
     p.add_argument("--out", type=Path, default=REPO / "user_data" / "reports" / "core-study")
     args = p.parse_args(argv)
-    market = preamble.load_market(args.datadir, args.pairs,
-                                  [REPO / "config.json", *args.config])
+    market = preamble.load_market(args.datadir, args.pairs, [CONFIG, *args.config])
     work = args.out / "work"
     work.mkdir(parents=True, exist_ok=True)
     first, last = preamble.timerange_bounds(args.timerange)
@@ -198,7 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     configs = (*args.config, preamble.pauses_overlay(work / "pauses.json", found.pauses))
     backfill_oracle(args.datadir, args.timerange, work / "oracle")
     with preamble.local_exchange(market.data) as url:
-        runs = [ablation.run_variant(v, work, args.datadir, url, market.pairs, configs)
+        runs = [ablation.run_variant(v, work, args.datadir, url, market.pairs, configs,
+                                     base=(CONFIG,))
                 for v in plan(args.timerange, market.pairs, work / "oracle" / "journal.jsonl")]
     print(f"core study: {write(compute(runs, args.datadir, market.pairs), args.out)}")
     return 0

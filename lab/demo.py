@@ -1,13 +1,16 @@
-"""``make demo``: an offline ``freqtrade backtesting`` of HybridAIStrategy.
+"""``make demo``: an offline ``freqtrade backtesting`` of the shipped defaults (config.json:
+the trend core, ``strategies/TrendCore.py``; ``-c user_data/presets/hybrid.config.json`` for
+HybridAIStrategy's 5m families).
 
 1. Uses the candles in ``user_data/data/binance``; when that holds none, writes a seeded
    synthetic market there and says so loudly (before and after the report).
-2. Checks that every whitelisted pair has the 5m and 1h files the strategy needs.
+2. Checks that every whitelisted pair has the candle files the config's timeframe needs
+   (1h alone for the core; 5m and 1h for the 5m families).
 3. Backfills the LLM oracle's journal for the backtest range with the deterministic
    heuristic provider (point-in-time, no network), unless ``hybrid_ai.oracle`` is off.
 4. Starts the local exchange on the port of ``user_data/config.offline.json`` and runs
-   freqtrade's own backtesting against it (FreqAI trains the ML layer walk-forward);
-   freqtrade prints its normal report.
+   freqtrade's own backtesting against it (with FreqAI on, it trains the ML layer
+   walk-forward); freqtrade prints its normal report.
 """
 
 from __future__ import annotations
@@ -27,8 +30,10 @@ from lab.project import (
     REPO,
     TIMEFRAMES,
     DemoError,
+    config_args,
     default_timerange,
     load_config,
+    needed_timeframes,
     whitelist,
 )
 from local_exchange.market_data import MarketData, MarketDataError
@@ -55,11 +60,13 @@ def prepare_data(datadir: Path, pairs: list[str], days: int, seed: int,
 
     :raises DemoError: naming the missing files and how to download them
     """
-    if not has_candles(datadir):
-        print(f"demo: {datadir} holds no candles, generating a synthetic market "
-              f"({days} days, seed {seed})...", flush=True)
-        write_market(datadir, days=days, seed=seed)
     missing = missing_files(datadir, pairs, timeframes)
+    if not has_candles(datadir) or (missing and is_synthetic(datadir)):
+        # an empty directory, or our own synthetic one written for another timeframe
+        print(f"demo: {datadir} holds no {'/'.join(timeframes)} candles, generating a "
+              f"synthetic market ({days} days, seed {seed})...", flush=True)
+        write_market(datadir, days=days, seed=seed, timeframes=timeframes)
+        missing = missing_files(datadir, pairs, timeframes)
     if missing:
         raise DemoError(
             f"{datadir} lacks {len(missing)} candle file(s) for the whitelist: "
@@ -90,11 +97,11 @@ def oracle_enabled(config: dict) -> bool:
 
 
 def run_backtest(datadir: Path, timerange: str | None, backtest_days: int,
-                 extra: list[str], oracle_dir: Path) -> int:
+                 extra: list[str], oracle_dir: Path, overlays: list[Path]) -> int:
     data = MarketData.load(datadir)
-    config = load_config([CONFIG, OVERLAY])
+    config = load_config([CONFIG, *overlays, OVERLAY])
     timerange = timerange or default_timerange(data, backtest_days, config)
-    configs = ["-c", str(CONFIG), "-c", str(OVERLAY), "-c", str(DEMO_OVERLAY)]
+    configs = config_args([CONFIG, *overlays, OVERLAY, DEMO_OVERLAY])
     if oracle_enabled(config):
         configs += ["-c", str(backfill_oracle(datadir, timerange, oracle_dir))]
     server = LocalExchangeServer(BinanceApi(data), host=DEFAULT_HOST, port=DEFAULT_PORT)
@@ -120,17 +127,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backtest-days", type=int, default=90)
     parser.add_argument("--oracle-dir", type=Path, default=REPO / "user_data" / "oracle",
                         help="where the oracle's backfilled journal goes")
-    parser.add_argument("--days", type=int, default=180, help="length of a synthetic market")
+    parser.add_argument("-c", "--config", type=Path, action="append", default=[],
+                        help="a config overlay on top of config.json (e.g. "
+                        "user_data/presets/hybrid.config.json); may repeat")
+    parser.add_argument("--days", type=int, default=400, help="length of a synthetic market "
+                        "(the core's 200-day startup, then the backtest)")
     parser.add_argument("--seed", type=int, default=42, help="seed of a synthetic market")
     parser.add_argument("freqtrade_args", nargs="*", help="passed on to freqtrade backtesting")
     args = parser.parse_args(argv)
     try:
-        synthetic = prepare_data(args.datadir, whitelist(), args.days, args.seed)
+        config = load_config([CONFIG, *args.config])
+        synthetic = prepare_data(args.datadir, whitelist(config), args.days, args.seed,
+                                 needed_timeframes(config["timeframe"]))
         marker = args.datadir / SYNTHETIC_MARKER
         banner = f"*** {marker.read_text().strip()} ***" if synthetic else ""
         print(banner, flush=True)
         code = run_backtest(args.datadir, args.timerange, args.backtest_days,
-                            args.freqtrade_args, args.oracle_dir)
+                            args.freqtrade_args, args.oracle_dir, args.config)
     except (DemoError, MarketDataError, PortInUseError, subprocess.CalledProcessError) as exc:
         print(f"demo: error: {exc}", file=sys.stderr)
         return 2

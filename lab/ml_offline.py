@@ -17,7 +17,7 @@ from freqtrade.enums import RunMode
 from freqtrade.freqai.data_kitchen import FreqaiDataKitchen
 
 from hybrid_ai.ml import features as ml_features
-from lab.project import CONFIG, REPO, Preset
+from lab.project import PACK_CONFIGS, REPO, Preset
 
 MODEL_FILE = REPO / "freqaimodels" / "LightGBMOnnxClassifier.py"
 
@@ -39,7 +39,7 @@ def load_config(userdir: Path, identifier: str, training: dict[str, Any] | None 
                 preset: Preset | None = None) -> dict[str, Any]:
     """config.json (and ``preset``'s overlay) as freqtrade loads it, FreqAI pointed at
     ``userdir``/models/``identifier``."""
-    configs = [str(CONFIG), *([str(preset.config_file)] if preset else [])]
+    configs = [*map(str, PACK_CONFIGS), *([str(preset.config_file)] if preset else [])]
     config = setup_utils_configuration(
         {"config": configs, "user_data_dir": str(userdir), "timerange": "20240101-20240201"},
         RunMode.BACKTEST,
@@ -64,7 +64,7 @@ def strategy(config: dict[str, Any] | None = None,
     if preset is not None:
         params, minimal_roi = {**preset.params, **(params or {})}, minimal_roi or preset.roi
     if config is None:
-        configs = [str(CONFIG), *([str(preset.config_file)] if preset else [])]
+        configs = [*map(str, PACK_CONFIGS), *([str(preset.config_file)] if preset else [])]
         config = setup_utils_configuration(
             {"config": configs, "timerange": "20240101-20240201"}, RunMode.BACKTEST)
     strat = StrategyResolver.load_strategy(config)

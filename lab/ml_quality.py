@@ -36,7 +36,14 @@ from hybrid_ai.ml import skill
 from hybrid_ai.ml.features import RETURN_LABEL, WIN, targets
 from hybrid_ai.ml.signals import BASE_RATE, MEAN_LOSS, MEAN_WIN, RISK_RANK, SKILL, add_ml_columns
 from hybrid_ai.settings import RiskLevel, load_settings
-from lab.project import CONFIG, DEFAULT_DATADIR, REPO, load_config, shared_data
+from lab.project import (
+    DEFAULT_DATADIR,
+    PACK_CONFIGS,
+    REPO,
+    config_args,
+    load_config,
+    shared_data,
+)
 from lab.robustness import rank_ic
 
 
@@ -90,7 +97,7 @@ def evaluate(models_dir: Path, datadir: Path, pairs: list[str],
 
     strat = strat or strategy()
     rules, sell_rsi = strat.exit_rules(), strat.sell_rsi.value
-    settings = load_settings(load_config([CONFIG]))
+    settings = load_settings(load_config(PACK_CONFIGS))
     margin = settings.ml.ev_margin[RiskLevel.MODERATE]
     preds = load_predictions(models_dir)
     if since is not None:
@@ -164,7 +171,7 @@ def run_backtest(datadir: Path, userdir: Path, timerange: str, pairs: list[str],
     cmd = [sys.executable, "-m", "local_exchange", "run", "--datadir", str(datadir),
            "--port", "0", "--write-overlay", str(userdir / "offline.json"),
            "--", sys.executable, "-m", "freqtrade", "backtesting",
-           "-c", str(CONFIG), *[arg for c in configs for arg in ("-c", str(c))],
+           *config_args([*PACK_CONFIGS, *configs]),
            "-c", str(userdir / "offline.json"), "-c", str(ml_only),
            "--userdir", str(userdir), "--datadir", str(datadir), "--timerange", timerange,
            "--pairs", *pairs, "--cache", "none", "--export", "none"]
@@ -185,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("-c", "--config", type=Path, action="append", default=[],
                         help="a config overlay on top of config.json; may repeat")
     args = parser.parse_args(argv)
-    config = load_config([CONFIG, *args.config])
+    config = load_config([*PACK_CONFIGS, *args.config])
     if not args.no_run:
         run_backtest(args.datadir, args.userdir, args.timerange, args.pairs,
                      tuple(args.config))

@@ -19,16 +19,20 @@ from llm_oracle.settings import OracleSettingsError, load_oracle_settings
 from local_exchange.market_data import MarketData
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG = REPO / "config.json"
+CONFIG = REPO / "config.json"  # the shipped defaults: the trend core (strategies/TrendCore.py)
+PRESETS = REPO / "user_data" / "presets"
+# The pack's 5m families (HybridAIStrategy, the ML gate), the shipped defaults before #32, on
+# top of config.json: what the research tools (report, walk-forward, ML quality) study.
+HYBRID_CONFIG = PRESETS / "hybrid.config.json"
+PACK_CONFIGS = (CONFIG, HYBRID_CONFIG)
 STRATEGY = "HybridAIStrategy"
 STRATEGY_FILE = REPO / "strategies" / f"{STRATEGY}.py"
 OVERLAY = REPO / "user_data" / "config.offline.json"
 DEMO_OVERLAY = REPO / "user_data" / "config.demo.json"  # make demo: stale models rebuilt
 DEFAULT_DATADIR = REPO / "user_data" / "data" / "binance"
-TIMEFRAMES = ("5m", "1h")  # the shipped strategy's timeframe and its informative timeframe
+TIMEFRAMES = ("5m", "1h")  # HybridAIStrategy's timeframe and its informative timeframe
 INFORMATIVE_TIMEFRAME = "1h"  # every family reads hourly candles (trends, ranks, daily closes)
 SHARED_DATA_ENV = "HYBRID_AI_SHARED_DATA"
-PRESETS = REPO / "user_data" / "presets"
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,9 @@ def shared_data() -> Path | None:
     return path if any(path.glob("*-5m.feather")) else None
 
 
-def load_config(paths: Sequence[Path] = (CONFIG,)) -> dict[str, Any]:
-    """The merged config of ``paths``, with the pack's and the oracle's sections validated."""
+def load_config(paths: Sequence[Path] = PACK_CONFIGS) -> dict[str, Any]:
+    """The merged config of ``paths`` (default: HybridAIStrategy's, ``PACK_CONFIGS``), with
+    the pack's and the oracle's sections validated."""
     from freqtrade.configuration.load_config import load_from_files
 
     config = load_from_files([str(p) for p in paths])
@@ -102,23 +107,48 @@ def strategy_with_params(directory: Path, epoch: dict[str, Any]) -> Path:
     return directory
 
 
+def warmup_days(config: dict[str, Any]) -> tuple[int, str]:
+    """Days of candles a backtest of ``config`` needs before its first candle, and why: the
+    trend core's startup (``trend_core.startup_days``, TrendCore) or FreqAI's training
+    period (``freqai.train_period_days``, when enabled), whichever is longer, plus a day."""
+    from hybrid_ai.trend_core import load_core_settings
+
+    needs = [(0, "no warm-up")]
+    if config.get("strategy") == "TrendCore":
+        needs.append((load_core_settings(config).startup_days, "the trend core's startup"))
+    freqai = config.get("freqai", {})
+    if freqai.get("enabled"):
+        needs.append((int(freqai.get("train_period_days", 0)), "FreqAI training"))
+    days, why = max(needs)
+    return days + 1, why
+
+
 def default_timerange(data: MarketData, backtest_days: int,
                       config: dict[str, Any] | None = None) -> str:
-    """The last ``backtest_days`` of the data, leaving FreqAI its training period before."""
+    """The last ``backtest_days`` of the data, leaving the run its warm-up before
+    (``warmup_days``: the trend core's startup, FreqAI's training period).
+
+    :raises DemoError: when the data is too short, saying for what
+    """
     config = config or load_config()
-    train_days = config.get("freqai", {}).get("train_period_days", 0) + 1
+    warmup, why = warmup_days(config)
     first = datetime.fromtimestamp(data.first_time() / 1000, tz=UTC)
     end = datetime.fromtimestamp(data.last_close_time() / 1000, tz=UTC)
-    start = max(end - timedelta(days=backtest_days), first + timedelta(days=train_days))
+    start = max(end - timedelta(days=backtest_days), first + timedelta(days=warmup))
     if start >= end:
         raise DemoError(
             f"{data.datadir} covers {first:%Y-%m-%d} to {end:%Y-%m-%d}: too short for "
-            f"{train_days} days of FreqAI training before a backtest. Add older candles."
+            f"{warmup} days of warm-up ({why}) before a backtest. Add older candles."
         )
     return f"{start:%Y%m%d}-{end:%Y%m%d}"
 
 
+def config_args(paths: Sequence[Path]) -> list[str]:
+    """``-c <path>`` for each of ``paths``, in order (freqtrade merges them so)."""
+    return [arg for path in paths for arg in ("-c", str(path))]
+
+
 def needed_timeframes(timeframe: str | None = None) -> tuple[str, ...]:
-    """The candle files a run on ``timeframe`` (default: the shipped one) reads: its own and
+    """The candle files a run on ``timeframe`` (default: HybridAIStrategy's) reads: its own and
     the hourly informative ones (``("1h",)`` on 1h: hourly candles are enough)."""
     return tuple(dict.fromkeys((timeframe or TIMEFRAMES[0], INFORMATIVE_TIMEFRAME)))

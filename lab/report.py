@@ -24,7 +24,7 @@ import pandas as pd
 from hybrid_ai import momentum
 from lab import ablation, preamble, report_compute, report_document
 from lab.demo import backfill_oracle
-from lab.project import CONFIG, REPO, default_timerange, shared_data
+from lab.project import PACK_CONFIGS, REPO, default_timerange, shared_data
 from lab.render import render, to_markdown
 from lab.report_plan import ReportPlan, RunDirError, RunRecord
 
@@ -86,7 +86,7 @@ def saved_run(args: argparse.Namespace) -> tuple[ReportPlan, RunRecord]:
         return ReportPlan.load(run_dir), RunRecord.load(run_dir)
     if not (run_dir / "work" / "runs").is_dir():
         raise RunDirError(f"{run_dir}: neither plan.json nor work/runs: not a report's folder")
-    market = preamble.load_market(args.datadir, args.pairs, [CONFIG, *args.config])
+    market = preamble.load_market(args.datadir, args.pairs, [*PACK_CONFIGS, *args.config])
     return plan_from_args(args, run_dir, market), RunRecord.load(run_dir)
 
 
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or args.from_run
     else:
         started = time.monotonic()
-        market = preamble.load_market(args.datadir, args.pairs, [CONFIG, *args.config])
+        market = preamble.load_market(args.datadir, args.pairs, [*PACK_CONFIGS, *args.config])
         out = args.out or (REPO / "user_data" / "reports"
                            / datetime.now(UTC).strftime("%Y%m%d-%H%M%S"))
         plan = plan_from_args(args, out, market)

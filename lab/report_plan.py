@@ -19,7 +19,7 @@ from typing import Any
 
 from lab import ablation
 from lab.ablation import Variant
-from lab.project import CONFIG, load_config
+from lab.project import PACK_CONFIGS, load_config
 
 PLAN_FILE = "plan.json"
 RUN_FILE = "run.json"
@@ -73,7 +73,7 @@ class ReportPlan:
 
     def config(self) -> dict[str, Any]:
         """config.json with the plan's overlays, validated (``DemoError`` otherwise)."""
-        return load_config([CONFIG, *self.configs])
+        return load_config([*PACK_CONFIGS, *self.configs])
 
     def variants(self) -> list[Variant]:
         """Every variant, in the order they run: the ablation's (``lab.variants``), then the

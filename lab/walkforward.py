@@ -40,8 +40,8 @@ from lab import ablation, preamble
 from lab import report_metrics as rm
 from lab.preamble import Market
 from lab.project import (
-    CONFIG,
     DEFAULT_DATADIR,
+    PACK_CONFIGS,
     REPO,
     STRATEGY,
     STRATEGY_FILE,
@@ -174,7 +174,7 @@ def inputs_fingerprint(args: argparse.Namespace, pairs: list[str],
     return {
         "strategy source": fingerprint.files_digest([STRATEGY_FILE], REPO),
         "pack code": fingerprint.files_digest((REPO / "hybrid_ai").rglob("*.py"), REPO),
-        "config.json": fingerprint.files_digest([CONFIG], REPO),
+        "config.json": fingerprint.files_digest(list(PACK_CONFIGS), REPO),
         "candle files": fingerprint.digest(data),
         "freqtrade version": fingerprint.digest(freqtrade.__version__),
         "pairs": fingerprint.digest(pairs),
@@ -285,7 +285,7 @@ def plan(args: argparse.Namespace) -> tuple[Market, list[Window], datetime, date
     """The market (config, pairs, candles), the windows and the range they tile (default:
     the whole data after ``STARTUP_DAYS``; sets ``args.timerange``). ``DemoError``,
     ``MarketDataError``, ``WalkForwardError`` or ``ValueError``: what to change."""
-    market = preamble.load_market(args.datadir, args.pairs, [CONFIG])
+    market = preamble.load_market(args.datadir, args.pairs, list(PACK_CONFIGS))
     first = datetime.fromtimestamp(market.data.first_time() / 1000, tz=UTC)
     last = datetime.fromtimestamp(market.data.last_close_time() / 1000, tz=UTC)
     if args.timerange:
@@ -311,7 +311,7 @@ def window_configs(out: Path, exchange_url: str, market: Market, datadir: Path,
     # report (lab.data_holes): no trade carried across candles that do not exist.
     holes = preamble.holes(datadir, market.pairs, market.config["timeframe"],
                            pd.Timestamp(start), pd.Timestamp(end))
-    return [CONFIG, overlay, preamble.pauses_overlay(out / "pauses.json", holes.pauses)]
+    return [*PACK_CONFIGS, overlay, preamble.pauses_overlay(out / "pauses.json", holes.pauses)]
 
 
 def reused(w: Window, wdir: Path, inputs: fingerprint.Inputs, n: int) -> dict[str, Any] | None:

@@ -112,14 +112,20 @@ def resample(df: pd.DataFrame, rule: str) -> pd.DataFrame:
     return agg.dropna().reset_index()
 
 
-def write_market(datadir: Path, days: int = 180, seed: int = 42) -> list[Path]:
-    """Write 5m and 1h feather files (freqtrade's format) and mark the directory synthetic."""
+def write_market(datadir: Path, days: int = 180, seed: int = 42,
+                 timeframes: tuple[str, ...] = ("5m", "1h")) -> list[Path]:
+    """Write ``timeframes`` feather files (freqtrade's format; each of "5m" and "1h", the
+    hourly ones resampled from the same 5m path) and mark the directory synthetic."""
+    unknown = set(timeframes) - {"5m", "1h"}
+    if unknown:
+        raise ValueError(f"the synthetic market has 5m and 1h candles, not {sorted(unknown)}")
     datadir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for pair, df5 in generate(days=days, seed=seed).items():
         stem = pair.replace("/", "_")
-        for tf, df in (("5m", df5), ("1h", resample(df5, "1h"))):
+        for tf in timeframes:
             path = datadir / f"{stem}-{tf}.feather"
+            df = df5 if tf == "5m" else resample(df5, tf)
             df.reset_index(drop=True).to_feather(path)
             written.append(path)
     (datadir / SYNTHETIC_MARKER).write_text(

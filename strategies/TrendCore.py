@@ -1,11 +1,13 @@
 # pragma pylint: disable=missing-docstring, invalid-name, too-many-arguments
-"""TrendCore: the published trend core, beside the pack (issue #32).
+"""TrendCore: the published trend core, the shipped defaults (``config.json``, issue #32).
 
 Zarattini, Pagani and Barbon (2025), "Catching Crypto Trends" (SSRN 5209907), parameters
 from the paper, never tuned (``hybrid_ai/trend_core.py`` holds the rules and constants):
 nine Donchian rules over 5..360 days, the pair's ensemble share long x a 25 % volatility
-target (90-day sigma), capped at twice the equal share, the whitelist's total within the
-tradable balance. Spot, long only, no stoploss, no take-profit.
+target (90-day sigma), capped at twice the equal share and at
+``hybrid_ai.limits.max_stake_per_trade``, the whitelist's total within
+``hybrid_ai.limits.max_total_exposure`` of equity. Spot, long only, no stoploss, no
+take-profit as shipped.
 
 * decisions once a day: the daily values (1h candles resampled inside the strategy, merged
   so that a day shows from its last hourly candle on, as TrendBaseline) change on that
@@ -63,7 +65,7 @@ from llm_oracle.once import Once
 
 logger = logging.getLogger(__name__)
 
-COLUMNS = ["date", "close", "share", "sigma", "weight"]
+COLUMNS = ["date", "close", "share", "sigma", "weight", "book"]
 
 
 class TrendCore(IStrategy):
@@ -83,7 +85,8 @@ class TrendCore(IStrategy):
     plot_config = {
         "main_plot": {"close_1d": {"color": "grey"}},
         "subplots": {"trend core": {"tc_weight": {"color": "blue"},
-                                    "tc_share": {"color": "orange"}}},
+                                    "tc_share": {"color": "orange"},
+                                    "tc_book": {"color": "green"}}},
     }
 
     def __init__(self, config: dict) -> None:
@@ -125,8 +128,11 @@ class TrendCore(IStrategy):
         elif self.oracle is not None:
             self.oracle.refresh()  # live: a new decision counts from the next loop on
 
-    def _weights(self, pair: str, days: pd.DataFrame, candle: datetime) -> pd.Series:
-        """``pair``'s target weight per day within the whitelist's book (every pair's
+    def _weights(self, pair: str, days: pd.DataFrame,
+                 candle: datetime) -> tuple[pd.Series, pd.Series]:
+        """``pair``'s target weight per day and the book's total per day (of equity, within
+        ``hybrid_ai.limits``: a pair at most ``max_stake_per_trade``, the book at most
+        ``max_total_exposure``) within the whitelist's book (every pair's
         candles from the data provider, ``pair``'s own from the frame being analysed;
         computed once per hourly ``candle`` for all pairs: keyed by the day alone, live would
         keep the book of the day's first hour, its close not yet the day's)."""
@@ -139,24 +145,30 @@ class TrendCore(IStrategy):
                 if hourly is not None and not hourly.empty:
                     by_pair[p] = trend_core.core_days(trend_core.daily_candles(hourly),
                                                       len(pairs))
-            self._book = (key, trend_core.book_weights(by_pair, len(pairs), self.core.pool))
+            limits = self.settings.limits
+            self._book = (key, trend_core.book_weights(
+                by_pair, len(pairs), self.core.pool, budget=limits.max_total_exposure,
+                pair_limit=limits.max_stake_per_trade))
             self._n_pairs = len(pairs)
         book = self._book[1]
-        return book[pair] if pair in book else pd.Series(dtype=float)
+        weight = book[pair] if pair in book else pd.Series(dtype=float)
+        return weight, book.sum(axis=1)
 
     def populate_indicators(self, dataframe: DataFrame, metadata: dict) -> DataFrame:
         """Per hourly row, the last complete day's ``tc_share`` (0..1), ``tc_sigma`` (per
-        year) and ``tc_weight`` (target, of equity); ``tc_decide`` on the first row showing a
-        day's values (its last hourly candle)."""
+        year), ``tc_weight`` (the pair's target, of equity) and ``tc_book`` (the whitelist's
+        total target, of equity); ``tc_decide`` on the first row showing a day's values (its
+        last hourly candle)."""
         pair = metadata["pair"]
         days = trend_core.core_days(trend_core.daily_candles(dataframe), 1)
         last = dataframe["date"].iloc[-1] if len(dataframe) else None
-        days["weight"] = self._weights(pair, days, last).reindex(days["date"]).fillna(0.0) \
-            .to_numpy()
+        weight, book = self._weights(pair, days, last)
+        days["weight"] = weight.reindex(days["date"]).fillna(0.0).to_numpy()
+        days["book"] = book.reindex(days["date"]).fillna(0.0).to_numpy()
         merged = merge_informative_pair(dataframe, days[COLUMNS], self.timeframe, "1d",
                                         ffill=True)
         merged = merged.rename(columns={"share_1d": "tc_share", "sigma_1d": "tc_sigma",
-                                        "weight_1d": "tc_weight"})
+                                        "weight_1d": "tc_weight", "book_1d": "tc_book"})
         merged["tc_decide"] = merged["date_1d"].notna() & (
             merged["date_1d"] != merged["date_1d"].shift())
         return merged
@@ -186,14 +198,22 @@ class TrendCore(IStrategy):
 
     def _target(self, pair: str, decision_only: bool, now: datetime) -> float | None:
         """The pair's target value now (stake currency): its weight x the oracle's factor
-        (capped at ``PAIR_CAP / N``) x marked equity; None when no decision is due."""
+        x marked equity, the factor within the book's budget (``max_total_exposure`` over
+        the day's book total) and the weight within ``PAIR_CAP / N`` and
+        ``max_stake_per_trade``; None when no decision is due."""
         df, _ = self.dp.get_analyzed_dataframe(pair, self.timeframe)
         if df.empty or (decision_only and not bool(df["tc_decide"].iat[-1])):
             return None  # called every candle: the cheap check first
         weight = float(df["tc_weight"].iat[-1])
         if not np.isfinite(weight) or weight <= 0:
             return 0.0
-        weight = min(weight * self._risk_factor(now), trend_core.PAIR_CAP / self._n_pairs)
+        limits = self.settings.limits
+        factor = self._risk_factor(now)
+        book = float(df["tc_book"].iat[-1])
+        if factor > 1 and np.isfinite(book) and book > 0:
+            factor = max(1.0, min(factor, limits.max_total_exposure / book))
+        weight = min(weight * factor, trend_core.PAIR_CAP / self._n_pairs,
+                     limits.max_stake_per_trade)
         return weight * self._equity()
 
     def _guidance(self, now: datetime) -> Guidance | None:

@@ -14,7 +14,7 @@ import pytest
 from fake_openai import FakeOpenAI, Reply, answer
 from pace import limit
 
-from lab.project import STRATEGY_FILE, Preset, load_config, shared_data
+from lab.project import PACK_CONFIGS, STRATEGY_FILE, Preset, config_args, load_config, shared_data
 from local_exchange.clock import Clock
 from local_exchange.market_data import MarketData
 from local_exchange.overlay import write_overlay
@@ -22,7 +22,6 @@ from local_exchange.server import BinanceApi, LocalExchangeServer
 from local_exchange.synthetic import write_market
 
 REPO = Path(__file__).resolve().parent.parent
-CONFIG = REPO / "config.json"
 PARAMS_FILE = REPO / "strategies" / "HybridAIStrategy.json"
 # Where FreqAI keeps the shipped config's models: <userdir>/models/<MODEL_ID>.
 MODEL_ID = load_config()["freqai"]["identifier"]
@@ -114,11 +113,12 @@ def run_freqtrade(
     timeout: float = 600,
     preset: Preset | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """``freqtrade <args> -c config.json -c <overlay for exchange_url> [-c extra]`` in REPO;
+    """``freqtrade <args> -c config.json -c <the hybrid preset> -c <overlay for exchange_url>
+    [-c extra]`` in REPO (HybridAIStrategy's config: ``lab.project.PACK_CONFIGS``);
     with a ``preset``, as the README says to run one: its parameter file beside a copy of
     the strategy, its config overlay after config.json."""
     overlay = write_overlay(userdir / "config.offline.json", exchange_url)
-    configs = ["-c", str(CONFIG), "-c", str(overlay)]
+    configs = [*config_args(PACK_CONFIGS), "-c", str(overlay)]
     if preset is not None:
         strategy_dir = userdir / "preset-strategy"
         strategy_dir.mkdir(exist_ok=True)
@@ -152,7 +152,7 @@ def freqtrade() -> Callable[..., subprocess.CompletedProcess[str]]:
 def backtesting_in_process(strategy: str, datadir: Path, exchange_url: str, tmp: Path,
                            extra_config: dict, timerange: str):
     """Freqtrade's own ``Backtesting`` object, in this process, for a probe strategy in
-    tests/strategies (config.json + offline overlay + ``extra_config``): its exchange,
+    tests/strategies (``PACK_CONFIGS`` + offline overlay + ``extra_config``): its exchange,
     data provider, wallets and strategy are set up, nothing has run yet."""
     from freqtrade.configuration import setup_utils_configuration
     from freqtrade.enums import RunMode
@@ -162,7 +162,7 @@ def backtesting_in_process(strategy: str, datadir: Path, exchange_url: str, tmp:
     extra = tmp / "extra.json"
     extra.write_text(json.dumps(extra_config))
     args = {
-        "config": [str(CONFIG), str(overlay), str(extra)],
+        "config": [*map(str, PACK_CONFIGS), str(overlay), str(extra)],
         "strategy": strategy,
         "strategy_path": str(REPO / "tests" / "strategies"),
         "datadir": str(datadir),

@@ -22,8 +22,9 @@ from conftest import MODEL_ID
 from freqtrade.data.btanalysis.bt_fileutils import load_backtest_analysis_data
 from pace import limit
 
-from lab.project import OVERSOLD_PRESET
+from lab.project import OVERSOLD_PRESET, PACK_CONFIGS, DemoError, config_args
 from local_exchange.overlay import write_overlay
+from local_exchange.synthetic import SYNTHETIC_MARKER
 
 REPO = Path(__file__).resolve().parent.parent
 # Every way a HybridAIStrategy trade can end (partial_tp is an order tag, not an exit).
@@ -38,14 +39,14 @@ TA_ONLY = {"freqai": {"enabled": False}, **NO_ORACLE}  # the execution layer alo
 pytestmark = pytest.mark.slow
 
 
-def load_trades(userdir: Path) -> list[dict]:
+def load_trades(userdir: Path, strategy: str = "HybridAIStrategy") -> list[dict]:
     results = userdir / "backtest_results"
     last = json.loads((results / ".last_result.json").read_text())["latest_backtest"]
     with zipfile.ZipFile(results / last) as zf:
         name = next(n for n in zf.namelist() if n.endswith(".json") and "_config" not in n
                     and "_market_change" not in n)
         stats = json.loads(zf.read(name))
-    return stats["strategy"]["HybridAIStrategy"]["trades"]
+    return stats["strategy"][strategy]["trades"]
 
 
 def load_signal_candles(userdir: Path) -> dict[str, pd.DataFrame]:
@@ -342,22 +343,42 @@ def test_recursive_analysis_finds_no_variance(real_datadir, module_exchange, fre
 
 
 def test_demo_runs_offline_on_a_fresh_synthetic_market(tmp_path):
+    """``make demo`` on a machine with no candles: the shipped defaults (the trend core, 1h
+    files alone) on a seeded synthetic market, past the core's 200-day startup."""
     datadir = tmp_path / "binance"
     (tmp_path / "ud").mkdir()
     proc = subprocess.run(
-        [sys.executable, "-m", "lab.demo", "--datadir", str(datadir), "--days", "75",
+        [sys.executable, "-m", "lab.demo", "--datadir", str(datadir), "--days", "300",
          "--oracle-dir", str(tmp_path / "oracle"), "--", "--userdir", str(tmp_path / "ud")],
         cwd=REPO, capture_output=True, text=True, timeout=limit(600),
         env={**os.environ, "COLUMNS": "250"},
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "SYNTHETIC MARKET" in proc.stdout
-    summary = re.search(r"│\s+HybridAIStrategy\s+│\s+(\d+)\s+│", proc.stdout)
+    assert sorted(p.name for p in datadir.glob("BTC_USDT-*.feather")) == ["BTC_USDT-1h.feather"]
+    summary = re.search(r"│\s+TrendCore\s+│\s+(\d+)\s+│", proc.stdout)
     assert summary and int(summary.group(1)) > 0  # the report has trades
-    # As shipped: the TA signal and the ML gate decide, the oracle is observed (its journal
+    # As shipped: the core decides, the ML layer is off, the oracle is observed (its journal
     # backfilled and read, not gating).
-    assert {t["enter_tag"] for t in load_trades(tmp_path / "ud")} == {"ta+ml"}
+    assert {t["enter_tag"] for t in load_trades(tmp_path / "ud", "TrendCore")} == {"trend_core"}
     assert (tmp_path / "oracle" / "journal.jsonl").stat().st_size > 0
+
+
+def test_the_demo_writes_the_timeframes_the_config_needs_and_rewrites_its_own_market(tmp_path):
+    """Hourly files alone for the core; switched to the 5m families (the hybrid preset), the
+    synthetic market is written anew with 5m and 1h, never a user's own candles."""
+    from lab.demo import prepare_data
+
+    datadir = tmp_path / "binance"
+    assert prepare_data(datadir, ["BTC/USDT"], 20, 3, ("1h",))
+    assert sorted(p.name for p in datadir.glob("BTC_USDT-*")) == ["BTC_USDT-1h.feather"]
+    assert prepare_data(datadir, ["BTC/USDT"], 20, 3, ("5m", "1h"))
+    assert sorted(p.name for p in datadir.glob("BTC_USDT-*")) == [
+        "BTC_USDT-1h.feather", "BTC_USDT-5m.feather"]
+    (datadir / SYNTHETIC_MARKER).unlink()  # now the user's own candles
+    (datadir / "BTC_USDT-5m.feather").unlink()
+    with pytest.raises(DemoError, match=r"BTC_USDT-5m\.feather.*download-data"):
+        prepare_data(datadir, ["BTC/USDT"], 20, 3, ("5m", "1h"))
 
 
 def test_demo_names_missing_files(real_datadir, tmp_path):
@@ -410,7 +431,7 @@ def test_oracle_reads_a_live_dry_run_bot_through_its_rest_api(real_datadir, star
     overlay = write_overlay(tmp_path / "offline.json", exchange.url)
     log = (tmp_path / "bot.log").open("w")
     bot = subprocess.Popen(
-        [sys.executable, "-m", "freqtrade", "trade", "-c", str(REPO / "config.json"),
+        [sys.executable, "-m", "freqtrade", "trade", *config_args(PACK_CONFIGS),
          "-c", str(overlay), "-c", str(extra), "--userdir", str(tmp_path),
          "--db-url", f"sqlite:///{tmp_path / 'trades.sqlite'}"],
         cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **env})

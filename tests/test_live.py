@@ -18,6 +18,7 @@ import pytest
 from conftest import MODEL_ID
 from pace import limit, pace
 
+from lab.project import HYBRID_CONFIG, PACK_CONFIGS, config_args
 from llm_oracle.schema import OracleDecision
 
 REPO = Path(__file__).resolve().parent.parent
@@ -102,7 +103,10 @@ class Live:
     """`python -m lab.live` as a user starts it; its output goes to a log file (a pipe
     nobody reads would fill up and block the processes)."""
 
-    def __init__(self, datadir: Path, userdir: Path, *args: str) -> None:
+    def __init__(self, datadir: Path, userdir: Path, *args: str,
+                 preset: Path | None = HYBRID_CONFIG) -> None:
+        """``args`` after ``-c preset`` (default: HybridAIStrategy's 5m families; None: the
+        shipped defaults, config.json alone)."""
         from freqtrade_client import FtRestClient
 
         self.api_port = free_port()
@@ -112,7 +116,7 @@ class Live:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "lab.live", "--datadir", str(datadir),
                  "--exchange-port", str(free_port()), "--api-port", str(self.api_port),
-                 "--userdir", str(userdir), *args],
+                 "--userdir", str(userdir), *(["-c", str(preset)] if preset else []), *args],
                 cwd=REPO, env={**os.environ, **CREDS}, stdout=out, stderr=subprocess.STDOUT,
                 start_new_session=True)
         self.client = FtRestClient(f"http://127.0.0.1:{self.api_port}", "tester",
@@ -311,7 +315,7 @@ def test_fast_replay_trades_and_survives_an_exchange_restart_and_a_candle_gap(re
 
 def test_trend_core_dry_run_on_hourly_candles_alone_enters_and_rebalances(real_datadir,
                                                                          tmp_path):
-    """The trend core as a user runs it (``user_data/presets/trend-core.config.json``) on a
+    """The shipped defaults (the trend core, config.json alone) as a user runs them on a
     data directory holding 1h files only: at the day's close it enters at the target stake,
     and the next day's decision buys back to the targets (orders ``rebalance``);
     FreqUI gets the target weight, the ensemble's share and the core's plot."""
@@ -325,8 +329,7 @@ def test_trend_core_dry_run_on_hourly_candles_alone_enters_and_rebalances(real_d
     # loop longer than a candle would miss the day's decision candle).
     speed = str(max(300, round(1200 / pace())))
     live = Live(datadir, tmp_path / "user", "--pairs", *pairs, "--speed", speed,
-                "--replay-start", "2024-08-19 12:00", "-c",
-                str(REPO / "user_data" / "presets" / "trend-core.config.json"))
+                "--replay-start", "2024-08-19 12:00", preset=None)
     client = live.client
 
     def orders(tag: str, side: str) -> list[dict]:
@@ -350,7 +353,7 @@ def test_trend_core_dry_run_on_hourly_candles_alone_enters_and_rebalances(real_d
                                                   rel=0.05)
         assert sum(o["cost"] for _, o in entries) <= balance
         plot = client.plot_config()
-        assert set(plot["subplots"]["trend core"]) == {"tc_weight", "tc_share"}
+        assert set(plot["subplots"]["trend core"]) == {"tc_weight", "tc_share", "tc_book"}
 
         # 2024-08-20's close: XRP and TRX off their targets by more than the band, bought up
         # to them (the trades stay open: one per pair, resized in place).
@@ -408,7 +411,7 @@ def test_two_bots_follow_one_served_oracle_and_survive_its_outage(real_datadir, 
             cfg.write_text(json.dumps(overlay))
             (tmp_path / name).mkdir()
             bots.append(subprocess.Popen(
-                [sys.executable, "-m", "freqtrade", "trade", "-c", str(REPO / "config.json"),
+                [sys.executable, "-m", "freqtrade", "trade", *config_args(PACK_CONFIGS),
                  "-c", str(cfg), "--userdir", str(tmp_path / name),
                  "--db-url", f"sqlite:///{tmp_path / name / 'trades.sqlite'}"],
                 cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))

@@ -147,14 +147,14 @@ def test_the_holding_horizon_is_the_roi_space_and_the_label_follows_it(hours):
     assert f"set label_period_candles to {hours * 12}" in rules.horizon_mismatch(288 + hours)
 
 
-def test_the_defaults_and_the_oversold_preset_are_each_consistent():
-    """The shipped config's label horizon is the shipped time exit, and so is the preset's
-    (the bot would refuse to start otherwise)."""
+def test_the_hybrid_and_the_oversold_presets_are_each_consistent():
+    """The 5m families' label horizon (config.json + the hybrid preset) is their time exit,
+    and so is the oversold preset's (the bot would refuse to start otherwise)."""
     from lab import ml_offline
     from lab.project import OVERSOLD_PRESET, load_config
 
     shipped = ml_offline.strategy()
-    # the shipped config sets no label horizon: the strategy's time exit is the one fact
+    # the configs set no label horizon: the strategy's time exit is the one fact
     assert "label_period_candles" not in load_config()["freqai"]["feature_parameters"]
     assert shipped.config["freqai"]["feature_parameters"]["label_period_candles"] == \
         shipped.exit_rules().max_hold

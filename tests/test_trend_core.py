@@ -127,6 +127,35 @@ def test_the_book_gives_the_flat_pairs_budget_to_the_pairs_that_trend():
     assert (pooled.sum(axis=1) <= 1 + 1e-12).all() and (pooled <= tc.PAIR_CAP / n).all().all()
 
 
+def test_the_book_stays_within_the_configs_hard_limits():
+    # three pairs fully long at a low sigma: each would take 2/N of equity, the book 2
+    n = 3
+    days = {p: days_of([1, 1], [0.05, 0.05]) for p in "ABC"}
+    free = tc.book_weights(days, n)
+    assert free.iloc[0].sum() == pytest.approx(1.0)  # the tradable balance, scaled down
+    held = tc.book_weights(days, n, budget=0.9, pair_limit=0.25)
+    assert (held <= 0.25 + 1e-12).all().all()  # hybrid_ai.limits.max_stake_per_trade
+    assert held.iloc[0].sum() <= 0.9 + 1e-12  # max_total_exposure
+    assert held.iloc[0].tolist() == pytest.approx([0.25] * 3)
+
+
+def test_the_shipped_defaults_are_the_core_on_hourly_candles_and_the_5m_families_a_preset():
+    """config.json alone runs the core on 1h files alone, ML off (the core unsized), the
+    oracle observed; the hybrid preset on top brings back the 5m families with FreqAI."""
+    from lab.project import CONFIG, PACK_CONFIGS, load_config, needed_timeframes, warmup_days
+
+    shipped = load_config([CONFIG])
+    assert (shipped["strategy"], shipped["timeframe"]) == ("TrendCore", "1h")
+    assert needed_timeframes(shipped["timeframe"]) == ("1h",)
+    assert not shipped["freqai"]["enabled"] and shipped["hybrid_ai"]["observe_only"] == ["oracle"]
+    assert shipped["max_open_trades"] >= len(shipped["exchange"]["pair_whitelist"])
+    assert warmup_days(shipped) == (tc.STARTUP_DAYS + 1, "the trend core's startup")
+    hybrid = load_config(PACK_CONFIGS)
+    assert (hybrid["strategy"], hybrid["timeframe"]) == ("HybridAIStrategy", "5m")
+    assert hybrid["freqai"]["enabled"] and needed_timeframes(hybrid["timeframe"]) == ("5m", "1h")
+    assert warmup_days(hybrid) == (hybrid["freqai"]["train_period_days"] + 1, "FreqAI training")
+
+
 def test_the_core_settings_name_the_key_to_fix():
     from hybrid_ai.settings import SettingsError
 
