@@ -22,14 +22,25 @@ Our choices, fixed before any run: a rule is flat until its ``n``-day channel is
 all ``VOL_DAYS`` returns (no weight before), a held position is traded back to its target
 only when off by more than ``BAND`` of it (relative), once a day.
 
-The flat pairs' budget (``book_weights(pool=True)``, the shipped core; declared on
-2026-12-07 before its first run, after the published split had been measured once): the
-whitelist's risk budget is ``N`` positions at the volatility target; where pairs are flat,
-their part goes to the pairs that trend. A pair's weight is ``share x scalar / max(1, S)``
-with ``S`` the sum of the shares that day of the whitelist's pairs with a volatility
-(``S = N`` when every rule of every pair is long: the published ``/ N``), capped at
-``PAIR_CAP / N`` of equity per pair, the book within the budget. The published split
-(``pool=False``) divides by ``N`` always and leaves the flat pairs' budget in cash.
+How the whitelist shares the budget (``trend_core.sizing``, ``book_weights``):
+
+* ``"published"``: the paper's split, ``share x scalar / N``; the flat pairs' budget stays
+  in cash;
+* ``"pooled"`` (declared on 2026-12-07 before its first run, after the published split had
+  been measured once): the whitelist's risk budget is ``N`` positions at the volatility
+  target; where pairs are flat, their part goes to the pairs that trend. A pair's weight is
+  ``share x scalar / max(1, S)`` with ``S`` the sum of the shares that day of the
+  whitelist's pairs with a volatility (``S = N`` when every rule of every pair is long: the
+  published ``/ N``), capped at ``PAIR_CAP / N`` of equity per pair;
+* ``"book_target"`` (declared on 2026-12-07 after the two above had run, and after a
+  throwaway daily-close sketch of it on the same history: not out of sample there): the
+  published split, the whole book scaled by the paper's rule once more, now at the book's
+  level: ``min(PAIR_CAP, TARGET_VOL / sigma_book)``, ``sigma_book`` the realised volatility
+  of the published book's last ``VOL_DAYS`` daily returns (yesterday's weights x today's
+  returns, annualised x sqrt 365); 1 until that many returns exist. Every pair keeps its
+  share of the book (no concentration in the few pairs that trend), the budget is used.
+
+Each within ``PAIR_CAP / N`` per pair, the config's hard limits and the budget.
 
 Pure functions on plain numpy/pandas: daily rows in, columns out. A value on day ``t`` uses
 closes up to ``t`` only.
@@ -37,7 +48,7 @@ closes up to ``t`` only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +70,7 @@ BAND = 0.20  # rebalance only when |value - target| > 20 % of the target (ours, 
 DECIMALS = 12
 
 Floats = npt.NDArray[np.float64]
+Sizing = Literal["published", "pooled", "book_target"]
 CONFIG_SECTION = "trend_core"
 STARTUP_DAYS = 200  # the longest warm-up freqtrade fetches on Binance 1h (< 5 x 1000 candles)
 
@@ -81,7 +93,7 @@ class CoreSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     startup_days: int = Field(STARTUP_DAYS, ge=1)  # daily closes loaded before the first decision
-    pool: bool = True  # the flat pairs' budget to the pairs that trend (book_weights)
+    sizing: Sizing = "pooled"  # how the whitelist shares the budget (book_weights)
     partial_tp: PartialTakeProfit | None = None  # off unless set
 
 
@@ -168,16 +180,16 @@ def vol_scalar(sigma: npt.ArrayLike, cap: float = PAIR_CAP,
     return np.where(ok, np.minimum(cap, target_vol / np.where(ok, sig, 1.0)), 0.0)
 
 
-def book_weights(days: dict[str, pd.DataFrame], n_pairs: int, pool: bool = True,
+def book_weights(days: dict[str, pd.DataFrame], n_pairs: int, sizing: Sizing = "pooled",
                  cap: float = PAIR_CAP, budget: float = 1.0,
                  pair_limit: float = 1.0) -> pd.DataFrame:
     """Every pair's target weight of equity per day, shape (days, pairs), 0 where a pair has
     no value yet.
 
-    :param days: pair -> its ``core_days`` (``date``, ``share``, ``sigma``)
+    :param days: pair -> its ``core_days`` (``date``, ``share``, ``sigma``; ``close`` for
+        ``"book_target"``)
     :param n_pairs: ``N``, the whitelist's length (the budget is ``N`` positions)
-    :param pool: give the flat pairs' budget to the pairs that trend (the module's
-        docstring); False: the published ``/ N`` split
+    :param sizing: how the whitelist shares the budget (the module's docstring)
     :param budget: the book's total at most, of equity (the config's
         ``hybrid_ai.limits.max_total_exposure``)
     :param pair_limit: one pair's weight at most, of equity (the config's
@@ -191,13 +203,38 @@ def book_weights(days: dict[str, pd.DataFrame], n_pairs: int, pool: bool = True,
     share = share.fillna(0.0)
     raw = share * vol_scalar(sigma.to_numpy(), cap)
     n = max(n_pairs, 1)
-    if pool:
+    if sizing == "pooled":
         held = (share.where(raw > 0, 0.0).sum(axis=1)).clip(lower=1.0)
         weights = raw.div(held, axis=0).clip(upper=cap / n)
-    else:
+    elif sizing == "book_target":
+        closes = pd.DataFrame({p: days[p].set_index("date")["close"] for p in pairs})
+        weights = (raw / n).mul(book_vol_scale(raw / n, closes, cap), axis=0)
+        weights = weights.clip(upper=cap / n)
+    elif sizing == "published":
         weights = raw / n
+    else:
+        raise ValueError(f"sizing must be one of {Sizing.__args__}, not {sizing!r}")
     weights = weights.clip(upper=pair_limit)
     return weights.mul(budget_scale(weights, budget), axis=0).round(DECIMALS)
+
+
+def book_vol_scale(weights: pd.DataFrame, closes: pd.DataFrame, cap: float = PAIR_CAP,
+                   target_vol: float = TARGET_VOL, days: int = VOL_DAYS) -> pd.Series:
+    """The book's volatility scalar per day: ``min(cap, target_vol / sigma_book)``, 1 until
+    ``days`` daily returns of the book exist (or where its volatility is 0).
+
+    :param weights: the book's weights of equity, shape (days, pairs), index the day
+    :param closes: the pairs' daily closes, same shape (price)
+    :returns: shape (days,); the value on day ``t`` uses closes up to ``t`` only (the
+        book's return on ``t`` is the weights of ``t - 1`` times the returns of ``t``)
+    """
+    returns = closes.pct_change(fill_method=None)
+    book = (weights.shift(1) * returns).sum(axis=1, min_count=1)  # NaN: no return yet
+    sigma = (book.rolling(days, min_periods=days).std() * np.sqrt(DAYS_PER_YEAR)) \
+        .round(DECIMALS)
+    ok = np.isfinite(sigma) & (sigma > 0)
+    scale = np.where(ok, np.minimum(cap, target_vol / sigma.where(ok, 1.0)), 1.0)
+    return pd.Series(scale, index=weights.index)
 
 
 def core_days(daily: pd.DataFrame, n_pairs: int) -> pd.DataFrame:

@@ -10,8 +10,8 @@ calendar year too; time-weighted exposure (stake at cost in the market / the sta
 balance); turnover (orders' value per year / the mean equity) and fees paid; trades,
 rebalance orders and what each protection did (exits by reason, partial take-profits); the
 Deflated Sharpe over every alternative tried. Then paired differences against the core and
-of the core against the 200-day rule and the basket, and the declared rule's pick of the
-shipped protections.
+of the core against the 200-day rule and the basket, and the declared rules' picks of the
+shipped protections and of the shipped sizing.
 
 Writes ``<out>/core_study.md`` and ``<out>/core_study.json``; the backtests stay under
 ``<out>/work``.
@@ -33,7 +33,14 @@ from lab import report_metrics as rm
 from lab.demo import backfill_oracle
 from lab.project import CONFIG, REPO
 from lab.render import md_table
-from lab.variants import CORE, CORE_ALTERNATIVES, CORE_PROTECTIONS, Inputs
+from lab.variants import (
+    CORE,
+    CORE_ALTERNATIVES,
+    CORE_PROTECTIONS,
+    CORE_SIZINGS,
+    SIZING_BARS,
+    Inputs,
+)
 
 HISTORY = REPO.parent / "shared" / "data" / "history" / "binance"
 HISTORY_RANGE = "20220301-20240901"
@@ -122,6 +129,19 @@ def pick(years: pd.DataFrame, rows: pd.DataFrame) -> list[str]:
             if (by[k.name] > by[CORE.name]).all() and dd[k.name] <= dd[CORE.name]]
 
 
+def pick_sizing(rows: pd.DataFrame) -> str:
+    """The declared rule (``lab.variants``): of ``CORE_SIZINGS``, the highest Deflated
+    Sharpe among those with a maximum drawdown within ``SIZING_BARS`` (absolute and of the
+    basket's) and a time-weighted exposure at least its bar; none: the pooled core."""
+    by = rows.set_index("variant")
+    basket = by.loc["basket (buy and hold)", "max_drawdown"]
+    meets = [k.name for k in CORE_SIZINGS
+             if by.loc[k.name, "max_drawdown"] <= SIZING_BARS["max_drawdown"]
+             and by.loc[k.name, "max_drawdown"] <= SIZING_BARS["of_basket_drawdown"] * basket
+             and by.loc[k.name, "exposure"] >= SIZING_BARS["exposure"]]
+    return max(meets, key=lambda name: by.loc[name, "dsr"]) if meets else CORE.name
+
+
 def versus(curves: dict[str, pd.Series], baseline: str) -> pd.DataFrame:
     """Each alternative against the core, and the core against what a user would do
     instead: the Sharpe and drawdown differences (upper - lower) with 90 % paired
@@ -154,6 +174,7 @@ def compute(runs: list[ablation.Variant], datadir: Path, pairs: list[str]) -> di
     trades = {r.name: r.trades for r in loaded}
     years = robustness.per_year(curves_by, {n: trades.get(n) for n in curves_by})
     return {"table": table, "years": years, "pick": pick(years, table),
+            "sizing": pick_sizing(table),
             "versus": versus(curves_by, loaded[-1].name),
             "span": f"{start:%Y-%m-%d} -> {end:%Y-%m-%d}", "pairs": pairs}
 
@@ -171,7 +192,8 @@ def write(figures: dict[str, object], out: Path) -> Path:
         md_table(figures["versus"]),
         "Per calendar year (marked daily equity; 90 % block-bootstrap intervals):",
         md_table(years.drop(columns=["exposure"])),
-        f"Protections picked by the declared rule: **{picked}**."]) + "\n"
+        f"Protections picked by the declared rule: **{picked}**.",
+        f"Sizing picked by the declared rule: **{figures['sizing']}**."]) + "\n"
     (out / "core_study.md").write_text(text)
     (out / "core_study.json").write_text(json.dumps(
         {k: (v.to_dict("records") if isinstance(v, pd.DataFrame) else v)

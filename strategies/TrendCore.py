@@ -16,8 +16,9 @@ take-profit as shipped.
   (weight x equity); exit (``trend_off``) when it is back to zero; a held position is
   bought or sold back to its target (orders tagged ``rebalance``) only when off by more than
   ``BAND`` (20 %) of it; every order within the exchange minimum and ``max_stake``;
-* the flat pairs' budget goes to the pairs that trend, capped per pair
-  (``trend_core.pool``, on; ``hybrid_ai.trend_core.book_weights``);
+* how the whitelist shares the budget: ``trend_core.sizing`` (``hybrid_ai.trend_core``'s
+  docstring: the published split, pooled, or the book at the volatility target), capped
+  per pair;
 * equity is freqtrade's ``wallets.get_total_stake_amount()`` (the tradable balance at cost)
   plus the open trades' unrealised profit at the last close: a target of marked equity;
 * protections, each off as shipped and each tagged: freqtrade's hard stop (``stoploss``,
@@ -147,7 +148,7 @@ class TrendCore(IStrategy):
                                                       len(pairs))
             limits = self.settings.limits
             self._book = (key, trend_core.book_weights(
-                by_pair, len(pairs), self.core.pool, budget=limits.max_total_exposure,
+                by_pair, len(pairs), self.core.sizing, budget=limits.max_total_exposure,
                 pair_limit=limits.max_stake_per_trade))
             self._n_pairs = len(pairs)
         book = self._book[1]

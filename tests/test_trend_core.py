@@ -114,8 +114,8 @@ def test_the_book_gives_the_flat_pairs_budget_to_the_pairs_that_trend():
     days = {"A": days_of([1, 1, 1, 1], [0.5, 0.5, 0.5, np.nan]),
             "B": days_of([1, 0, 0.5, 0], [0.5] * 4),
             "C": days_of([1, 0, 0, 0], [0.5] * 4), "D": days_of([1, 0, 0, 0], [0.5] * 4)}
-    published = tc.book_weights(days, n, pool=False)
-    pooled = tc.book_weights(days, n, pool=True)
+    published = tc.book_weights(days, n, sizing="published")
+    pooled = tc.book_weights(days, n, sizing="pooled")
     full = 0.25 / 0.5 / n  # share 1 x scalar 0.5 / N
     assert published.iloc[0].tolist() == pytest.approx([full] * 4)
     assert pooled.iloc[0].tolist() == pytest.approx([full] * 4)  # S = N: the paper's split
@@ -125,6 +125,42 @@ def test_the_book_gives_the_flat_pairs_budget_to_the_pairs_that_trend():
         pytest.approx(0.5 * 0.5 / 1.5)  # S = 1.5, in proportion to the shares
     assert pooled.iloc[3].tolist() == [0, 0, 0, 0]  # a pair without sigma holds nothing
     assert (pooled.sum(axis=1) <= 1 + 1e-12).all() and (pooled <= tc.PAIR_CAP / n).all().all()
+
+
+def test_the_book_target_scales_the_published_book_by_its_own_volatility():
+    # one pair held at 0.1 of equity, daily returns alternating +-r: the book's returns are
+    # +-0.1 r, its realised volatility 0.1 r sqrt(365) (std with ddof 1 over 90 days)
+    days_n = tc.VOL_DAYS + 20
+    idx = pd.date_range("2023-01-01", periods=days_n, freq="1D", tz="UTC")
+    weights = pd.DataFrame({"A": 0.1}, index=idx)
+    for r, expected in ((0.01, tc.PAIR_CAP), (0.5, None)):  # a calm book, a wild one
+        returns = np.where(np.arange(days_n) % 2 == 0, r, -r)
+        returns[0] = 0.0
+        closes = pd.DataFrame({"A": 100 * np.cumprod(1 + returns)}, index=idx)
+        scale = tc.book_vol_scale(weights, closes)
+        assert (scale.iloc[:tc.VOL_DAYS] == 1.0).all()  # too few returns: the published book
+        sigma = pd.Series(0.1 * returns[-tc.VOL_DAYS:]).std() * np.sqrt(tc.DAYS_PER_YEAR)
+        want = expected if expected is not None else tc.TARGET_VOL / sigma
+        assert scale.iloc[-1] == pytest.approx(want, rel=1e-9)
+        assert expected is not None or scale.iloc[-1] < 1  # a wild book is scaled down
+        # point in time: a day's scale is the same without the days after it
+        assert tc.book_vol_scale(weights.iloc[:-10], closes.iloc[:-10]).equals(scale.iloc[:-10])
+
+
+def test_the_book_target_keeps_each_pairs_share_of_the_published_book():
+    n = 4
+    dates = pd.date_range("2023-01-01", periods=tc.VOL_DAYS + 5, freq="1D", tz="UTC")
+    calm = 100 * np.cumprod(1 + np.where(np.arange(len(dates)) % 2 == 0, 0.002, -0.002))
+    days = {p: pd.DataFrame({"date": dates, "share": share, "sigma": 0.5, "close": calm})
+            for p, share in (("A", 1.0), ("B", 0.5), ("C", 0.0), ("D", 0.0))}
+    published = tc.book_weights(days, n, sizing="published")
+    target = tc.book_weights(days, n, sizing="book_target", budget=0.9, pair_limit=0.25)
+    assert target.iloc[0].tolist() == pytest.approx(published.iloc[0].tolist())  # no sigma yet
+    last = target.iloc[-1]  # a calm book: twice the published weights, C and D still flat
+    assert last.tolist() == pytest.approx((published.iloc[-1] * tc.PAIR_CAP).tolist())
+    assert last["A"] == pytest.approx(2 * last["B"]) and last["C"] == last["D"] == 0
+    with pytest.raises(ValueError, match="sizing must be one of"):
+        tc.book_weights(days, n, sizing="levered")
 
 
 def test_the_book_stays_within_the_configs_hard_limits():
@@ -160,13 +196,16 @@ def test_the_core_settings_name_the_key_to_fix():
     from hybrid_ai.settings import SettingsError
 
     shipped = tc.load_core_settings({})
-    assert shipped.pool and shipped.partial_tp is None and shipped.startup_days == 200
+    assert shipped.partial_tp is None and shipped.startup_days == 200
+    assert shipped.sizing in tc.Sizing.__args__
     tp = tc.load_core_settings({"trend_core": {"partial_tp": {"gain": 0.5, "fraction": 0.33}}})
     assert tp.partial_tp.gain == 0.5
     with pytest.raises(SettingsError, match=r"trend_core\.partial_tp\.fraction"):
         tc.load_core_settings({"trend_core": {"partial_tp": {"gain": 0.5, "fraction": 1.5}}})
     with pytest.raises(SettingsError, match=r"trend_core\.pol"):
         tc.load_core_settings({"trend_core": {"pol": False}})
+    with pytest.raises(SettingsError, match=r"trend_core\.sizing"):
+        tc.load_core_settings({"trend_core": {"sizing": "levered"}})
 
 
 def test_rebalance_holds_inside_the_band_and_respects_the_minimum_and_max_stake():
