@@ -93,7 +93,9 @@ class CoreSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     startup_days: int = Field(STARTUP_DAYS, ge=1)  # daily closes loaded before the first decision
-    sizing: Sizing = "pooled"  # how the whitelist shares the budget (book_weights)
+    # how the whitelist shares the budget (book_weights); "book_target" as shipped: the pick
+    # of the rule declared with it (lab.variants.CORE_SIZINGS; `make core-study`)
+    sizing: Sizing = "book_target"
     partial_tp: PartialTakeProfit | None = None  # off unless set
 
 
@@ -180,7 +182,7 @@ def vol_scalar(sigma: npt.ArrayLike, cap: float = PAIR_CAP,
     return np.where(ok, np.minimum(cap, target_vol / np.where(ok, sig, 1.0)), 0.0)
 
 
-def book_weights(days: dict[str, pd.DataFrame], n_pairs: int, sizing: Sizing = "pooled",
+def book_weights(days: dict[str, pd.DataFrame], n_pairs: int, sizing: Sizing = "book_target",
                  cap: float = PAIR_CAP, budget: float = 1.0,
                  pair_limit: float = 1.0) -> pd.DataFrame:
     """Every pair's target weight of equity per day, shape (days, pairs), 0 where a pair has

@@ -142,12 +142,13 @@ def pick_sizing(rows: pd.DataFrame) -> str:
     return max(meets, key=lambda name: by.loc[name, "dsr"]) if meets else CORE.name
 
 
-def versus(curves: dict[str, pd.Series], baseline: str) -> pd.DataFrame:
-    """Each alternative against the core, and the core against what a user would do
-    instead: the Sharpe and drawdown differences (upper - lower) with 90 % paired
-    block-bootstrap intervals, and the verdict they allow."""
+def versus(curves: dict[str, pd.Series], baseline: str, shipped: str) -> pd.DataFrame:
+    """Each alternative against the core, and the core and the ``shipped`` sizing against
+    what a user would do instead: the Sharpe and drawdown differences (upper - lower) with
+    90 % paired block-bootstrap intervals, and the verdict they allow."""
     pairs = [(CORE.name, k.name) for k in CORE_ALTERNATIVES if k is not CORE]
-    pairs += [(other, CORE.name) for other in (baseline, "basket (buy and hold)")]
+    pairs += [(other, core) for core in dict.fromkeys((CORE.name, shipped))
+              for other in (baseline, "basket (buy and hold)")]
     rows = []
     for lower, upper in pairs:
         diff = rm.compare(curves[lower], curves[upper])
@@ -173,9 +174,9 @@ def compute(runs: list[ablation.Variant], datadir: Path, pairs: list[str]) -> di
     table["dsr"] = table["variant"].map(deflated(table, curves_by))
     trades = {r.name: r.trades for r in loaded}
     years = robustness.per_year(curves_by, {n: trades.get(n) for n in curves_by})
-    return {"table": table, "years": years, "pick": pick(years, table),
-            "sizing": pick_sizing(table),
-            "versus": versus(curves_by, loaded[-1].name),
+    sizing = pick_sizing(table)
+    return {"table": table, "years": years, "pick": pick(years, table), "sizing": sizing,
+            "versus": versus(curves_by, loaded[-1].name, sizing),
             "span": f"{start:%Y-%m-%d} -> {end:%Y-%m-%d}", "pairs": pairs}
 
 

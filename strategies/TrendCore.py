@@ -4,7 +4,8 @@
 Zarattini, Pagani and Barbon (2025), "Catching Crypto Trends" (SSRN 5209907), parameters
 from the paper, never tuned (``hybrid_ai/trend_core.py`` holds the rules and constants):
 nine Donchian rules over 5..360 days, the pair's ensemble share long x a 25 % volatility
-target (90-day sigma), capped at twice the equal share and at
+target (90-day sigma) / N, the whole book scaled to the same target (``trend_core.sizing``
+"book_target" as shipped), each pair capped at twice the equal share and at
 ``hybrid_ai.limits.max_stake_per_trade``, the whitelist's total within
 ``hybrid_ai.limits.max_total_exposure`` of equity. Spot, long only, no stoploss, no
 take-profit as shipped.

@@ -317,7 +317,8 @@ def test_trend_core_dry_run_on_hourly_candles_alone_enters_and_rebalances(real_d
                                                                          tmp_path):
     """The shipped defaults (the trend core, config.json alone) as a user runs them on a
     data directory holding 1h files only: at the day's close it enters at the target stake,
-    and the next day's decision buys back to the targets (orders ``rebalance``);
+    and the next day's decision sells a pair back to its lowered target (orders
+    ``rebalance``);
     FreqUI gets the target weight, the ensemble's share and the core's plot."""
     datadir = tmp_path / "data"
     datadir.mkdir()
@@ -355,14 +356,17 @@ def test_trend_core_dry_run_on_hourly_candles_alone_enters_and_rebalances(real_d
         plot = client.plot_config()
         assert set(plot["subplots"]["trend core"]) == {"tc_weight", "tc_share", "tc_book"}
 
-        # 2024-08-20's close: XRP and TRX off their targets by more than the band, bought up
-        # to them (the trades stay open: one per pair, resized in place).
-        buys = live.wait(lambda: orders("rebalance", "buy"), 240, "a rebalance buy")
-        assert {pair for pair, _ in buys} <= {"XRP/USDT", "TRX/USDT"}
+        # 2024-08-20's close: LTC's share of rules long halves, and so does its target: sold
+        # down to it (the trade stays open: one per pair, resized in place); XRP and TRX stay
+        # within the band (no order).
+        sells = live.wait(lambda: [o for p, o in orders("rebalance", "sell") if p == "LTC/USDT"],
+                          240, "LTC's rebalance sale")
         held = {t["pair"]: t for t in client.status()}
-        for pair, _ in buys:  # added to the open trade, not a second trade
-            assert [o["ft_order_tag"] for o in held[pair]["orders"]][:2] == ["trend_core",
-                                                                             "rebalance"]
+        ltc = held["LTC/USDT"]
+        assert [o["ft_order_tag"] for o in ltc["orders"]][:2] == ["trend_core", "rebalance"]
+        first = ltc["orders"][0]["filled"]
+        assert sells[0]["filled"] == pytest.approx(first / 2, rel=0.25)  # about half sold
+        assert not orders("rebalance", "buy")
     finally:
         live.stop()
 

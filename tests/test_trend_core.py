@@ -167,9 +167,9 @@ def test_the_book_stays_within_the_configs_hard_limits():
     # three pairs fully long at a low sigma: each would take 2/N of equity, the book 2
     n = 3
     days = {p: days_of([1, 1], [0.05, 0.05]) for p in "ABC"}
-    free = tc.book_weights(days, n)
+    free = tc.book_weights(days, n, sizing="pooled")
     assert free.iloc[0].sum() == pytest.approx(1.0)  # the tradable balance, scaled down
-    held = tc.book_weights(days, n, budget=0.9, pair_limit=0.25)
+    held = tc.book_weights(days, n, sizing="pooled", budget=0.9, pair_limit=0.25)
     assert (held <= 0.25 + 1e-12).all().all()  # hybrid_ai.limits.max_stake_per_trade
     assert held.iloc[0].sum() <= 0.9 + 1e-12  # max_total_exposure
     assert held.iloc[0].tolist() == pytest.approx([0.25] * 3)
