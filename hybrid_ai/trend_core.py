@@ -48,7 +48,7 @@ closes up to ``t`` only.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import numpy.typing as npt
@@ -182,7 +182,7 @@ def vol_scalar(sigma: npt.ArrayLike, cap: float = PAIR_CAP,
     return np.where(ok, np.minimum(cap, target_vol / np.where(ok, sig, 1.0)), 0.0)
 
 
-def book_weights(days: dict[str, pd.DataFrame], n_pairs: int, sizing: Sizing = "book_target",
+def book_weights(days: dict[str, pd.DataFrame], n_pairs: int, sizing: Sizing,
                  cap: float = PAIR_CAP, budget: float = 1.0,
                  pair_limit: float = 1.0) -> pd.DataFrame:
     """Every pair's target weight of equity per day, shape (days, pairs), 0 where a pair has
@@ -191,7 +191,8 @@ def book_weights(days: dict[str, pd.DataFrame], n_pairs: int, sizing: Sizing = "
     :param days: pair -> its ``core_days`` (``date``, ``share``, ``sigma``; ``close`` for
         ``"book_target"``)
     :param n_pairs: ``N``, the whitelist's length (the budget is ``N`` positions)
-    :param sizing: how the whitelist shares the budget (the module's docstring)
+    :param sizing: how the whitelist shares the budget (the module's docstring; the
+        shipped one is ``CoreSettings.sizing``'s default, the one place it is set)
     :param budget: the book's total at most, of equity (the config's
         ``hybrid_ai.limits.max_total_exposure``)
     :param pair_limit: one pair's weight at most, of equity (the config's
@@ -215,7 +216,7 @@ def book_weights(days: dict[str, pd.DataFrame], n_pairs: int, sizing: Sizing = "
     elif sizing == "published":
         weights = raw / n
     else:
-        raise ValueError(f"sizing must be one of {Sizing.__args__}, not {sizing!r}")
+        raise ValueError(f"sizing must be one of {get_args(Sizing)}, not {sizing!r}")
     weights = weights.clip(upper=pair_limit)
     return weights.mul(budget_scale(weights, budget), axis=0).round(DECIMALS)
 
