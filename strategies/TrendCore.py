@@ -37,10 +37,18 @@ take-profit as shipped.
 * pauses as TrendBaseline (``hybrid_ai.pair_pauses``); one slot per pair
   (``max_open_trades`` >= the whitelist's length), ``stake_amount`` "unlimited".
 
-History: ``startup_candle_count`` is 200 days (``trend_core.startup_days`` in the config; the
-8-month test data shortens it); freqtrade fetches at most 5 x 1000 candles at start, so
-live the 250- and 360-day rules never see a full channel and stay flat (7 of 9 rules can be
-long); in a backtest they complete once the loaded data is long enough.
+History: a pair's days are its 1h candles resampled to UTC days where the 1h candles reach
+(a day's close counts on its 23:00 candle, whenever freqtrade refreshes the 1d ones), and
+freqtrade's own 1d candles (``informative_pairs``) for the days before: live the
+exchange's, fetched at start with as many calls as the 1h warm-up takes (5 x 1000 days on
+Binance: every day since listing), in a backtest the 1d files (freqtrade loads
+``startup_candle_count`` 1d candles: every day they hold before the range). So all nine
+rules see full channels live and in a backtest alike, and a run's values do not depend on
+its warm-up (freqtrade's ``recursive-analysis``). Without 1d candles (a datadir of 1h files
+only: ``python -m lab.daily_files`` writes them offline, ``freqtrade download-data -t 1d``
+online; said once) the loaded 1h history bounds the days: ``startup_candle_count`` = 200
+days (``trend_core.startup_days``; the 8-month test data shortens it), and the 250- and
+360-day rules complete only once that much is loaded.
 """
 
 from __future__ import annotations
@@ -68,6 +76,8 @@ from llm_oracle.once import Once
 logger = logging.getLogger(__name__)
 
 COLUMNS = ["date", "close", "share", "sigma", "weight", "book"]
+DAILY = "1d"  # the core's decision timeframe
+CANDLE = ["date", "open", "high", "low", "close", "volume"]
 
 
 class TrendCore(IStrategy):
@@ -130,6 +140,36 @@ class TrendCore(IStrategy):
         elif self.oracle is not None:
             self.oracle.refresh()  # live: a new decision counts from the next loop on
 
+    def informative_pairs(self) -> list[tuple[str, str]]:
+        """Every whitelisted pair's 1d candles: the core's days (see the module's History)."""
+        return [(p, DAILY) for p in universe(getattr(self, "dp", None), self.config)]
+
+    def _days(self, pair: str, hourly: pd.DataFrame | None = None) -> pd.DataFrame:
+        """``pair``'s daily candles (``date`` the day's midnight UTC, oldest first; the last
+        row may be a day in progress, which ``merge_informative_pair`` never shows early):
+        the days ``hourly`` covers (default: the data provider's 1h candles) resampled from
+        it, so that a day's close counts on its last hourly candle whenever freqtrade
+        refreshes the 1d ones; the days before, freqtrade's 1d candles (said once where there
+        are none)."""
+        if hourly is None:
+            hourly = self.dp.get_pair_dataframe(pair, self.timeframe)
+        days = trend_core.daily_candles(hourly)
+        if days.empty:
+            return days
+        first = hourly["date"].iloc[0].ceil("1D")  # the first whole day of the 1h candles
+        days = days[days["date"] >= first]
+        daily = self.dp.get_pair_dataframe(pair, DAILY)
+        if daily is None or daily.empty:
+            self._faults.say("no-1d", f"TrendCore: no 1d candles for {pair} (and maybe other "
+                             "pairs): its days are the 1h candles' alone, so the 250- and "
+                             "360-day rules wait for that much 1h history; 1d files give every "
+                             "day (python -m lab.daily_files DATADIR offline, freqtrade "
+                             "download-data -t 1d online)", logging.INFO)
+            return days.reset_index(drop=True)
+        older = daily.loc[daily["date"] < first, CANDLE].copy()
+        older["date"] = older["date"].astype(days["date"].dtype)
+        return pd.concat([older, days], ignore_index=True)
+
     def _weights(self, pair: str, days: pd.DataFrame,
                  candle: datetime) -> tuple[pd.Series, pd.Series]:
         """``pair``'s target weight per day and the book's total per day (of equity, within
@@ -143,10 +183,9 @@ class TrendCore(IStrategy):
         if self._book is None or self._book[0] != key:
             by_pair = {pair: days}
             for p in pairs:
-                hourly = self.dp.get_pair_dataframe(p, self.timeframe) if p != pair else None
-                if hourly is not None and not hourly.empty:
-                    by_pair[p] = trend_core.core_days(trend_core.daily_candles(hourly),
-                                                      len(pairs))
+                daily = self._days(p) if p != pair else None
+                if daily is not None and not daily.empty:
+                    by_pair[p] = trend_core.core_days(daily, len(pairs))
             limits = self.settings.limits
             self._book = (key, trend_core.book_weights(
                 by_pair, len(pairs), self.core.sizing, budget=limits.max_total_exposure,
@@ -162,7 +201,7 @@ class TrendCore(IStrategy):
         total target, of equity); ``tc_decide`` on the first row showing a day's values (its
         last hourly candle)."""
         pair = metadata["pair"]
-        days = trend_core.core_days(trend_core.daily_candles(dataframe), 1)
+        days = trend_core.core_days(self._days(pair, dataframe), 1)
         last = dataframe["date"].iloc[-1] if len(dataframe) else None
         weight, book = self._weights(pair, days, last)
         days["weight"] = weight.reindex(days["date"]).fillna(0.0).to_numpy()

@@ -4,6 +4,7 @@ strategy's columns with no lookahead, and one backtest through freqtrade itself.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import zipfile
 from pathlib import Path
@@ -254,7 +255,8 @@ class FakeDataProvider:
         return list(self.frames)
 
     def get_pair_dataframe(self, pair: str, timeframe: str) -> pd.DataFrame:
-        return self.frames[pair].copy()
+        """The hourly frames; no 1d candles (the strategy resamples the hourly ones)."""
+        return self.frames[pair].copy() if timeframe == "1h" else pd.DataFrame()
 
 
 def strategy_columns(frames: dict[str, pd.DataFrame], pair: str) -> pd.DataFrame:
@@ -361,6 +363,37 @@ def test_trend_core_backtests_enters_rebalances_and_respects_stake_limits(
     assert min(o["cost"] for o in sized) >= 5.0, min(sized, key=lambda o: o["cost"])
 
 
+def recursive_variance(freqtrade, datadir: Path, exchange_url: str, userdir: Path) -> str:
+    """freqtrade's recursive-analysis of TrendCore at its own startup (30 days here: shorter
+    than the 90-day sigma) on SOL's last quarter: its variance table, "" when none."""
+    core = {**E2E_CONFIG, "trend_core": {"startup_days": 30}}
+    proc = freqtrade(["recursive-analysis", "--datadir", str(datadir), "--timerange",
+                      "20240601-20240901", "--pairs", "SOL/USDT", "--strategy", "TrendCore",
+                      "--strategy-path", str(REPO / "strategies"),
+                      "--startup-candle", str(31 * 24)],
+                     exchange_url, userdir, extra_config=core, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = proc.stdout + proc.stderr
+    assert not re.findall(r"found lookahead in indicator (\S+)", out), out[-3000:]
+    return "\n".join(line for line in out.splitlines() if line.startswith("│"))
+
+
+def test_with_1d_candles_the_core_does_not_depend_on_its_warm_up(
+        real_datadir, module_exchange, freqtrade, tmp_path):
+    """With 1d files (written from the 1h ones by lab.daily_files) the core's days are every
+    day they hold, whatever the 1h warm-up: recursive-analysis finds no variance; with the 1h
+    files alone the days are the warm-up's, and it flags the 90-day sigma."""
+    from lab.daily_files import write_daily_files
+
+    daily = tmp_path / "with-1d"
+    assert len(write_daily_files(real_datadir, daily)) >= 1
+    assert (daily / "SOL_USDT-1h.feather").exists()  # linked, so it serves as the datadir
+    url = module_exchange(real_datadir).url
+    assert recursive_variance(freqtrade, daily, url, tmp_path / "a") == ""
+    hourly_only = recursive_variance(freqtrade, real_datadir, url, tmp_path / "b")
+    assert "tc_sigma" in hourly_only, hourly_only
+
+
 @pytest.mark.slow
 def test_the_protections_act_on_the_core_each_tagged(real_datadir, module_exchange, freqtrade,
                                                       tmp_path):
@@ -418,3 +451,14 @@ def test_a_deciding_oracle_scales_the_core_and_restricts_what_it_adds(
     twin = next(t for t in steered if (t["pair"], t["open_date"]) ==
                 (first["pair"], first["open_date"]))
     assert twin["orders"][0]["cost"] == pytest.approx(first["orders"][0]["cost"] * 0.5, rel=0.02)
+
+
+def test_daily_files_are_whole_utc_days_of_the_hourly_closes():
+    """lab.daily_files' days: the UTC calendar day, its close the 23:00 candle's, an
+    unfinished last day left out."""
+    from lab.daily_files import complete_days
+
+    hours = synthetic_hours(3, days=3).iloc[:-5]  # the third day ends at 18:00
+    days = complete_days(hours)
+    assert list(days["date"].dt.day) == [1, 2]
+    assert days["close"].tolist() == hours.loc[hours["date"].dt.hour == 23, "close"].tolist()
