@@ -160,11 +160,12 @@ class TrendCore(IStrategy):
         days = days[days["date"] >= first]
         daily = self.dp.get_pair_dataframe(pair, DAILY)
         if daily is None or daily.empty:
-            self._faults.say("no-1d", f"TrendCore: no 1d candles for {pair} (and maybe other "
-                             "pairs): its days are the 1h candles' alone, so the 250- and "
-                             "360-day rules wait for that much 1h history; 1d files give every "
-                             "day (python -m lab.daily_files DATADIR offline, freqtrade "
-                             "download-data -t 1d online)", logging.INFO)
+            if "no-1d" not in self._faults:  # one line for the whole run, not one per pair
+                self._faults.say("no-1d", f"TrendCore: no 1d candles for {pair} (and maybe other "
+                                 "pairs): its days are the 1h candles' alone, so the 250- and "
+                                 "360-day rules wait for that much 1h history; 1d files give every "
+                                 "day (python -m lab.daily_files DATADIR offline, freqtrade "
+                                 "download-data -t 1d online)", logging.INFO)
             return days.reset_index(drop=True)
         older = daily.loc[daily["date"] < first, CANDLE].copy()
         older["date"] = older["date"].astype(days["date"].dtype)
